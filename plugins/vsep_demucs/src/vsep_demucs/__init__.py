@@ -1,0 +1,1 @@
+"""vsep-demucs: Demucs v4 (HTDemucs) models and bags of models for vsep."""

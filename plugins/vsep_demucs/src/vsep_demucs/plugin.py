@@ -1,0 +1,48 @@
+"""Hook implementations of vsep-demucs. Light imports only: torch loads in `load`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vsep_core.api import Architecture, LoadContext, SeparationModel, param
+from vsep_core.hookspecs import hookimpl
+
+
+@dataclass
+class DemucsParams:
+    """Parameters of Demucs models."""
+
+    segment_size: str = param("Default", "segment length in seconds (1-100) or Default (the model's own)")
+    shifts: int = param(2, "random time shifts averaged (0 = none); more is better and slower", min=0, max=20)
+    overlap: float = param(0.25, "fraction of each segment shared with the next", min=0.001, max=0.999)
+    segments_enabled: bool = param(True, "process in segments (False: the whole song at once, needs much memory)")
+    seed: int = param(0, "seed of the random shifts, for reproducible output")
+
+
+def _load(ctx: LoadContext) -> SeparationModel:
+    from vsep_demucs.model import load_model
+
+    return load_model(ctx)
+
+
+@hookimpl
+def vsep_architectures() -> list[Architecture]:
+    """Demucs: v4 HTDemucs models named by their yaml."""
+    return [Architecture(name="Demucs", flag_prefix="demucs", params=DemucsParams, load=_load,
+                         package="vsep-demucs", extensions=(".yaml", ".th"))]
+
+
+@hookimpl
+def vsep_models() -> list:
+    """Catalogue records of this family (packaged data, see catalog.py)."""
+    from vsep_demucs.catalog import model_records
+
+    return model_records()
+
+
+@hookimpl
+def vsep_hash_tables() -> list:
+    """Hash -> parameter tables of this family."""
+    from vsep_demucs.catalog import hash_tables
+
+    return hash_tables()

@@ -1,0 +1,1 @@
+"""vsep-mdx: MDX-Net ONNX models on ONNX Runtime for vsep."""

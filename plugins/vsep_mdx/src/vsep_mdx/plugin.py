@@ -1,0 +1,48 @@
+"""Hook implementations of vsep-mdx. Light imports only: onnxruntime loads in `load`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vsep_core.api import Architecture, LoadContext, SeparationModel, param
+from vsep_core.hookspecs import hookimpl
+
+
+@dataclass
+class MDXParams:
+    """Parameters of MDX-Net models."""
+
+    hop_length: int = param(1024, "STFT hop length", min=1)
+    segment_size: int = param(256, "chunk length in STFT frames", min=1)
+    overlap: float = param(0.25, "fraction of each chunk shared with the next", min=0.001, max=0.999)
+    batch_size: int = param(1, "chunks per ONNX Runtime call", min=1)
+    enable_denoise: bool = param(False, "average f(x) and -f(-x) to cancel model noise (twice the work)")
+
+
+def _load(ctx: LoadContext) -> SeparationModel:
+    from vsep_mdx.model import load_model
+
+    return load_model(ctx)
+
+
+@hookimpl
+def vsep_architectures() -> list[Architecture]:
+    """MDX: MDX-Net .onnx models."""
+    return [Architecture(name="MDX", flag_prefix="mdx", params=MDXParams, load=_load, package="vsep-mdx",
+                         extensions=(".onnx",))]
+
+
+@hookimpl
+def vsep_models() -> list:
+    """Catalogue records of this family (packaged data, see catalog.py)."""
+    from vsep_mdx.catalog import model_records
+
+    return model_records()
+
+
+@hookimpl
+def vsep_hash_tables() -> list:
+    """Hash -> parameter tables of this family."""
+    from vsep_mdx.catalog import hash_tables
+
+    return hash_tables()

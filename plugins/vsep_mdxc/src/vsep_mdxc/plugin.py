@@ -1,0 +1,55 @@
+"""Hook implementations of vsep-mdxc. Light imports only: torch loads in `load`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vsep_core.api import Architecture, LoadContext, SeparationModel, param
+from vsep_core.hookspecs import hookimpl
+
+
+@dataclass
+class MDXCParams:
+    """Parameters of MDXC models (MDX23C and Roformers)."""
+
+    segment_size: int = param(256, "chunk length in STFT frames when the model's own is not used", min=1)
+    override_model_segment_size: bool = param(False, "use segment_size instead of the yaml's inference.dim_t")
+    overlap: int | None = param(None, "windows covering each sample (1 = none); default: yaml num_overlap, else 8",
+                                min=1, max=50)
+    batch_size: int | None = param(None, "chunks per forward pass; default: yaml inference.batch_size, else 1", min=1)
+    pitch_shift: int = param(0, "shift the pitch by this many semitones before separating, and back after",
+                             min=-24, max=24)
+
+
+def _load(ctx: LoadContext) -> SeparationModel:
+    from vsep_mdxc.model import load_model
+
+    return load_model(ctx)
+
+
+def _claims(path: Path) -> bool:
+    return path.suffix == ".ckpt" and any(path.with_suffix(s).exists() for s in (".yaml", ".yml"))
+
+
+@hookimpl
+def vsep_architectures() -> list[Architecture]:
+    """MDXC: MDX23C, BS-Roformer and Mel-Band-Roformer."""
+    return [Architecture(name="MDXC", flag_prefix="mdxc", params=MDXCParams, load=_load, package="vsep-mdxc",
+                         extensions=(".ckpt",), claims=_claims)]
+
+
+@hookimpl
+def vsep_models() -> list:
+    """Catalogue records of this family (packaged data, see catalog.py)."""
+    from vsep_mdxc.catalog import model_records
+
+    return model_records()
+
+
+@hookimpl
+def vsep_hash_tables() -> list:
+    """Hash -> parameter tables of this family."""
+    from vsep_mdxc.catalog import hash_tables
+
+    return hash_tables()

@@ -1,0 +1,1 @@
+"""vsep-vr: VR (UVR vocal-remover) models for vsep, .pth on torch and .onnx on ONNX Runtime."""

@@ -1,0 +1,143 @@
+"""The objects that plugins hand to core and core hands to plugins.
+
+A plugin module must stay cheap to import (no torch, no onnxruntime at module level):
+`vsep --help` imports every plugin. Heavy imports go inside `Architecture.load`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+Progress = Callable[[int, int], None]
+"""progress(done, total): called by a model as it works through its chunks."""
+
+
+def param(default: Any, help: str, *, min: float | None = None, max: float | None = None,
+          choices: tuple | None = None) -> Any:
+    """A typed architecture parameter: a dataclass field whose metadata builds the CLI flag.
+
+    The CLI turns field `overlap` of architecture prefix `mdxc` into `--mdxc_overlap`,
+    with the field's type, default, range and help. `min`/`max` are inclusive.
+    """
+    return field(default=default, metadata={"help": help, "min": min, "max": max, "choices": choices})
+
+
+@dataclass(frozen=True)
+class DownloadFile:
+    """One file a model needs. `url` None means: from the model repository (public or VIP) with fallback."""
+
+    name: str
+    url: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+
+
+@dataclass
+class ModelRecord:
+    """One catalogue entry. `filename` is what users pass with `-m`."""
+
+    filename: str
+    architecture: str
+    friendly_name: str
+    files: list[DownloadFile]
+    stems: list[str] = field(default_factory=list)
+    target_stem: str | None = None
+    config: str | None = None
+    vip: bool = False
+    scores: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    package: str | None = None
+
+    @property
+    def download_files(self) -> list[str]:
+        """File names or URLs in the reference's `download_files` shape."""
+        return [f.url or f.name for f in self.files]
+
+
+@dataclass(frozen=True)
+class HashTable:
+    """Model-file-hash -> parameters (UVR's model_data_new.json shape).
+
+    `model_dir_filename` is the JSON in the model directory merged over the packaged
+    entries (the reference downloads it there; the oracle relies on it).
+    """
+
+    architecture: str
+    model_dir_filename: str
+    entries: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where models run: a torch device string and the ONNX Runtime providers in order."""
+
+    torch_device: str
+    onnx_providers: tuple[str, ...]
+    description: str = ""
+
+
+@dataclass
+class LoadContext:
+    """Everything a loader needs. Paths are on disk already; nothing here touches the network."""
+
+    record: ModelRecord
+    model_path: Path
+    model_dir: Path
+    config_path: Path | None
+    params: Any
+    device: Device
+    normalization_threshold: float = 0.9
+    amplification_threshold: float = 0.0
+    invert_using_spec: bool = False
+    use_autocast: bool = False
+    model_data: dict[str, Any] = field(default_factory=dict)
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("vsep"))
+
+
+@runtime_checkable
+class SeparationModel(Protocol):
+    """A loaded model: pure arrays in, stems out; no file I/O, no printing, no global state."""
+
+    sample_rate: int
+    stems: list[str]
+
+    def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
+        """audio float32 [channels, samples] at `sample_rate` -> {stem: float32 [channels, samples]}.
+
+        Every stem has exactly the input's number of samples; dict order is output order.
+        """
+        ...
+
+
+@dataclass
+class Architecture:
+    """A family of models a plugin adds.
+
+    name: catalogue type ("MDXC"); flag_prefix: CLI/params prefix ("mdxc" -> --mdxc_overlap,
+    `mdxc_params`); params: a dataclass built with `param()`; package: the pip distribution;
+    extensions: suffixes of model files it can load that are in no catalogue (a plugin
+    confirms with `claims`); load: LoadContext -> SeparationModel.
+    """
+
+    name: str
+    flag_prefix: str
+    params: type
+    load: Callable[[LoadContext], SeparationModel]
+    package: str = ""
+    extensions: tuple[str, ...] = ()
+    claims: Callable[[Path], bool] | None = None
+    channels: int = 2
+
+    def default_params(self) -> Any:
+        """An instance of the params dataclass with every default."""
+        return self.params()
+
+    def param_fields(self) -> list[dataclasses.Field]:
+        """The typed fields of the params dataclass, in declaration order."""
+        return list(dataclasses.fields(self.params))

@@ -1,0 +1,70 @@
+"""Built-in device selection plugin: CUDA -> MPS (ARM Mac) -> DirectML (opt-in) -> CPU.
+
+Registered with the plugin manager like any third-party plugin; another plugin's
+``vsep_select_device`` implementation (tryfirst) can take over.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+
+from vsep_core.api import Device
+from vsep_core.errors import DeviceError
+from vsep_core.hookspecs import hookimpl
+
+
+def _ort_providers() -> list[str]:
+    if importlib.util.find_spec("onnxruntime") is None:
+        return []
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def _pick(available: list[str], wanted: str) -> tuple[str, ...]:
+    return (wanted, "CPUExecutionProvider") if wanted in available else ("CPUExecutionProvider",)
+
+
+@hookimpl(trylast=True)
+def vsep_select_device(request: str | None, use_directml: bool) -> Device:
+    """The reference's order, or exactly the requested device (no silent CPU fallback)."""
+    has_torch = importlib.util.find_spec("torch") is not None
+    providers = _ort_providers()
+    if request in (None, "", "auto"):
+        if has_torch:
+            import torch
+
+            if torch.cuda.is_available():
+                return Device("cuda", _pick(providers, "CUDAExecutionProvider"), torch.cuda.get_device_name(0))
+            if torch.backends.mps.is_available() and platform.machine() == "arm64":
+                return Device("mps", _pick(providers, "CoreMLExecutionProvider"), "Apple MPS")
+        if use_directml and importlib.util.find_spec("torch_directml") is not None:
+            import torch_directml
+
+            if torch_directml.is_available():
+                return Device(str(torch_directml.device()), _pick(providers, "DmlExecutionProvider"), "DirectML")
+        return Device("cpu", ("CPUExecutionProvider",), platform.processor() or platform.machine())
+    request = request.lower()
+    if request == "cpu":
+        return Device("cpu", ("CPUExecutionProvider",), platform.processor() or platform.machine())
+    if request.startswith("cuda"):
+        if not has_torch:
+            raise DeviceError("--device cuda needs torch with CUDA support: pip install torch (a CUDA build)")
+        import torch
+
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {request}: no CUDA device is available here; use --device cpu")
+        index = int(request.split(":")[1]) if ":" in request else 0
+        if index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {request}: only {torch.cuda.device_count()} CUDA device(s) here")
+        return Device(f"cuda:{index}", _pick(providers, "CUDAExecutionProvider"), torch.cuda.get_device_name(index))
+    if request == "mps":
+        if not has_torch:
+            raise DeviceError("--device mps needs torch: pip install torch")
+        import torch
+
+        if not torch.backends.mps.is_available():
+            raise DeviceError("--device mps: Apple MPS is not available here; use --device cpu")
+        return Device("mps", _pick(providers, "CoreMLExecutionProvider"), "Apple MPS")
+    raise DeviceError(f"unknown device {request!r}: use cpu, cuda, cuda:N or mps")
