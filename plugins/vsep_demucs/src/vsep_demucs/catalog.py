@@ -1,15 +1,37 @@
-"""Catalogue data of this plugin's model family, handed to core through hooks (filled in by the catalogue work)."""
+"""Catalogue data of Demucs v4 models, handed to core through hooks.
+
+``data/models.json`` lists ``[friendly name, bag yaml, [URLs of every .th and of the yaml]]``
+for UVR's "Demucs v4" entries (the only Demucs generation vsep runs). The yaml is the
+model's file name: it names the ``.th`` checkpoints of the bag. See ``data/README.md``.
+"""
 
 from __future__ import annotations
 
-from vsep_core.api import HashTable, ModelRecord
+import functools
+import json
+from importlib import resources
+
+from vsep_core.api import DownloadFile, HashTable, ModelRecord
+
+ARCHITECTURE = "Demucs"
+PACKAGE = "vsep-demucs"
+
+
+@functools.cache
+def _models() -> list:
+    return json.loads(resources.files(__package__).joinpath("data", "models.json").read_text(encoding="utf-8"))[
+        "models"]
 
 
 def model_records() -> list[ModelRecord]:
-    """Catalogue records of this family."""
-    return []
+    """Catalogue records of Demucs v4 models: the bag yaml plus its ``.th`` checkpoints, by URL."""
+    return [
+        ModelRecord(filename=yaml_name, architecture=ARCHITECTURE, friendly_name=name,
+                    files=[DownloadFile(url.rsplit("/", 1)[-1], url=url) for url in urls], package=PACKAGE)
+        for name, yaml_name, urls in _models()
+    ]
 
 
 def hash_tables() -> list[HashTable]:
-    """Hash -> parameter tables of this family (none for yaml-configured families)."""
+    """None: a Demucs model is described by its yaml and checkpoints."""
     return []

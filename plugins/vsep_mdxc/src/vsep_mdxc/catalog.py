@@ -1,15 +1,54 @@
-"""Catalogue data of this plugin's model family, handed to core through hooks (filled in by the catalogue work)."""
+"""Catalogue data of MDXC models (MDX23C, BS-Roformer, Mel-Band-Roformer), handed to core through hooks.
+
+``data/models.json`` lists ``[friendly name, .ckpt file, .yaml config]`` in the reference's
+order; ``data/configs/`` holds the yaml configs of UVR's ``mdx_c_configs``. A packaged config
+is copied into the model directory (no network); the others are downloaded (the UVR configs
+path first, then the audio-separator repository). See ``data/README.md``.
+"""
 
 from __future__ import annotations
 
-from vsep_core.api import HashTable, ModelRecord
+import functools
+import json
+from importlib import resources
+from pathlib import Path
+
+from vsep_core.api import DownloadFile, HashTable, ModelRecord
+
+ARCHITECTURE = "MDXC"
+PACKAGE = "vsep-mdxc"
+
+
+def _data() -> Path:
+    return Path(str(resources.files(__package__).joinpath("data")))
+
+
+@functools.cache
+def _models() -> list[list[str]]:
+    return json.loads((_data() / "models.json").read_text(encoding="utf-8"))["models"]
+
+
+def packaged_config(name: str) -> Path | None:
+    """The packaged copy of yaml config ``name``, or None when it is not packaged."""
+    path = _data() / "configs" / name
+    return path if path.is_file() else None
+
+
+def _config_file(name: str) -> DownloadFile:
+    path = packaged_config(name)
+    return DownloadFile(name, url=path.as_uri() if path else None)
 
 
 def model_records() -> list[ModelRecord]:
-    """Catalogue records of this family."""
-    return []
+    """Catalogue records of MDXC models: the checkpoint and its yaml config (``record.config``)."""
+    return [
+        ModelRecord(filename=ckpt, architecture=ARCHITECTURE, friendly_name=name,
+                    files=[DownloadFile(ckpt), _config_file(config)], config=config,
+                    vip="VIP" in name, package=PACKAGE)
+        for name, ckpt, config in _models()
+    ]
 
 
 def hash_tables() -> list[HashTable]:
-    """Hash -> parameter tables of this family (none for yaml-configured families)."""
+    """None: MDXC models take their parameters from their yaml config."""
     return []

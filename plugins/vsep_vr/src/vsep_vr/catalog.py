@@ -1,15 +1,38 @@
-"""Catalogue data of this plugin's model family, handed to core through hooks (filled in by the catalogue work)."""
+"""Catalogue data of VR models, handed to core through hooks.
+
+``data/models.json`` lists ``[friendly name, .pth file]`` in the reference's order (UVR's
+list, then audio-separator's additions); ``data/hash_params.json`` maps the MD5 of a model
+file's last 10,240,000 bytes to its parameters. See ``data/README.md``. The band parameter
+files (``vr_model_param``) belong to the VR model code, not to this catalogue.
+"""
 
 from __future__ import annotations
 
-from vsep_core.api import HashTable, ModelRecord
+import functools
+import json
+from importlib import resources
+
+from vsep_core.api import DownloadFile, HashTable, ModelRecord
+from vsep_core.config import VR_MODEL_DATA_FILENAME
+
+ARCHITECTURE = "VR"
+PACKAGE = "vsep-vr"
+
+
+@functools.cache
+def _load(name: str) -> dict:
+    return json.loads(resources.files(__package__).joinpath("data", name).read_text(encoding="utf-8"))
 
 
 def model_records() -> list[ModelRecord]:
-    """Catalogue records of this family."""
-    return []
+    """Catalogue records of VR models (one ``.pth`` file each)."""
+    return [
+        ModelRecord(filename=filename, architecture=ARCHITECTURE, friendly_name=name,
+                    files=[DownloadFile(filename)], vip="VIP" in name, package=PACKAGE)
+        for name, filename in _load("models.json")["models"]
+    ]
 
 
 def hash_tables() -> list[HashTable]:
-    """Hash -> parameter tables of this family (none for yaml-configured families)."""
-    return []
+    """UVR's VR hash table (with audio-separator's additions), merged by core with vr_model_data.json."""
+    return [HashTable(ARCHITECTURE, VR_MODEL_DATA_FILENAME, _load("hash_params.json"))]

@@ -1,0 +1,201 @@
+"""Loading a Demucs v4 model (a bag-of-models yaml or a single ``.th``) as a vsep SeparationModel."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from vsep_core.api import LoadContext, Progress
+from vsep_core.errors import ModelLoadError, UsageError
+
+from vsep_demucs.apply import BagRunner
+from vsep_demucs.checkpoint import build_model, find_signature_file, read_bag, read_package, verify_checksum
+
+#: Demucs source name -> vsep stem name, in the reference's output order.
+STEM_NAMES = {"bass": "Bass", "drums": "Drums", "other": "Other", "vocals": "Vocals",
+              "guitar": "Guitar", "piano": "Piano"}
+
+_STD_EPS = float(np.finfo(np.float32).eps)  # 1.1920929e-07, the reference's guard (0.47.1)
+
+_DEFAULTS = {"segment_size": "Default", "shifts": 2, "overlap": 0.25, "segments_enabled": True, "seed": 0}
+
+
+def _param(params: Any, name: str) -> Any:
+    if params is None:
+        return _DEFAULTS[name]
+    if isinstance(params, Mapping):
+        return params.get(name, _DEFAULTS[name])
+    return getattr(params, name, _DEFAULTS[name])
+
+
+def parse_segment(value: Any) -> int | None:
+    """``"Default"`` (or None) -> None; an integer 1-100 (int or digit string) -> that many seconds."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "default"):
+        return None
+    try:
+        seconds = int(str(value).strip()) if not isinstance(value, bool) else None
+    except ValueError:
+        seconds = None
+    if seconds is None or not 1 <= seconds <= 100:
+        raise UsageError(f"--demucs_segment_size must be 'Default' or a whole number of seconds from 1 to 100, "
+                         f"not {value!r}")
+    return seconds
+
+
+def parse_bool(value: Any, name: str) -> bool:
+    """A real boolean: bools as they are; 'true/false/1/0/yes/no' strings; anything else is an error."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    raise UsageError(f"--demucs_{name} must be true or false, not {value!r}")
+
+
+def stem_order(sources: list[str]) -> list[tuple[str, int]]:
+    """(stem name, source index) pairs in output order: Bass, Drums, Other, Vocals, Guitar,
+    Piano first (the reference's order), then any other source in model order."""
+    known = [(STEM_NAMES[s.lower()], i) for i, s in enumerate(sources) if s.lower() in STEM_NAMES]
+    order = list(STEM_NAMES.values())
+    known.sort(key=lambda pair: order.index(pair[0]))
+    others = [(s.replace("_", " ").title() if s.islower() else s, i)
+              for i, s in enumerate(sources) if s.lower() not in STEM_NAMES]
+    return known + others
+
+
+class DemucsModel:
+    """A loaded Demucs model or bag of models: float32 [channels, samples] in, stems out.
+
+    The mix is standardised (mean and std of its mono downmix) before the networks and the
+    stems are scaled back. Mono input runs as two identical channels and the stems are
+    returned mono; stems are always exactly as long as the input.
+    """
+
+    def __init__(self, models: list[nn.Module], weights: list[list[float]], *, shifts: int, overlap: float,
+                 segments_enabled: bool, seed: int, device: torch.device, autocast: bool = False,
+                 logger: logging.Logger | None = None):
+        first = models[0]
+        self.models = models
+        self.sources: list[str] = list(first.sources)
+        self.sample_rate: int = int(first.samplerate)
+        self.audio_channels: int = int(first.audio_channels)
+        self._order = stem_order(self.sources)
+        self.stems: list[str] = [name for name, _ in self._order]
+        self.seed = int(seed)
+        self.runner = BagRunner(models, weights, shifts=shifts, split=segments_enabled, overlap=overlap,
+                                device=device, autocast=autocast)
+        self.logger = logger or logging.getLogger("vsep.demucs")
+
+    def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
+        """audio float32 [channels, samples] at ``sample_rate`` -> {stem: float32 [channels, samples]}."""
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim == 1:
+            audio = audio[None]
+        channels, length = audio.shape
+        if length == 0:
+            return {name: np.zeros((channels, 0), np.float32) for name in self.stems}
+        mix = torch.from_numpy(np.ascontiguousarray(audio))
+        if channels == 1 and self.audio_channels == 2:
+            mix = mix.expand(2, length)
+        elif channels != self.audio_channels:
+            raise ValueError(f"Demucs models take {self.audio_channels} channels (or mono), got {channels}")
+
+        ref = mix.mean(0)
+        mean = ref.mean()
+        std = ref.std()
+        if not torch.isfinite(std):
+            std = torch.zeros_like(std)
+        x = (mix - mean) / torch.clamp(std, min=_STD_EPS)
+
+        rng = random.Random(self.seed)  # fresh per call: the same input gives the same output
+        out = self.runner.run(x[None], rng, progress)[0]
+        out = out * std + mean
+        stems = out.numpy()
+        result: dict[str, np.ndarray] = {}
+        for name, index in self._order:
+            stem = stems[index]
+            if channels == 1 and self.audio_channels == 2:
+                stem = stem.mean(0, keepdims=True)
+            result[name] = np.ascontiguousarray(stem, dtype=np.float32)
+        return result
+
+
+def _yaml_data(ctx: LoadContext) -> dict[str, Any] | None:
+    data = ctx.model_data or None
+    if data and "models" not in data and isinstance(data.get("yaml"), str):
+        import yaml
+
+        data = yaml.safe_load(data["yaml"])
+    return data if data and "models" in data else None
+
+
+def load_model(ctx: LoadContext) -> DemucsModel:
+    """Load the model ``ctx.model_path`` names: a bag yaml (``models``, optional ``weights`` and
+    ``segment``) whose ``<signature>-<checksum>.th`` files are in ``ctx.model_dir``, or one ``.th``.
+
+    Every ``.th`` is read with the allow-listed unpickler (checkpoint.read_package) and its
+    checksum (the name's sha256 prefix) verified. Raises ModelLoadError (bad or unsafe files,
+    unsupported classes, inconsistent bags) or UsageError (bad parameters).
+    """
+    model_path = Path(ctx.model_path)
+    model_dir = Path(ctx.model_dir) if ctx.model_dir else model_path.parent
+    params = ctx.params
+    segment = parse_segment(_param(params, "segment_size"))
+    shifts = int(_param(params, "shifts"))
+    overlap = float(_param(params, "overlap"))
+    segments_enabled = parse_bool(_param(params, "segments_enabled"), "segments_enabled")
+    seed = int(_param(params, "seed"))
+    if shifts < 0:
+        raise UsageError(f"--demucs_shifts must be 0 or more, not {shifts}")
+    if not 0.0 <= overlap < 1.0:
+        raise UsageError(f"--demucs_overlap must be at least 0 and below 1, not {overlap}")
+
+    if model_path.suffix == ".th":
+        files = [model_path]
+        bag = {"models": [model_path.stem.split("-")[0]], "weights": None, "segment": None}
+    else:
+        bag = read_bag(model_path, _yaml_data(ctx))
+        files = [find_signature_file(model_dir, sig) for sig in bag["models"]]
+
+    models: list[nn.Module] = []
+    for path in files:
+        verify_checksum(path)
+        models.append(build_model(read_package(path), path.name))
+
+    first = models[0]
+    for path, other in zip(files, models, strict=True):
+        if (list(other.sources) != list(first.sources) or other.samplerate != first.samplerate
+                or other.audio_channels != first.audio_channels):
+            raise ModelLoadError(f"{model_path.name}: {path.name} has other sources, sample rate or channels "
+                                 f"than {files[0].name}; a bag must agree on all three")
+    n_sources = len(first.sources)
+    weights = bag["weights"] or [[1.0] * n_sources for _ in models]
+    if any(len(row) != n_sources for row in weights):
+        raise ModelLoadError(f"{model_path.name}: every 'weights' row needs {n_sources} values (one per source)")
+    for k in range(n_sources):
+        if sum(row[k] for row in weights) == 0:
+            raise ModelLoadError(f"{model_path.name}: source {first.sources[k]!r} has zero total weight")
+
+    for m in models:
+        trained = m.segment  # the training segment (HTDemucs cannot run longer chunks)
+        if bag["segment"] is not None:
+            m.segment = bag["segment"]
+        if segment is not None:
+            m.segment = segment
+        if getattr(m, "use_train_segment", False) and m.segment > trained:
+            ctx.logger.info("Demucs: segment %s s capped at the model's training segment %.2f s",
+                            m.segment, float(trained))
+            m.segment = trained
+
+    device = torch.device(ctx.device.torch_device if ctx.device else "cpu")
+    for m in models:
+        m.to(device)
+    return DemucsModel(models, weights, shifts=shifts, overlap=overlap, segments_enabled=segments_enabled,
+                       seed=seed, device=device, autocast=bool(ctx.use_autocast), logger=ctx.logger)

@@ -1,0 +1,449 @@
+"""Loading an MDXC checkpoint and running it: chunking, overlap-add, pitch shift, stems.
+
+Numbers follow the reference implementation (audio-separator 0.47.1, ``MDXCSeparator``):
+
+- the mix is peak-normalised to ``normalization_threshold`` (or amplified to
+  ``amplification_threshold``) before separation, and every stem is peak-normalised the same way;
+- inputs shorter than 10 s (or ``override_model_segment_size``) use ``segment_size`` STFT frames
+  per chunk instead of the yaml's ``inference.dim_t``;
+- MDX23C: chunk = ``audio.hop_length * (dim_t - 1)``, hop = chunk // overlap, zero padding of
+  chunk - hop on both sides, rectangular overlap-add, division by ``overlap``;
+- RoFormer: chunk = ``stft_hop_length * (dim_t - 1)``, step = chunk // overlap, starts 0, step, ...
+  with the last window aligned to the end, symmetric Hamming weights, division by the summed
+  weights; an input shorter than a chunk is one chunk;
+- ``overlap``/``batch_size`` default to the yaml's ``inference.num_overlap``/``batch_size`` (else 8/1).
+
+Deliberate differences (docs/mdxc.md): chunks are batched for RoFormers too, RoFormer outputs
+always cover the whole chunk (the reference leaves up to one STFT hop at the end of a short
+input silent in the target), ``skip_connection`` and Mel ``mlp_expansion_factor`` are honoured,
+and target models with more than two instruments name their residual ``secondary_stem(target)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from vsep_core.api import LoadContext, Progress
+from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
+from vsep_mdxc.config import (
+    BS_ROFORMER,
+    MDX23C,
+    MEL_ROFORMER,
+    StemPlan,
+    detect_kind,
+    load_yaml,
+    plan_stems,
+    resolve_int,
+)
+from vsep_mdxc.roformer import build_roformer, ignored_keys, roformer_config
+from vsep_mdxc.tfc_tdf import TFCTDFConfig, TFCTDFNet
+
+SHORT_CLIP_SECONDS = 10.0
+_STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "state", "weights", "net")
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoint loading
+
+
+def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint: a plain state dict, or one under 'state_dict'/'model'/...
+
+    Loaded with ``torch.load(weights_only=True)``: nothing in the file can run code. A
+    ``module.`` (DataParallel) or ``_orig_mod.`` (torch.compile) prefix on every key is removed.
+    """
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types here
+        raise ModelLoadError(f"cannot read checkpoint {path.name}: {exc}. Delete the file and run again "
+                             "to download it afresh; only plain tensor checkpoints are accepted") from exc
+    seen = 0
+    while isinstance(obj, Mapping) and not _is_state_dict(obj) and seen < 3:
+        inner = next((obj[k] for k in _STATE_DICT_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            break
+        obj, seen = inner, seen + 1
+    if not isinstance(obj, Mapping) or not _is_state_dict(obj):
+        raise ModelLoadError(f"checkpoint {path.name} holds no state dict (found {type(obj).__name__})")
+    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    for prefix in ("module.", "_orig_mod."):
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def _is_state_dict(obj: Mapping[str, Any]) -> bool:
+    return bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def load_weights_strict(net: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Copy `state` into `net`; every tensor must match by name and shape.
+
+    Raises ModelLoadError naming the first tensor (in the network's order, then the file's)
+    that is missing, extra or of another shape. Rotary frequencies that a file omits keep
+    their computed values (they are a constant of ``dim_head``).
+    """
+    expected = net.state_dict()
+    for name, tensor in expected.items():
+        if name not in state:
+            if name.endswith("rotary_embed.freqs"):
+                continue
+            raise ModelLoadError(f"{source}: tensor {name!r} {tuple(tensor.shape)} of the network built from the "
+                                 "yaml is missing from the checkpoint; the yaml does not match the checkpoint")
+        got = state[name]
+        if tuple(got.shape) != tuple(tensor.shape):
+            raise ModelLoadError(f"{source}: tensor {name!r} has shape {tuple(got.shape)} in the checkpoint but "
+                                 f"{tuple(tensor.shape)} in the network built from the yaml; the yaml does not "
+                                 "match the checkpoint")
+    for name, got in state.items():
+        if name not in expected:
+            raise ModelLoadError(f"{source}: the checkpoint has tensor {name!r} {tuple(got.shape)} that the "
+                                 "network built from the yaml lacks; the yaml does not match the checkpoint")
+    missing = [n for n in expected if n not in state]
+    merged = dict(state)
+    for name in missing:
+        merged[name] = expected[name]
+    net.load_state_dict(merged, strict=True)
+
+
+def _count_indexed(state: Mapping[str, Any], prefix: str) -> int | None:
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+    found = {int(m.group(1)) for k in state if (m := pattern.match(k))}
+    return max(found) + 1 if found else None
+
+
+# --------------------------------------------------------------------------------------------
+# the loaded model
+
+
+@dataclass(frozen=True)
+class _Settings:
+    overlap: int
+    batch_size: int
+    segment_size: int
+    override_segment: bool
+    model_dim_t: int
+    pitch_shift: int
+    hop: int
+    normalization_threshold: float
+    amplification_threshold: float
+    use_autocast: bool
+
+
+def _normalize_peak(wave: np.ndarray, max_peak: float, min_peak: float | None) -> np.ndarray:
+    """The reference's ``normalize``: scale down to `max_peak`, or up to `min_peak` when 0 < peak < min_peak."""
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    if not np.isfinite(peak):
+        raise UsageError("the audio holds NaN or infinite samples")
+    if peak > max_peak:
+        return (wave * np.float32(max_peak / peak)).astype(np.float32, copy=False)
+    if min_peak and 0 < peak < min_peak:
+        return (wave * np.float32(min_peak / peak)).astype(np.float32, copy=False)
+    return wave
+
+
+def _hamming(length: int) -> np.ndarray:
+    """Symmetric Hamming window (scipy.signal.windows.hamming), float32."""
+    if length == 1:
+        return np.ones(1, dtype=np.float32)
+    fac = np.linspace(-np.pi, np.pi, length)
+    return (0.54 + 0.46 * np.cos(fac)).astype(np.float32)
+
+
+def roformer_chunk_starts(length: int, chunk: int, step: int) -> list[int]:
+    """Window starts 0, step, 2*step, ... while the window ends before `length`; the last ends at `length`."""
+    starts: list[int] = []
+    for offset in range(0, length, step):
+        if offset + chunk >= length:
+            tail = max(length - chunk, 0)
+            if not starts or starts[-1] != tail:
+                starts.append(tail)
+            break
+        starts.append(offset)
+    return starts
+
+
+def pitch_resample(audio: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
+    """Resample [channels, samples] from `rate_in` to `rate_out` with soxr (VHQ); float rates allowed."""
+    import soxr
+
+    out = soxr.resample(np.ascontiguousarray(audio.T), rate_in, rate_out, quality="VHQ")
+    return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, audio.shape[0]).T)
+
+
+def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:
+    """Cut or zero-pad the last axis to `length`."""
+    if audio.shape[-1] >= length:
+        return audio[..., :length]
+    pad = [(0, 0)] * (audio.ndim - 1) + [(0, length - audio.shape[-1])]
+    return np.pad(audio, pad)
+
+
+class MDXCModel:
+    """A loaded MDX23C / BS-RoFormer / Mel-Band-RoFormer model (the SeparationModel of vsep-mdxc)."""
+
+    def __init__(self, net: torch.nn.Module, kind: str, config: Mapping[str, Any], plan: StemPlan,
+                 settings: _Settings, device: torch.device, channels: int, sample_rate: int,
+                 target_index: int = 0, logger: logging.Logger | None = None):
+        self.net = net
+        self.kind = kind
+        self.config = config
+        self.plan = plan
+        self.settings = settings
+        self.device = device
+        self.channels = channels
+        self.sample_rate = sample_rate
+        self.target_index = target_index
+        self.stems = list(plan.order)
+        self.logger = logger or logging.getLogger("vsep.mdxc")
+
+    # -- public ----------------------------------------------------------------------------
+
+    def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
+        """audio float32 [channels, samples] -> {stem: float32 [channels, samples]} in `self.stems` order."""
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim == 1:
+            audio = audio[None]
+        if audio.ndim != 2 or audio.shape[1] == 0:
+            raise UsageError(f"expected audio [channels, samples] with samples > 0, got shape {audio.shape}")
+        in_channels, length = audio.shape
+        mix = self._to_model_channels(audio)
+        s = self.settings
+        mix = _normalize_peak(mix, s.normalization_threshold, s.amplification_threshold)
+        short = length / self.sample_rate < SHORT_CLIP_SECONDS
+        dim_t = s.segment_size if (s.override_segment or short) else s.model_dim_t
+        if short and not s.override_segment:
+            self.logger.info("input is %.2f s (< %.0f s): using segment_size %d instead of the model's dim_t %d",
+                             length / self.sample_rate, SHORT_CLIP_SECONDS, s.segment_size, s.model_dim_t)
+
+        work = mix
+        shifted_rate = float(self.sample_rate)
+        if s.pitch_shift:
+            shifted_rate = self.sample_rate * 2.0 ** (-s.pitch_shift / 12.0)
+            work = pitch_resample(mix, self.sample_rate, shifted_rate)
+
+        with torch.inference_mode(), self._autocast():
+            if self.kind == MDX23C:
+                outputs = self._demix_mdx23c(work, dim_t, progress)
+            else:
+                outputs = self._demix_roformer(work, dim_t, progress)
+
+        if s.pitch_shift:
+            outputs = np.stack([pitch_resample(o, shifted_rate, self.sample_rate) for o in outputs])
+        outputs = _fit_length(outputs, length)
+
+        stems: dict[str, np.ndarray] = {}
+        if self.plan.residual is not None:
+            primary = outputs[self.target_index]
+            stems[self.plan.primary] = primary
+            stems[self.plan.residual] = mix - primary
+        else:
+            for name, out in zip(self.plan.outputs, outputs, strict=True):
+                stems[name] = out
+        result: dict[str, np.ndarray] = {}
+        for name in self.stems:
+            wave = _normalize_peak(np.ascontiguousarray(stems[name], dtype=np.float32),
+                                   s.normalization_threshold, s.amplification_threshold)
+            result[name] = self._from_model_channels(wave, in_channels)
+        return result
+
+    # -- channels --------------------------------------------------------------------------
+
+    def _to_model_channels(self, audio: np.ndarray) -> np.ndarray:
+        """Mono into a stereo model: duplicated. Any channel count into a mono model: kept (run one by one)."""
+        c = audio.shape[0]
+        if self.channels == 1 or c == self.channels:
+            return audio
+        if c == 1:
+            return np.repeat(audio, self.channels, axis=0)
+        raise UsageError(f"this model separates {self.channels}-channel audio; got {c} channels")
+
+    def _from_model_channels(self, wave: np.ndarray, in_channels: int) -> np.ndarray:
+        if wave.shape[0] == in_channels:
+            return wave
+        return wave.mean(axis=0, keepdims=True).astype(np.float32)
+
+    # -- inference -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _autocast(self) -> Iterator[None]:
+        if self.settings.use_autocast and self.device.type in ("cuda", "mps"):
+            with torch.autocast(device_type=self.device.type, dtype=torch.float16):
+                yield
+        else:
+            yield
+
+    def _run(self, batch: torch.Tensor) -> torch.Tensor:
+        """[B, C, L] chunks -> [B, S, C, L'] float32 outputs (a mono model runs each channel as a batch item)."""
+        b, c, length = batch.shape
+        x = batch.to(self.device)
+        if self.channels == 1 and c != 1:
+            x = x.reshape(b * c, 1, length)
+        y = self.net(x).float()
+        if y.ndim == 3:  # one stem
+            y = y.unsqueeze(1)
+        if self.channels == 1 and c != 1:
+            y = y.reshape(b, c, y.shape[1], y.shape[-1]).transpose(1, 2)
+        return y
+
+    def _demix_mdx23c(self, mix: np.ndarray, dim_t: int, progress: Progress | None) -> np.ndarray:
+        s = self.settings
+        net: TFCTDFNet = self.net  # type: ignore[assignment]
+        if dim_t % net.time_multiple:
+            raise UsageError(f"MDX23C segment size {dim_t} must be a multiple of {net.time_multiple}")
+        chunk = s.hop * (dim_t - 1)
+        hop = chunk // s.overlap
+        if hop <= 0:
+            raise UsageError(f"overlap {s.overlap} is larger than the chunk of {chunk} samples")
+        channels, n = mix.shape
+        pad = hop - ((n - chunk) % hop)
+        lead = chunk - hop
+        padded = torch.cat([torch.zeros(channels, lead), torch.from_numpy(mix),
+                            torch.zeros(channels, pad + lead)], dim=1)
+        chunks = padded.unfold(1, chunk, hop).transpose(0, 1)  # [K, C, chunk]
+        total = chunks.shape[0]
+        acc: torch.Tensor | None = None
+        done = 0
+        for first in range(0, total, s.batch_size):
+            out = self._run(chunks[first:first + s.batch_size]).to(self.device)
+            if acc is None:
+                acc = torch.zeros(out.shape[1], channels, padded.shape[1], device=self.device)
+            for i in range(out.shape[0]):
+                start = (first + i) * hop
+                acc[..., start:start + chunk] += out[i]
+            done += out.shape[0]
+            if progress:
+                progress(done, total)
+        assert acc is not None
+        acc /= s.overlap
+        return acc[..., lead:lead + n].cpu().numpy()
+
+    def _demix_roformer(self, mix: np.ndarray, dim_t: int, progress: Progress | None) -> np.ndarray:
+        s = self.settings
+        chunk = s.hop * (dim_t - 1)
+        step = chunk // s.overlap
+        if step <= 0:
+            raise UsageError(f"overlap {s.overlap} is larger than the chunk of {chunk} samples")
+        channels, n = mix.shape
+        starts = roformer_chunk_starts(n, chunk, step)
+        window = torch.from_numpy(_hamming(chunk)).to(self.device)
+        source = torch.from_numpy(mix)
+        result: torch.Tensor | None = None
+        counter = torch.zeros(n, device=self.device)
+        done = 0
+        for first in range(0, len(starts), s.batch_size):
+            group = starts[first:first + s.batch_size]
+            # every window is `chunk` long, except the single window of an input shorter than a chunk
+            out = self._run(torch.stack([source[:, st:st + chunk] for st in group])).to(self.device)
+            seg = min(min(chunk, n), out.shape[-1])
+            if result is None:
+                result = torch.zeros(out.shape[1], channels, n, device=self.device)
+            for i, st in enumerate(group):
+                result[..., st:st + seg] += out[i, ..., :seg] * window[:seg]
+                counter[st:st + seg] += window[:seg]
+            done += len(group)
+            if progress:
+                progress(done, len(starts))
+        assert result is not None
+        result /= counter.clamp(min=1e-10)
+        return result.cpu().numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# load_model
+
+
+def _yaml_of(ctx: LoadContext) -> dict[str, Any]:
+    data = ctx.model_data if isinstance(ctx.model_data, Mapping) else None
+    if data and ("model" in data or "audio" in data):
+        return dict(data)
+    candidates = [ctx.config_path] if ctx.config_path else []
+    candidates += [ctx.model_path.with_suffix(".yaml"), ctx.model_path.with_suffix(".yml")]
+    for path in candidates:
+        if path and Path(path).is_file():
+            try:
+                return load_yaml(path)
+            except (OSError, ValueError, yaml.YAMLError) as exc:
+                raise ModelDataError(f"cannot read the model yaml {Path(path).name}: {exc}") from exc
+    raise ModelDataError(f"{ctx.model_path.name} needs its yaml config (none given and no "
+                         f"{ctx.model_path.stem}.yaml beside it)")
+
+
+def load_model(ctx: LoadContext) -> MDXCModel:
+    """Build the network described by the yaml, load the checkpoint strictly, and wrap it for separation."""
+    config = _yaml_of(ctx)
+    names = [ctx.model_path.name] + ([Path(ctx.config_path).name] if ctx.config_path else [])
+    try:
+        kind = detect_kind(config, names)
+    except ValueError as exc:
+        raise ModelLoadError(f"{ctx.model_path.name}: {exc}") from exc
+    state = read_checkpoint(ctx.model_path)
+    source = ctx.model_path.name
+    audio = config.get("audio") or {}
+    training = config.get("training") or {}
+    inference = config.get("inference") or {}
+    model_section = config.get("model") or {}
+    params = ctx.params
+    try:
+        if kind == MDX23C:
+            targets = 1 if training.get("target_instrument") else len(training.get("instruments") or [])
+            tcfg = TFCTDFConfig.from_yaml(config, max(targets, 1))
+            net: torch.nn.Module = TFCTDFNet(tcfg)
+            model_stems, channels = tcfg.num_targets, tcfg.num_channels
+            hop = tcfg.hop_length
+        else:
+            variant = "bs" if kind == BS_ROFORMER else "mel"
+            rcfg = roformer_config(model_section, variant,
+                                   num_stems=_count_indexed(state, "mask_estimators."),
+                                   num_bands=_count_indexed(state, "band_split.to_features."))
+            extra = ignored_keys(model_section)
+            if extra:
+                ctx.logger.debug("yaml model keys without effect in vsep-mdxc: %s", ", ".join(extra))
+            net = build_roformer(rcfg, variant)
+            model_stems, channels = rcfg.num_stems, (2 if rcfg.stereo else 1)
+            hop = int(model_section.get("stft_hop_length") or audio.get("hop_length") or rcfg.stft_hop_length)
+        plan = plan_stems(config, model_stems)
+    except (KeyError, TypeError, ValueError) as exc:
+        what = "missing key " + str(exc) if isinstance(exc, KeyError) else str(exc)
+        raise ModelLoadError(f"{source}: cannot build the {kind} network from the yaml: {what}") from exc
+    load_weights_strict(net, state, source)
+
+    target_index = 0
+    instruments = [str(i) for i in (training.get("instruments") or [])]
+    if plan.residual is not None and model_stems > 1 and model_stems == len(instruments) \
+            and plan.primary in instruments:
+        target_index = instruments.index(plan.primary)
+
+    overlap = resolve_int(getattr(params, "overlap", None), inference, "num_overlap", 8)
+    batch_size = resolve_int(getattr(params, "batch_size", None), inference, "batch_size", 1)
+    if overlap <= 0 or batch_size <= 0:
+        raise UsageError(f"MDXC overlap and batch size must be at least 1 (got {overlap}, {batch_size})")
+    model_dim_t = int(inference.get("dim_t") or audio.get("dim_t") or 256)
+    settings = _Settings(
+        overlap=overlap, batch_size=batch_size, segment_size=int(getattr(params, "segment_size", 256)),
+        override_segment=bool(getattr(params, "override_model_segment_size", False)), model_dim_t=model_dim_t,
+        pitch_shift=int(getattr(params, "pitch_shift", 0) or 0), hop=hop,
+        normalization_threshold=float(ctx.normalization_threshold),
+        amplification_threshold=float(ctx.amplification_threshold or 0.0), use_autocast=bool(ctx.use_autocast),
+    )
+    if settings.segment_size < 2:
+        raise UsageError("MDXC segment_size must be at least 2 STFT frames")
+    device = torch.device(ctx.device.torch_device or "cpu")
+    net.to(device).eval()
+    sample_rate = int(audio.get("sample_rate") or model_section.get("sample_rate") or 44100)
+    ctx.logger.debug("loaded %s (%s): stems %s, overlap %d, batch %d", source, kind, plan.order, overlap, batch_size)
+    return MDXCModel(net, kind, config, plan, settings, device, channels, sample_rate, target_index, ctx.logger)
+
+
+__all__ = ["MDXCModel", "load_model", "read_checkpoint", "load_weights_strict", "roformer_chunk_starts",
+           "BS_ROFORMER", "MEL_ROFORMER", "MDX23C"]

@@ -1,0 +1,251 @@
+"""Loading a VR model (.pth on torch, .onnx on ONNX Runtime) and separating with it.
+
+The signal path is UVR's VR separator: multi-band magnitude spectrogram -> windowed mask
+inference -> aggression / post-process -> masked spectra -> multi-band reconstruction.
+What differs on purpose: every stem is exactly as long as the input (UVR drops up to one
+hop at the end), and the network variant comes from the weights' shapes (UVR guesses it
+from the file size).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vsep_core.api import LoadContext, Progress
+from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
+from vsep_vr import bands as bandlib
+from vsep_vr.inference import NON_ACCOM_STEMS, Runner, adjust_aggression, count_batches, merge_artifacts, predict_mask
+
+log = logging.getLogger("vsep")
+
+ONNX_META_PREFIX = "vsep_vr."
+"""Metadata keys of an exported VR ONNX file: vsep_vr.offset, vsep_vr.generation, vsep_vr.bins,
+vsep_vr.config (the network variant, JSON), vsep_vr.model_data (the hash parameters, JSON)."""
+
+STEM_PAIRS = {"Vocals": "Instrumental", "Instrumental": "Vocals", "lead_only": "backing_only",
+              "backing_only": "lead_only", "Primary Stem": "Secondary Stem"}
+
+
+def secondary_stem(primary: str) -> str:
+    """The reference's stem pairing: Vocals<->Instrumental, ..., else toggle a leading "No "."""
+    if primary in STEM_PAIRS:
+        return STEM_PAIRS[primary]
+    return primary[3:] if primary.startswith("No ") else f"No {primary}"
+
+
+@dataclass
+class VRSettings:
+    """The user settings the VR signal path reads (the fields of `vsep_vr.plugin.VRParams`)."""
+
+    batch_size: int = 1
+    window_size: int = 512
+    aggression: int = 5
+    enable_tta: bool = False
+    enable_post_process: bool = False
+    post_process_threshold: float = 0.2
+    high_end_process: bool = False
+
+    @classmethod
+    def from_params(cls, params: Any) -> VRSettings:
+        """From a VRParams instance, a dict (missing keys: defaults) or None."""
+        if params is None:
+            return cls()
+        if is_dataclass(params) and not isinstance(params, type):
+            params = asdict(params)
+        if not isinstance(params, Mapping):
+            raise UsageError(f"VR parameters must be a dataclass or a dict, got {type(params).__name__}")
+        known = {f.name for f in fields(cls)}
+        settings = cls(**{k: v for k, v in params.items() if k in known and v is not None})
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise UsageError for values outside the accepted ranges."""
+        if int(self.batch_size) < 1:
+            raise UsageError(f"vr batch_size must be >= 1, got {self.batch_size}")
+        if int(self.window_size) < 1:
+            raise UsageError(f"vr window_size must be a positive number of frames, got {self.window_size}")
+        if not -100 <= int(self.aggression) <= 100:
+            raise UsageError(f"vr aggression must be in -100..100, got {self.aggression}")
+
+
+class VRModel:
+    """A loaded VR model: `separate(audio)` -> {primary, secondary} at `sample_rate`."""
+
+    def __init__(self, runner: Runner, offset: int, v51: bool, band_params: bandlib.BandParams, primary: str,
+                 settings: VRSettings, description: str = ""):
+        self.runner = runner
+        self.offset = offset
+        self.v51 = v51
+        self.band_params = band_params
+        self.settings = settings
+        self.sample_rate = int(band_params.sr)
+        self.stems = [primary, secondary_stem(primary)]
+        self.description = description
+
+    def __repr__(self) -> str:
+        return f"VRModel({self.description or self.band_params.name}, stems={self.stems})"
+
+    def masks(self, audio: np.ndarray, progress: Progress | None = None) -> tuple[np.ndarray, bandlib.BandSpectrogram, int]:
+        """Stereo [2, n] -> (post-processed primary mask over the extended frames, the input
+        spectrogram, the number of frames UVR itself would use)."""
+        bp, s = self.band_params, self.settings
+        waves = bandlib.band_waves(audio, bp)
+        frames = bandlib.frames_of(waves, bp)
+        # extra frames past UVR's last one so that the reconstruction covers the whole input
+        extra = max(math.ceil(b.n_fft / b.hl) for b in bp.bands) + 2
+        spec = bandlib.analyse(waves, bp, self.v51, frames + extra, high_end=s.high_end_process)
+        mag = np.abs(spec.spec)
+        total = count_batches(frames, s.window_size, self.offset, s.batch_size, s.enable_tta)
+        done = 0
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, total)
+
+        mask = predict_mask(mag[:, :, :frames], self.runner, s.window_size, self.offset, s.batch_size,
+                            s.enable_tta, tick)
+        invert = self.stems[0] in NON_ACCOM_STEMS
+        adjust_aggression(mask, float(int(s.aggression) / 100), bp.bands[0].crop_stop, invert, bp.aggr_correction)
+        if s.enable_post_process:
+            merge_artifacts(mask, threshold=s.post_process_threshold)
+        mask = np.concatenate([mask, np.repeat(mask[:, :, -1:], mag.shape[2] - frames, axis=2)], axis=2)
+        return mask, spec, frames
+
+    def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
+        """float32 [channels, samples] at `sample_rate` (mono or stereo) -> {stem: float32
+        [channels, samples]}, primary stem first, each exactly as long as the input."""
+        x = np.asarray(audio, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None]
+        channels, n = x.shape
+        if channels not in (1, 2):
+            raise UsageError(f"VR models take mono or stereo audio, got {channels} channels")
+        if n == 0:
+            return {stem: np.zeros((channels, 0), np.float32) for stem in self.stems}
+        stereo = np.repeat(x, 2, axis=0) if channels == 1 else x
+        mask, spec, _ = self.masks(stereo, progress)
+        X = spec.spec
+        mag, phase = np.abs(X), np.angle(X)
+        unit = np.exp(1.0j * phase)
+        outs = {}
+        for stem, m in ((self.stems[0], mask), (self.stems[1], 1 - mask)):
+            y = np.nan_to_num(m * mag * unit, nan=0.0, posinf=0.0, neginf=0.0)
+            high = None
+            if self.settings.high_end_process and spec.high_end is not None and spec.high_end.shape[1]:
+                high = bandlib.mirror_high_end(y, spec.high_end, self.band_params)
+            wave = bandlib.synthesise(y, self.band_params, self.v51, high)
+            wave = bandlib.dsp.fix_length(wave, n).astype(np.float32)
+            outs[stem] = wave.mean(axis=0, keepdims=True) if channels == 1 else wave
+        return outs
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def _torch_runner(net: Any, device: str) -> Runner:
+    import torch
+
+    net = net.eval().to(device)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return net(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+
+    return run
+
+
+def _onnx_runner(path: Path, providers: tuple[str, ...]) -> tuple[Runner, dict[str, str]]:
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    chosen = [p for p in providers if p in available] or ["CPUExecutionProvider"]
+    sess = ort.InferenceSession(str(path), providers=chosen)
+    meta = dict(sess.get_modelmeta().custom_metadata_map)
+    name = sess.get_inputs()[0].name
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        return sess.run(None, {name: batch})[0]
+
+    return run, meta
+
+
+def _band_params(model_data: Mapping[str, Any], model_path: Path) -> bandlib.BandParams:
+    name = model_data.get("vr_model_param")
+    if not name:
+        raise ModelDataError(f"no VR band parameters ('vr_model_param') for {model_path.name}: the model's hash "
+                             "is in no VR hash table; pass model data or use a catalogued model")
+    try:
+        return bandlib.load_band_params(str(name))
+    except KeyError as exc:
+        raise ModelDataError(str(exc.args[0])) from exc
+
+
+def load_torch_net(model_path: Path, bins: int) -> tuple[Any, Any]:
+    """(network with the file's weights, its NetConfig) for a VR .pth state dict."""
+    from vsep_vr import nets
+
+    try:
+        state = nets.load_state(str(model_path))
+        config = nets.detect_config(state)
+        net = nets.build_net(config, bins)
+        net.load_state_dict(state, strict=True)
+    except nets.ConfigError as exc:
+        raise ModelLoadError(f"{model_path.name} is not a VR model vsep can load: {exc}") from exc
+    except RuntimeError as exc:  # load_state_dict mismatches, unreadable zip
+        raise ModelLoadError(f"{model_path.name}: cannot load its weights into the detected VR network: "
+                             f"{str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # pickle errors from weights_only, truncated files
+        raise ModelLoadError(f"{model_path.name}: not a loadable VR checkpoint ({type(exc).__name__}: {exc})") from exc
+    return net, config
+
+
+def load_model(ctx: LoadContext) -> VRModel:
+    """Load a VR model from `ctx.model_path`: a .pth state dict (torch) or an .onnx export
+    (ONNX Runtime, see `vsep_vr.onnx_export`). Band parameters and the primary stem come from
+    `ctx.model_data` (the hash entry); an exported .onnx carries its own copy."""
+    path = Path(ctx.model_path)
+    settings = VRSettings.from_params(ctx.params)
+    model_data: dict[str, Any] = dict(ctx.model_data or {})
+    if path.suffix.lower() == ".onnx":
+        runner, meta = _onnx_runner(path, tuple(ctx.device.onnx_providers))
+        if ONNX_META_PREFIX + "offset" not in meta:
+            raise ModelLoadError(f"{path.name} is not a VR ONNX export (no {ONNX_META_PREFIX}* metadata); "
+                                 "write one with `vsep export-onnx MODEL.pth`")
+        stored = json.loads(meta.get(ONNX_META_PREFIX + "model_data", "{}"))
+        model_data = {**stored, **model_data}
+        bp = _band_params(model_data, path)
+        if int(meta.get(ONNX_META_PREFIX + "bins", bp.bins)) != bp.bins:
+            raise ModelDataError(f"{path.name} was exported for {meta[ONNX_META_PREFIX + 'bins']} bins, "
+                                 f"band parameters {bp.name} have {bp.bins}")
+        offset = int(meta[ONNX_META_PREFIX + "offset"])
+        v51 = meta.get(ONNX_META_PREFIX + "generation") == "v51"
+        desc = f"{path.name} on ONNX Runtime"
+    else:
+        bp = _band_params(model_data, path)
+        net, config = load_torch_net(path, bp.bins)
+        if config.generation == "v51" and "nout" in model_data and (
+                int(model_data["nout"]), int(model_data.get("nout_lstm", config.nout_lstm))) != (
+                config.nout, config.nout_lstm):
+            ctx.logger.warning("%s: weights have nout=%d nout_lstm=%d, model data says %s/%s; using the weights",
+                               path.name, config.nout, config.nout_lstm, model_data["nout"],
+                               model_data.get("nout_lstm"))
+        runner = _torch_runner(net, ctx.device.torch_device)
+        offset, v51 = config.offset, config.generation == "v51"
+        desc = f"{path.name} ({config.capacity_name}) on {ctx.device.torch_device}"
+    if settings.window_size <= 2 * offset:
+        raise UsageError(f"vr window_size {settings.window_size} is too small for this model (more than "
+                         f"{2 * offset} frames needed)")
+    primary = str(model_data.get("primary_stem") or "Vocals")
+    return VRModel(runner, offset, v51, bp, primary, settings, desc)

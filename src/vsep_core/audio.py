@@ -1,0 +1,291 @@
+"""Audio in and out without a system ffmpeg: soundfile (libsndfile) first, PyAV (its bundled FFmpeg) for the rest.
+
+Arrays are float32 ``[channels, samples]`` everywhere in vsep. Writers publish atomically: the
+data goes to a hidden temporary file in the output directory that is renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from vsep_core.errors import AudioReadError, AudioWriteError, UsageError
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif", ".ac3", ".aac", ".wma")
+OUTPUT_FORMATS = ("WAV", "FLAC", "MP3", "OGG", "OPUS", "M4A", "AIFF")
+LOSSLESS_FORMATS = ("WAV", "FLAC", "AIFF")
+DEFAULT_BITRATES = {"MP3": "320k", "M4A": "256k", "OPUS": "192k", "OGG": "192k"}
+BLOCK = 1 << 18  # samples per block when streaming to and from disk
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What an input file is: rate, channels, length, and the bit depth its stems keep by default."""
+
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+    subtype: str
+    bit_depth: int  # 16, 24 or 32 (32 = float)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def bit_depth_of_subtype(subtype: str) -> int:
+    """16, 24 or 32 (float/32-bit) for a libsndfile subtype; lossy and unknown subtypes give 16."""
+    if subtype in ("PCM_24",):
+        return 24
+    if subtype in ("PCM_32", "FLOAT", "DOUBLE"):
+        return 32
+    return 16
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise AudioReadError(f"input not found: {path}")
+    if path.is_dir():
+        raise AudioReadError(f"input is a directory, not an audio file: {path}")
+    if path.stat().st_size == 0:
+        raise AudioReadError(f"input file is empty (0 bytes): {path}")
+
+
+def probe(path: str | os.PathLike) -> AudioInfo:
+    """Read an input's header (rate, channels, frames, bit depth) or raise AudioReadError."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        info = sf.info(str(path))
+        return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames), info.subtype,
+                         bit_depth_of_subtype(info.subtype))
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        pass
+    data, rate = _decode_with_av(path)
+    return AudioInfo(path, rate, data.shape[0], data.shape[1], "AV", 16)
+
+
+def _decode_with_av(path: Path) -> tuple[np.ndarray, int]:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise AudioReadError(f"no audio stream in {path}")
+            stream = container.streams.audio[0]
+            rate = stream.rate or stream.codec_context.sample_rate
+            channels = stream.codec_context.channels or len(stream.layout.channels)
+            resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=rate)
+            parts = []
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    parts.append(out.to_ndarray())
+            for out in resampler.resample(None):
+                parts.append(out.to_ndarray())
+    except AudioReadError:
+        raise
+    except Exception as exc:  # PyAV raises many error types for damaged files
+        raise AudioReadError(f"cannot decode {path}: {exc} (is it a supported, undamaged audio file?)") from exc
+    if not parts:
+        return np.zeros((channels or 2, 0), np.float32), int(rate)
+    return np.ascontiguousarray(np.concatenate(parts, axis=1)[:channels], dtype=np.float32), int(rate)
+
+
+def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, AudioInfo]:
+    """Decode a whole file to float32 [channels, samples]; errors name the file and what is wrong."""
+    path = Path(path)
+    info = probe(path)
+    if info.subtype == "AV":
+        data, _ = _decode_with_av(path)
+    else:
+        try:
+            data = sf.read(str(path), dtype="float32", always_2d=True)[0].T
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioReadError(f"cannot decode {path}: {exc} (the file may be truncated or corrupt)") from exc
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    if data.shape[1] == 0:
+        raise AudioReadError(f"input has no audio samples: {path}")
+    if not np.all(np.isfinite(data)):
+        raise AudioReadError(f"input contains non-finite samples (NaN/inf): {path}")
+    return data, AudioInfo(path, info.sample_rate, data.shape[0], data.shape[1], info.subtype, info.bit_depth)
+
+
+def match_channels(audio: np.ndarray, channels: int) -> np.ndarray:
+    """Mono to stereo by duplication; stereo to mono by averaging; more than two channels is an error."""
+    have = audio.shape[0]
+    if have == channels:
+        return audio
+    if have == 1:
+        return np.repeat(audio, channels, axis=0)
+    if have == 2 and channels == 1:
+        return audio.mean(axis=0, keepdims=True)
+    raise AudioReadError(f"input has {have} channels; vsep separates mono and stereo audio only "
+                         "(downmix it first, e.g. to stereo)")
+
+
+def resample(audio: np.ndarray, rate_in: int, rate_out: int, length: int | None = None) -> np.ndarray:
+    """Resample [channels, samples] with soxr (HQ); `length` pads or trims the result exactly."""
+    if rate_in != rate_out:
+        audio = soxr.resample(audio.T, rate_in, rate_out, quality="HQ").T
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    if length is not None:
+        audio = fit_length(audio, length)
+    return audio
+
+
+def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
+    """Trim or zero-pad the last axis to exactly `length` samples."""
+    n = audio.shape[-1]
+    if n == length:
+        return audio
+    if n > length:
+        return audio[..., :length]
+    pad = [(0, 0)] * (audio.ndim - 1) + [(0, length - n)]
+    return np.pad(audio, pad)
+
+
+def normalize(audio: np.ndarray, max_peak: float = 0.9, min_peak: float = 0.0) -> np.ndarray:
+    """The reference's normalize(): scale down to `max_peak` if above it, up to `min_peak` if 0 < peak < it."""
+    gain = normalization_gain(float(np.max(np.abs(audio))) if audio.size else 0.0, max_peak, min_peak)
+    return audio * np.float32(gain) if gain != 1.0 else audio
+
+
+def normalization_gain(peak: float, max_peak: float = 0.9, min_peak: float = 0.0) -> float:
+    """The factor normalize() applies to audio with this peak."""
+    if peak > max_peak:
+        return max_peak / peak
+    if min_peak and 0 < peak < min_peak:
+        return min_peak / peak
+    return 1.0
+
+
+def output_subtype(fmt: str, bit_depth: int) -> str:
+    """libsndfile subtype for a lossless format at a bit depth (32 means float)."""
+    fmt = fmt.upper()
+    if bit_depth not in (16, 24, 32):
+        raise UsageError(f"--output_bit_depth must be 16, 24 or 32, not {bit_depth}")
+    if fmt == "FLAC" and bit_depth == 32:
+        raise UsageError("FLAC cannot store 32-bit float samples: use --output_bit_depth 16 or 24, or WAV")
+    return {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}[bit_depth]
+
+
+def check_output_format(fmt: str) -> str:
+    """Upper-case and validate an output format name."""
+    up = (fmt or "WAV").upper()
+    if up == "AIF":
+        up = "AIFF"
+    if up not in OUTPUT_FORMATS:
+        raise UsageError(f"unknown output format {fmt!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
+    return up
+
+
+@contextlib.contextmanager
+def atomic_output(final: Path) -> Iterator[Path]:
+    """Yield a hidden temporary path beside `final`; rename it into place only if the block succeeds."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=final.suffix, dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        if tmp.stat().st_size == 0:
+            raise AudioWriteError(f"writing {final} produced an empty file")
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_audio(path: Path, blocks: Iterator[np.ndarray] | np.ndarray, sample_rate: int, fmt: str,
+                bit_depth: int = 16, bitrate: str | None = None, channels: int | None = None) -> Path:
+    """Write float32 [channels, samples] (an array, or an iterator of blocks) to `path` atomically.
+
+    WAV/FLAC/AIFF and OGG go through soundfile; MP3, M4A and OPUS through PyAV's bundled encoders.
+    """
+    fmt = check_output_format(fmt)
+    if isinstance(blocks, np.ndarray):
+        channels = blocks.shape[0]
+        blocks = iter([blocks])
+    assert channels is not None
+    try:
+        with atomic_output(path) as tmp:
+            if fmt in LOSSLESS_FORMATS or fmt == "OGG":
+                if fmt == "OGG":
+                    kwargs = {"format": "OGG", "subtype": "VORBIS", "compression_level": _vorbis_level(bitrate)}
+                else:
+                    kwargs = {"format": fmt, "subtype": output_subtype(fmt, bit_depth)}
+                with sf.SoundFile(str(tmp), "w", samplerate=sample_rate, channels=channels, **kwargs) as f:
+                    for block in blocks:
+                        f.write(np.ascontiguousarray(block.T))
+            else:
+                _write_with_av(tmp, blocks, sample_rate, fmt, bitrate or DEFAULT_BITRATES[fmt], channels)
+    except OSError as exc:
+        raise AudioWriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise AudioWriteError(f"cannot write {path}: {exc}") from exc
+    return path
+
+
+def _vorbis_level(bitrate: str | None) -> float:
+    """Map a bitrate like "192k" onto libsndfile's Vorbis compression level (0 = best quality)."""
+    if not bitrate:
+        return 0.4
+    kbps = parse_bitrate(bitrate) / 1000
+    return float(min(1.0, max(0.0, 1.0 - (kbps - 64) / 256)))
+
+
+def parse_bitrate(bitrate: str) -> int:
+    """'320k' -> 320000; plain numbers are bits per second."""
+    text = str(bitrate).strip().lower()
+    try:
+        return int(float(text[:-1]) * 1000) if text.endswith("k") else int(text)
+    except ValueError as exc:
+        raise UsageError(f"bad --output_bitrate {bitrate!r}: use e.g. 320k") from exc
+
+
+def _write_with_av(path: Path, blocks: Iterator[np.ndarray], sample_rate: int, fmt: str, bitrate: str,
+                   channels: int) -> None:
+    import av
+
+    codec, container_fmt = {"MP3": ("libmp3lame", "mp3"), "M4A": ("aac", "ipod"), "OPUS": ("libopus", "opus")}[fmt]
+    rate = 48000 if fmt == "OPUS" else sample_rate
+    layout = "stereo" if channels == 2 else "mono"
+    with av.open(str(path), "w", format=container_fmt) as container:
+        stream = container.add_stream(codec, rate=rate, layout=layout)
+        stream.bit_rate = parse_bitrate(bitrate)
+        for block in blocks:
+            if rate != sample_rate:
+                block = resample(block, sample_rate, rate)
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block, dtype=np.float32), format="fltp",
+                                               layout=layout)
+            frame.sample_rate = rate
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def find_audio_files(inputs: list[str | os.PathLike]) -> list[Path]:
+    """Expand directories recursively into their audio files (sorted); files are kept as given."""
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            hits = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS
+                          and not f.name.startswith("."))
+            if not hits:
+                raise AudioReadError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in directory {p}")
+            found.extend(hits)
+        else:
+            found.append(p)
+    return found

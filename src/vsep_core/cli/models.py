@@ -1,0 +1,233 @@
+"""`vsep models` (the catalogue as a table or JSON) and `vsep models info MODEL`."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from vsep_core.cli.app import app, console
+
+models_app = typer.Typer(
+    help="List the models vsep can use (`vsep models info MODEL` for one model).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(models_app, name="models")
+
+
+class ListFormat(str, Enum):
+    """Output format of listing commands."""
+
+    pretty = "pretty"
+    json = "json"
+
+
+def models_json(records: list) -> dict[str, dict[str, Any]]:
+    """The reference's ``list_supported_model_files()`` shape for the given records, in their order.
+
+    Records whose plugin is not installed carry an extra ``"package"`` key (the package to install).
+    """
+    from vsep_core import catalog
+
+    grouped: dict[str, dict[str, Any]] = {t: {} for t in catalog.REFERENCE_TYPES}
+    for record in records:
+        entry = catalog.reference_entry(record)
+        if not catalog.is_installed(record):
+            entry["package"] = record.package
+        grouped.setdefault(record.architecture, {})[record.friendly_name] = entry
+    return grouped
+
+
+def print_models(list_filter: str | None = None, list_limit: int | None = None,
+                 list_format: ListFormat | str = ListFormat.pretty, include_uninstalled: bool = False) -> None:
+    """Print the catalogue: a Rich table (friendly name, architecture, filename, stems with SDR) or JSON.
+
+    ``list_filter`` "name"/"filename" sorts; a stem keeps the models that output it, best SDR
+    first; another word matches names and filenames. ``include_uninstalled`` adds the models of
+    families whose plugin is not installed, with the package to install.
+    """
+    from vsep_core import catalog
+
+    records = catalog.select_models(list_filter, list_limit, include_uninstalled=include_uninstalled)
+    if ListFormat(list_format) is ListFormat.json:
+        typer.echo(json.dumps(models_json(records), indent=2, ensure_ascii=False))
+        return
+    if not records:
+        console.print(f"No model matches {list_filter!r}." if list_filter else "No models: no plugin is installed "
+                      "(pip install vsep-mdxc vsep-mdx vsep-vr vsep-demucs).")
+        return
+    table = Table(title=f"vsep models ({len(records)})", title_justify="left")
+    table.add_column("Friendly name", overflow="fold")
+    table.add_column("Arch", no_wrap=True)
+    table.add_column("Filename (-m)", style="bold cyan", overflow="fold")
+    table.add_column("Stems (SDR dB, * = target)", overflow="fold")
+    if include_uninstalled:
+        table.add_column("Plugin", no_wrap=True)
+    for record in records:
+        stems = ", ".join(catalog.simplified_entry(record)["Stems"])
+        row = [record.friendly_name, record.architecture, record.filename, stems]
+        if include_uninstalled:
+            row.append("installed" if catalog.is_installed(record) else f"pip install {record.package}")
+        table.add_row(*row, style=None if catalog.is_installed(record) else "dim")
+    console.print(table)
+    if not include_uninstalled:
+        hidden = _uninstalled_packages()
+        if hidden:
+            console.print(f"More models need plugins that are not installed ({', '.join(hidden)}); "
+                          "`vsep models --all` lists them.")
+    console.print("Details: vsep models info FILENAME. Use one: vsep separate -m FILENAME song.flac")
+
+
+def _uninstalled_packages() -> list[str]:
+    from vsep_core import catalog
+
+    return sorted({r.package or r.architecture for r in catalog.all_records(installed_only=False)
+                   if not catalog.is_installed(r)})
+
+
+@models_app.callback(invoke_without_command=True)
+def models_command(
+    ctx: typer.Context,
+    list_filter: str | None = typer.Option(
+        None, "--list_filter", help="name or filename: sort by it; a stem (vocals, drums, ...): only models that "
+        "output it, best SDR first; another word: models whose name or filename contains it."),
+    list_limit: int | None = typer.Option(None, "--list_limit", min=0, help="Show at most this many models."),
+    list_format: ListFormat = typer.Option(ListFormat.pretty, "--list_format", help="pretty (a table) or json."),
+    include_uninstalled: bool = typer.Option(False, "--all", help="Also models whose plugin is not installed."),
+) -> None:
+    """List the models vsep can use, with their stems and measured SDR."""
+    if ctx.invoked_subcommand is None:
+        print_models(list_filter, list_limit, list_format, include_uninstalled)
+
+
+def model_info(name: str, model_dir: Path) -> dict[str, Any]:
+    """Everything vsep knows about one model: record, files (on disk, size, URLs), scores, parameters."""
+    from vsep_core import catalog, download, modeldata
+    from vsep_core.errors import VsepError
+
+    record = catalog.find_record(name, catalog.all_records(installed_only=False))
+    if record is None:
+        record = catalog.resolve_model(name, model_dir)
+    installed = catalog.is_installed(record)
+    files = []
+    for f in record.files:
+        path = model_dir / f.name
+        urls = download.candidate_urls(record, f)
+        packaged = urls[0].startswith("file:")
+        files.append({
+            "name": f.name,
+            "on_disk": path.is_file(),
+            "path": str(path),
+            "bytes_on_disk": path.stat().st_size if path.is_file() else None,
+            "size": f.size,
+            "sha256": f.sha256,
+            "packaged": packaged,
+            "urls": [] if packaged else urls,
+        })
+    params: dict[str, Any] | None = None
+    params_note = ""
+    local = {f["name"]: Path(f["path"]) for f in files}
+    config = modeldata.config_name(record)
+    if installed and record.files:
+        try:
+            if config is not None and not local[config].is_file():
+                source = download.candidate_urls(record, next(f for f in record.files if f.name == config))[0]
+                if source.startswith("file:"):
+                    import urllib.parse
+                    import urllib.request
+
+                    packaged_path = urllib.request.url2pathname(urllib.parse.urlparse(source).path)
+                    params = modeldata.load_model_data_from_yaml(packaged_path)
+                else:
+                    params_note = f"in {config}, once downloaded"
+            elif config is None and not local[record.filename].is_file():
+                params_note = "looked up by the model file's hash once it is downloaded"
+            else:
+                params = modeldata.model_data_for(record, local, model_dir)[2]
+        except VsepError as exc:
+            params_note = str(exc)
+    elif not installed:
+        params_note = f"install {record.package} to use this model"
+    return {
+        "filename": record.filename,
+        "friendly_name": record.friendly_name,
+        "architecture": record.architecture,
+        "package": record.package,
+        "installed": installed,
+        "vip": record.vip,
+        "stems": record.stems,
+        "target_stem": record.target_stem,
+        "scores": record.scores,
+        "config": config,
+        "model_dir": str(model_dir),
+        "files": files,
+        "parameters": params,
+        "parameters_note": params_note,
+    }
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "unknown"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@models_app.command("info")
+def info_command(
+    model: str = typer.Argument(..., help="Model filename (as in `vsep models`), one of its files, or its name."),
+    model_file_dir: Path | None = typer.Option(None, "--model_file_dir", help="Model directory (default: "
+                                               "VSEP_MODEL_DIR, AUDIO_SEPARATOR_MODEL_DIR or the user cache)."),
+    list_format: ListFormat = typer.Option(ListFormat.pretty, "--list_format", help="pretty or json."),
+) -> None:
+    """Show one model: files and URLs, sizes, whether it is on disk, scores and parameters."""
+    from vsep_core import config
+
+    model_dir = Path(model_file_dir) if model_file_dir else config.default_model_dir()
+    info = model_info(model, model_dir)
+    if ListFormat(list_format) is ListFormat.json:
+        typer.echo(json.dumps(info, indent=2, ensure_ascii=False, default=list))
+        return
+    plugin = "installed" if info["installed"] else f"not installed: pip install {info['package']}"
+    console.print(f"[bold]{info['friendly_name']}[/bold]")
+    console.print(f"  filename      {info['filename']}")
+    console.print(f"  architecture  {info['architecture']} (plugin {info['package']}, {plugin})")
+    if info["vip"]:
+        console.print("  VIP model     made for UVR's subscribers; consider supporting Anjok07: https://patreon.com/uvr")
+    if info["stems"]:
+        target = f" (target: {info['target_stem']})" if info["target_stem"] else ""
+        console.print(f"  stems         {', '.join(info['stems'])}{target}")
+    console.print(f"  model dir     {info['model_dir']}")
+    if info["files"]:
+        table = Table(title="Files", title_justify="left")
+        table.add_column("File", overflow="fold")
+        table.add_column("On disk", no_wrap=True)
+        table.add_column("Size", no_wrap=True)
+        table.add_column("Source (in order)", overflow="fold")
+        for f in info["files"]:
+            disk = f"yes, {_size(f['bytes_on_disk'])}" if f["on_disk"] else "no"
+            source = "packaged with the plugin" if f["packaged"] else "\n".join(f["urls"])
+            table.add_row(f["name"], disk, _size(f["size"]), source)
+        console.print(table)
+    metrics = [(stem, v) for stem, v in info["scores"].items() if isinstance(v, dict)]
+    if metrics:
+        table = Table(title="Median scores on MUSDB18-HQ (dB)", title_justify="left")
+        for column in ("Stem", "SDR", "SIR", "SAR", "ISR"):
+            table.add_column(column, justify="left" if column == "Stem" else "right")
+        for stem, v in metrics:
+            table.add_row(stem, *(f"{v[m]:.2f}" if v.get(m) is not None else "-" for m in ("SDR", "SIR", "SAR", "ISR")))
+        console.print(table)
+    if info["parameters"] is not None:
+        console.print("[bold]Parameters[/bold]" + (f" (from {info['config']})" if info["config"] else " (by hash)"))
+        console.print_json(json.dumps(info["parameters"], default=list))
+    elif info["parameters_note"]:
+        console.print(f"Parameters: {info['parameters_note']}")

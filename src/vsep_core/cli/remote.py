@@ -1,0 +1,334 @@
+"""``vsep remote``: separate on a remote server (``vsep serve`` or audio-separator's API).
+
+Mirrors ``audio-separator-remote``: ``separate FILE...``, ``status ID``, ``models``,
+``download ID NAME...``, plus ``cancel ID``. The server is ``--api_url`` or ``VSEP_API_URL``;
+the token is ``--token`` or ``VSEP_API_TOKEN``. Unlike the reference, a failure exits 1.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from vsep_core.cli.app import app, console, err_console
+
+remote_app = typer.Typer(
+    name="remote", no_args_is_help=True, add_completion=False,
+    help="Separate on a remote vsep server (vsep serve) or an audio-separator API.",
+)
+app.add_typer(remote_app, name="remote")
+
+log = logging.getLogger("vsep.remote")
+
+ARCH_FLAGS: tuple[tuple[str, type, str, str], ...] = (
+    ("mdx_segment_size", int, "MDX", "MDX segment size"),
+    ("mdx_overlap", float, "MDX", "MDX overlap (0.001-0.999)"),
+    ("mdx_batch_size", int, "MDX", "MDX batch size"),
+    ("mdx_hop_length", int, "MDX", "MDX hop length"),
+    ("mdx_enable_denoise", bool, "MDX", "MDX denoising"),
+    ("vr_batch_size", int, "VR", "VR batch size"),
+    ("vr_window_size", int, "VR", "VR window size"),
+    ("vr_aggression", int, "VR", "VR aggression"),
+    ("vr_enable_tta", bool, "VR", "VR test-time augmentation"),
+    ("vr_high_end_process", bool, "VR", "VR high-end processing"),
+    ("vr_enable_post_process", bool, "VR", "VR post-processing"),
+    ("vr_post_process_threshold", float, "VR", "VR post-process threshold"),
+    ("demucs_segment_size", str, "Demucs", "Demucs segment size ('Default' or a number)"),
+    ("demucs_shifts", int, "Demucs", "Demucs shifts"),
+    ("demucs_overlap", float, "Demucs", "Demucs overlap"),
+    ("demucs_segments_enabled", bool, "Demucs", "Demucs segment-wise processing"),
+    ("mdxc_segment_size", int, "MDXC", "MDXC segment size"),
+    ("mdxc_override_model_segment_size", bool, "MDXC", "Use mdxc_segment_size instead of the model's"),
+    ("mdxc_overlap", int, "MDXC", "MDXC overlap (default: the model's config)"),
+    ("mdxc_batch_size", int, "MDXC", "MDXC batch size (default: the model's config)"),
+    ("mdxc_pitch_shift", int, "MDXC", "MDXC pitch shift in semitones"),
+)
+"""The reference's architecture flags. Unset flags are not sent: the server's defaults apply."""
+
+
+class _State:
+    api_url: str | None = None
+    token: str | None = None
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]Error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+def _client() -> Any:
+    from vsep_core.remote.api_client import AudioSeparatorAPIClient
+
+    if not _State.api_url:
+        raise _fail("no server given: pass --api_url http://HOST:8000 or set VSEP_API_URL")
+    return AudioSeparatorAPIClient(_State.api_url, log, token=_State.token)
+
+
+def _setup_logging(debug: bool, log_level: str) -> None:
+    level = logging.DEBUG if debug else getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        raise _fail(f"unknown log level {log_level!r}: use debug, info, warning or error", 2)
+    if not log.handlers:
+        from rich.logging import RichHandler
+
+        log.addHandler(RichHandler(console=err_console, show_path=False, show_time=False))
+    log.setLevel(level)
+    log.propagate = False
+
+
+@remote_app.callback(invoke_without_command=True)
+def remote_main(
+    ctx: typer.Context,
+    api_url: str = typer.Option(None, "--api_url", "--api-url", envvar=["VSEP_API_URL", "AUDIO_SEPARATOR_API_URL"],
+                                show_default=False, help="Server URL, e.g. http://gpu-box:8000 [env VSEP_API_URL]."),
+    token: str = typer.Option(None, "--token", envvar="VSEP_API_TOKEN", show_default=False,
+                              help="Bearer token of the server [env VSEP_API_TOKEN]."),
+    version: bool = typer.Option(False, "-v", "--version", help="Print the client and server versions."),
+    debug: bool = typer.Option(False, "-d", "--debug", help="Debug logging."),
+    log_level: str = typer.Option("info", "--log_level", "--log-level", help="Log level."),
+) -> None:
+    """Talk to a remote separation server."""
+    _setup_logging(debug, log_level)
+    _State.api_url = api_url.rstrip("/") if api_url else None
+    _State.token = token or None
+    if version:
+        from vsep_core.remote.api_client import _client_version
+
+        console.print(f"Client version: {_client_version()}", highlight=False)
+        if _State.api_url:
+            with _client() as client:
+                console.print(f"Server version: {client.get_server_version()}", highlight=False)
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        console.print(ctx.get_help())
+        raise typer.Exit(1)
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise _fail(f"--param wants NAME=VALUE (e.g. mdxc_overlap=4), got {text!r}", 2)
+    try:
+        return name, json.loads(raw)
+    except json.JSONDecodeError:
+        return name, raw
+
+
+def _separate(
+    audio_files: list[Path],
+    model: Optional[str],  # noqa: UP045 - typer needs runtime types
+    models: Optional[list[str]],  # noqa: UP045
+    preset: Optional[str],  # noqa: UP045
+    timeout: float,
+    poll_interval: float,
+    output_dir: Path,
+    output_format: str,
+    output_bitrate: Optional[str],  # noqa: UP045
+    normalization: Optional[float],  # noqa: UP045
+    amplification: Optional[float],  # noqa: UP045
+    single_stem: Optional[str],  # noqa: UP045
+    invert_spect: bool,
+    sample_rate: Optional[int],  # noqa: UP045
+    use_soundfile: bool,
+    use_autocast: bool,
+    custom_output_names: Optional[str],  # noqa: UP045
+    ensemble_algorithm: Optional[str],  # noqa: UP045
+    ensemble_weights: Optional[list[float]],  # noqa: UP045
+    param: Optional[list[str]],  # noqa: UP045
+    **arch: Any,
+) -> None:
+    """Separate FILES on the server, wait, and download the results (to --output_dir, default here)."""
+    chosen = [n for n, v in (("--preset", preset), ("--models", models), ("--model", model)) if v]
+    if len(chosen) > 1:
+        raise _fail(f"give only one of --preset, --model and --models (got {' and '.join(chosen)})", 2)
+    names = [m for item in models or [] for m in item.split(",") if m] or None
+    custom = None
+    if custom_output_names:
+        try:
+            custom = json.loads(custom_output_names)
+        except json.JSONDecodeError as exc:
+            raise _fail(f"--custom_output_names must be JSON like '{{\"Vocals\": \"v\"}}' ({exc.msg})", 2) from exc
+    params: dict[str, Any] = {k: v for k, v in arch.items() if v is not None}
+    params.update(dict(_parse_param(p) for p in param or []))
+    if ensemble_algorithm:
+        params["ensemble_algorithm"] = ensemble_algorithm
+    if ensemble_weights:
+        params["ensemble_weights"] = list(ensemble_weights)
+    options = dict(
+        output_format=output_format, output_bitrate=output_bitrate, normalization_threshold=normalization,
+        amplification_threshold=amplification, output_single_stem=single_stem,
+        invert_using_spec=invert_spect or None, sample_rate=sample_rate, use_soundfile=use_soundfile or None,
+        use_autocast=use_autocast or None, custom_output_names=custom,
+    )
+    from vsep_core.remote.api_client import RemoteAPIError
+
+    failed = 0
+    with _client() as client:
+        for path in audio_files:
+            if not path.is_file():
+                err_console.print(f"[red]Error:[/red] {path}: no such file", highlight=False)
+                failed += 1
+                continue
+            log.info("Processing '%s'...", path)
+            try:
+                result = client.separate_audio_and_wait(
+                    str(path), model=model, models=names, preset=preset, timeout=timeout,
+                    poll_interval=poll_interval, download=True, output_dir=output_dir, **options, **params)
+            except RemoteAPIError as exc:
+                err_console.print(f"[red]Error:[/red] {path}: {exc}", highlight=False)
+                failed += 1
+                continue
+            if result["status"] != "completed":
+                err_console.print(f"[red]Error:[/red] {path}: {result.get('error')}", highlight=False)
+                failed += 1
+                continue
+            for file in result.get("downloaded_files", []):
+                console.print(file, highlight=False)
+            if len(result.get("downloaded_files", [])) != len(result["files"]):
+                failed += 1
+    if failed:
+        raise typer.Exit(1)
+
+
+def _build_separate_command() -> None:
+    """Register ``separate`` with the common flags plus one typed flag per reference architecture flag."""
+    opt = typer.Option
+    params = [
+        inspect.Parameter("audio_files", inspect.Parameter.KEYWORD_ONLY, annotation=list[Path],
+                          default=typer.Argument(..., help="Audio files to separate.", show_default=False)),
+        ("model", Optional[str], opt(None, "-m", "--model", "--model_filename", help="One model.")),  # noqa: UP045
+        ("models", Optional[list[str]], opt(None, "--models", help="Several models, ensembled (repeat, or comma-"  # noqa: UP045
+                                            "separate).")),
+        ("preset", Optional[str], opt(None, "-p", "--preset", "--ensemble_preset",  # noqa: UP045
+                                      help="Ensemble preset (vsep remote models --presets lists them).")),
+        ("timeout", float, opt(600, "--timeout", help="Seconds to wait for each job.")),
+        ("poll_interval", float, opt(10, "--poll_interval", help="Seconds between status checks.")),
+        ("output_dir", Path, opt(Path("."), "--output_dir", help="Where to download the results.")),
+        ("output_format", str, opt("flac", "--output_format", help="Output format.")),
+        ("output_bitrate", Optional[str], opt(None, "--output_bitrate", help="Bitrate of lossy outputs.")),  # noqa: UP045
+        ("normalization", Optional[float], opt(None, "--normalization", help="Max peak of outputs [0.9].")),  # noqa: UP045
+        ("amplification", Optional[float], opt(None, "--amplification", help="Min peak of outputs [0.0].")),  # noqa: UP045
+        ("single_stem", Optional[str], opt(None, "--single_stem", help="Write only this stem.")),  # noqa: UP045
+        ("invert_spect", bool, opt(False, "--invert_spect", help="Invert the secondary stem with the spectrogram.")),
+        ("sample_rate", Optional[int], opt(None, "--sample_rate", help="Output sample rate [44100].")),  # noqa: UP045
+        ("use_soundfile", bool, opt(False, "--use_soundfile", help="Write outputs with soundfile.")),
+        ("use_autocast", bool, opt(False, "--use_autocast", help="PyTorch autocast on the server's GPU.")),
+        ("custom_output_names", Optional[str], opt(None, "--custom_output_names",  # noqa: UP045
+                                                   help='JSON stem -> name, e.g. \'{"Vocals": "v"}\'.')),
+        ("ensemble_algorithm", Optional[str], opt(None, "--ensemble_algorithm", help="Ensemble algorithm.")),  # noqa: UP045
+        ("ensemble_weights", Optional[list[float]], opt(None, "--ensemble_weights",  # noqa: UP045
+                                                        help="One weight per model (repeat).")),
+        ("param", Optional[list[str]], opt(None, "--param", help="Any other server parameter as NAME=VALUE "  # noqa: UP045
+                                           "(repeat), e.g. a plugin's mdxc_overlap=4.")),
+    ]
+    for name, tp, panel, text in ARCH_FLAGS:
+        if tp is bool:
+            option = opt(None, f"--{name}/--no-{name}", help=text, rich_help_panel=panel, show_default=False)
+        else:
+            option = opt(None, f"--{name}", help=text, rich_help_panel=panel, show_default=False)
+        params.append((name, Optional[tp], option))  # noqa: UP045
+    signature = [p if isinstance(p, inspect.Parameter) else
+                 inspect.Parameter(p[0], inspect.Parameter.KEYWORD_ONLY, annotation=p[1], default=p[2])
+                 for p in params]
+
+    def separate(**kwargs: Any) -> None:
+        _separate(**kwargs)
+
+    separate.__signature__ = inspect.Signature(signature)  # type: ignore[attr-defined]
+    separate.__doc__ = _separate.__doc__
+    remote_app.command("separate")(separate)
+
+
+_build_separate_command()
+
+
+@remote_app.command("status")
+def status_command(task_id: str = typer.Argument(..., help="The job's task id.")) -> None:
+    """Show a job's status, progress, models and result files (or its error)."""
+    with _client() as client:
+        status = _call(client.get_job_status, task_id)
+    if status.get("status") == "not_found":
+        raise _fail(f"no job {task_id} on this server")
+    console.print(f"Status: {status.get('status')}  Progress: {status.get('progress', 0)}%", highlight=False)
+    if status.get("original_filename"):
+        console.print(f"Original file: {status['original_filename']}", highlight=False)
+    if status.get("models_used"):
+        index, total = status.get("current_model_index", 0), status.get("total_models", 1)
+        console.print(f"Models: {', '.join(status['models_used'])} (model {index + 1}/{total})", highlight=False)
+    if status.get("error"):
+        console.print(f"Error: {status['error']}", highlight=False)
+    files = status.get("files") or {}
+    for name in files.values() if isinstance(files, dict) else files:
+        console.print(f"  {name}", highlight=False)
+    if status.get("status") == "error":
+        raise typer.Exit(1)
+
+
+@remote_app.command("models")
+def models_command(
+    format: str = typer.Option("pretty", "--format", help="pretty or json."),
+    filter: str = typer.Option(None, "--filter", show_default=False, help="Filter/sort: name, filename or a stem."),
+    presets: bool = typer.Option(False, "--presets", help="List the server's ensemble presets instead."),
+) -> None:
+    """List the server's models (or presets)."""
+    if format not in ("pretty", "json"):
+        raise _fail(f"--format must be pretty or json, not {format!r}", 2)
+    with _client() as client:
+        if presets:
+            console.print_json(data=_call(client.list_presets))
+        elif format == "json":
+            console.print_json(data=_call(client.list_models, "json"))
+        else:
+            console.print(_call(client.list_models, "pretty", filter)["text"], highlight=False, markup=False,
+                          end="")
+
+
+@remote_app.command("download")
+def download_command(
+    task_id: str = typer.Argument(..., help="The job's task id."),
+    filenames: list[str] = typer.Argument(None, help="Result file names (or download ids); default all.",
+                                          show_default=False),
+    output_dir: Path = typer.Option(Path("."), "--output_dir", help="Where to write them."),
+) -> None:
+    """Download result files of a finished job."""
+    from vsep_core.remote.files import safe_filename
+
+    with _client() as client:
+        status = _call(client.get_job_status, task_id)
+        files = status.get("files") or {}
+        by_name = {v: k for k, v in files.items()} if isinstance(files, dict) else {}
+        wanted = filenames or (list(files.values()) if isinstance(files, dict) else list(files))
+        if not wanted:
+            raise _fail(f"job {task_id} has no files (status: {status.get('status')})")
+        for name in wanted:
+            if name in by_name:
+                path = _call(client.download_file_by_hash, task_id, by_name[name], name,
+                             output_dir / safe_filename(name))
+            elif isinstance(files, dict) and name in files:
+                path = _call(client.download_file_by_hash, task_id, name, files[name],
+                             output_dir / safe_filename(files[name]))
+            else:
+                path = _call(client.download_file, task_id, name, output_dir / safe_filename(name))
+            console.print(path, highlight=False)
+
+
+@remote_app.command("cancel")
+def cancel_command(task_id: str = typer.Argument(..., help="The job's task id.")) -> None:
+    """Cancel a queued or running job."""
+    with _client() as client:
+        status = _call(client.cancel_job, task_id)
+    console.print(f"Status: {status.get('status')}", highlight=False)
+
+
+def _call(fn: Any, *args: Any) -> Any:
+    from vsep_core.remote.api_client import RemoteAPIError
+
+    try:
+        return fn(*args)
+    except RemoteAPIError as exc:
+        raise _fail(str(exc)) from exc

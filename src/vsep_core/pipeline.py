@@ -1,0 +1,183 @@
+"""One job: read -> channels -> resample -> model (in parts if asked) -> normalise -> write.
+
+Core owns everything that is the same for every model; the model only maps arrays to stems.
+With ``chunk_duration`` the input is separated part by part and the stems are gathered in
+memory-mapped float files, so a long song does not hold every stem in RAM; the writer then
+streams each stem from disk in blocks, applying the peak gain found on the way in.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+from vsep_core import audio as audio_io
+from vsep_core.api import SeparationModel
+from vsep_core.chunking import CrossfadeJoiner, plan_parts
+from vsep_core.errors import UsageError
+
+log = logging.getLogger("vsep")
+
+CROSSFADE_SECONDS = 0.5
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class OutputOptions:
+    """How stems are written (the reference's Separator settings that concern output)."""
+
+    output_dir: Path
+    output_format: str = "WAV"
+    output_bitrate: str | None = None
+    output_bit_depth: int | None = None
+    normalization_threshold: float = 0.9
+    amplification_threshold: float = 0.0
+    sample_rate: int = 44100
+    output_single_stem: str | None = None
+    chunk_duration: float | None = None
+
+
+_UNSAFE = re.compile(r'[<>:"/\\|?*]')
+
+
+def sanitize_filename(name: str) -> str:
+    """The reference's sanitiser: unsafe characters -> '_', runs of '_' collapsed, edges stripped."""
+    name = re.sub(r"_+", "_", _UNSAFE.sub("_", name))
+    return name.strip("_. ")
+
+
+def model_name_of(filename: str) -> str:
+    """Model name used in output names: the model file name cut at its first '.'."""
+    return Path(filename).name.split(".")[0]
+
+
+def stem_output_name(input_path: Path, stem: str, model_name: str, fmt: str,
+                     custom_output_names: dict[str, str] | None = None) -> str:
+    """`<input stem>_(<Stem>)_<model name>.<ext>`, or the custom name given for the stem (case-insensitive)."""
+    ext = fmt.lower()
+    for key, custom in (custom_output_names or {}).items():
+        if key.lower() == stem.lower():
+            return f"{sanitize_filename(custom)}.{ext}"
+    return f"{sanitize_filename(input_path.stem)}_({sanitize_filename(stem)})_{sanitize_filename(model_name)}.{ext}"
+
+
+def select_stems(available: list[str], single_stem: str | None) -> list[str]:
+    """All stems, or the one matching `single_stem` case-insensitively (error listing the stems if none)."""
+    if not single_stem:
+        return list(available)
+    wanted = [s for s in available if s.lower() == single_stem.lower()]
+    if not wanted:
+        raise UsageError(f"--single_stem {single_stem!r} matches no stem of this model; it gives "
+                         f"{', '.join(available)}")
+    return wanted
+
+
+def _resampled_blocks(data: np.ndarray, rate_in: int, rate_out: int, length: int, gain: float,
+                      block: int = audio_io.BLOCK) -> Iterator[np.ndarray]:
+    """Stream [channels, samples] from (possibly memory-mapped) `data`, resampled and scaled,
+    exactly `length` samples long."""
+    stream = soxr.ResampleStream(rate_in, rate_out, data.shape[0], dtype="float32", quality="HQ") \
+        if rate_in != rate_out else None
+    emitted = 0
+    n = data.shape[-1]
+    for start in range(0, max(n, 1), block):
+        piece = np.asarray(data[:, start:start + block], dtype=np.float32)
+        last = start + block >= n
+        if stream is not None:
+            piece = stream.resample_chunk(np.ascontiguousarray(piece.T), last=last).T
+        piece = piece[:, : max(0, length - emitted)]
+        if piece.shape[-1]:
+            emitted += piece.shape[-1]
+            yield piece * np.float32(gain) if gain != 1.0 else piece
+    if emitted < length:
+        yield np.zeros((data.shape[0], length - emitted), np.float32)
+
+
+def write_stem(data: np.ndarray, path: Path, opts: OutputOptions, model_rate: int, out_length: int,
+               bit_depth: int) -> Path:
+    """Peak-normalise (as the reference's writer) and write one stem, streaming from `data`."""
+    peak = 0.0
+    for start in range(0, data.shape[-1], audio_io.BLOCK):
+        peak = max(peak, float(np.max(np.abs(data[:, start:start + audio_io.BLOCK]), initial=0.0)))
+    gain = audio_io.normalization_gain(peak, opts.normalization_threshold, opts.amplification_threshold)
+    blocks = _resampled_blocks(data, model_rate, opts.sample_rate, out_length, gain)
+    return audio_io.write_audio(path, blocks, opts.sample_rate, opts.output_format, bit_depth,
+                                opts.output_bitrate, channels=data.shape[0])
+
+
+def separate_audio(model: SeparationModel, mix: np.ndarray, opts: OutputOptions, workdir: Path | None,
+                   progress: Progress | None = None) -> dict[str, np.ndarray]:
+    """Run `model` on `mix` (float32 [channels, samples] at the model's rate).
+
+    Without `opts.chunk_duration` (or for a short input) the model sees the whole mix. Otherwise
+    it runs part by part with crossfades and the stems land in memory maps under `workdir`.
+    """
+    n = mix.shape[-1]
+    part_frames = int(round(opts.chunk_duration * model.sample_rate)) if opts.chunk_duration else n
+    if part_frames >= n:
+        stems = model.separate(mix, progress)
+        return {k: audio_io.fit_length(np.asarray(v, dtype=np.float32), n) for k, v in stems.items()}
+    assert workdir is not None
+    parts = plan_parts(n, part_frames, int(CROSSFADE_SECONDS * model.sample_rate))
+    joiner = CrossfadeJoiner()
+    out: dict[str, np.memmap] = {}
+    pos: dict[str, int] = {}
+    for i, part in enumerate(parts):
+        log.info("part %d of %d (%.1f s - %.1f s)", i + 1, len(parts), part.start / model.sample_rate,
+                 part.stop / model.sample_rate)
+        seg = np.ascontiguousarray(mix[:, part.start:part.stop])
+        stems = model.separate(seg, None)
+        stems = {k: audio_io.fit_length(np.asarray(v, dtype=np.float32), seg.shape[-1]) for k, v in stems.items()}
+        overlap_next = parts[i + 1].overlap if i + 1 < len(parts) else 0
+        for name, block in joiner.push(stems, part.overlap, overlap_next):
+            if name not in out:
+                out[name] = np.lib.format.open_memmap(workdir / f"{len(out)}.npy", mode="w+", dtype=np.float32,
+                                                      shape=(block.shape[0], n))
+                pos[name] = 0
+            out[name][:, pos[name]:pos[name] + block.shape[-1]] = block
+            pos[name] += block.shape[-1]
+        if progress:
+            progress(i + 1, len(parts))
+    return dict(out)
+
+
+def separate_file(model: SeparationModel, model_name: str, input_path: Path, opts: OutputOptions,
+                  custom_output_names: dict[str, str] | None = None, progress: Progress | None = None,
+                  channels: int = 2) -> list[Path]:
+    """Separate one input file with one loaded model and write its stems; returns the written paths."""
+    fmt = audio_io.check_output_format(opts.output_format)
+    mix, info = audio_io.read_audio(input_path)
+    wanted = select_stems(list(model.stems), opts.output_single_stem)
+    bit_depth = opts.output_bit_depth or info.bit_depth
+    if fmt in audio_io.LOSSLESS_FORMATS:
+        audio_io.output_subtype(fmt, bit_depth)  # fail before the work, not after it
+    mix = audio_io.match_channels(mix, channels)
+    mix = audio_io.resample(mix, info.sample_rate, model.sample_rate)
+    out_length = int(round(info.frames * opts.sample_rate / info.sample_rate))
+    workdir = Path(tempfile.mkdtemp(prefix="vsep-stems-")) if opts.chunk_duration else None
+    try:
+        stems = separate_audio(model, mix, opts, workdir, progress)
+        del mix
+        missing = [s for s in wanted if s not in stems]
+        if missing:
+            raise UsageError(f"the model did not produce stem(s) {', '.join(missing)}")
+        opts.output_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for stem in wanted:
+            name = stem_output_name(input_path, stem, model_name, fmt, custom_output_names)
+            path = opts.output_dir / name
+            write_stem(stems[stem], path, opts, model.sample_rate, out_length, bit_depth)
+            log.info("wrote %s", path)
+            written.append(path)
+        return written
+    finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
