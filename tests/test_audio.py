@@ -21,9 +21,9 @@ def test_no_ffmpeg_binary_is_needed(tmp_path):
         "import numpy as np; from vsep_core import audio; from pathlib import Path\n"
         "x = np.zeros((2, 4410), np.float32) + 0.1\n"
         "for ext in ('mp3', 'm4a', 'opus'):\n"
-        "    p = audio.write_audio(Path(r'%s') / ('o.' + ext), x, 44100, ext.upper())\n"
+        f"    p = audio.write_audio(Path(r'{tmp_path}') / ('o.' + ext), x, 44100, ext.upper())\n"
         "    assert audio.read_audio(p)[0].shape[0] == 2\n"
-        "print('ok')\n" % tmp_path
+        "print('ok')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], env={"PATH": ""}, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -281,15 +281,34 @@ def _child(http: HTTPServer, model_dir: Path) -> subprocess.Popen:
 
 
 def test_two_processes_produce_one_complete_file(http: HTTPServer, tmp_path: Path) -> None:
-    http.expect_request("/public/m.ckpt").respond_with_handler(serving(CKPT, chunk=131072, delay=0.06))
+    release = threading.Event()
 
-    procs = [_child(http, tmp_path), _child(http, tmp_path)]
-    errs = [p.communicate(timeout=60)[1] for p in procs]
+    def held(request: Request) -> Response:  # sends a little, then holds until the second process waits
+        def gen():
+            yield CKPT[:65536]
+            release.wait(30)
+            yield CKPT[65536:]
 
-    assert [p.returncode for p in procs] == [0, 0], errs
+        return Response(gen(), headers={"Content-Length": str(len(CKPT))}, direct_passthrough=True)
+
+    http.expect_request("/public/m.ckpt").respond_with_handler(held)
+    first = _child(http, tmp_path)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "m.ckpt.part").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second = _child(http, tmp_path)
+    waiting = ""
+    for line in second.stderr:  # the second process blocks on the first one's lock
+        waiting += line
+        if "waiting for another vsep process" in line:
+            break
+    release.set()
+    errs = [first.communicate(timeout=30)[1], waiting + second.communicate(timeout=30)[1]]
+
+    assert [first.returncode, second.returncode] == [0, 0], errs
+    assert "waiting for another vsep process" in errs[1]
     assert (tmp_path / "m.ckpt").read_bytes() == CKPT
-    assert requested_paths(http) == ["/public/m.ckpt"]  # the second process waited and found it done
-    assert any("waiting for another vsep process" in e for e in errs)
+    assert requested_paths(http) == ["/public/m.ckpt"]  # the second found the file done and fetched nothing
     assert not (tmp_path / "m.ckpt.part").exists()
 
 

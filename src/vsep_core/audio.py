@@ -120,6 +120,19 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, AudioInfo]:
     return data, AudioInfo(path, info.sample_rate, data.shape[0], data.shape[1], info.subtype, info.bit_depth)
 
 
+def read_frames(path: str | os.PathLike, start: int, stop: int) -> np.ndarray:
+    """Frames [start, stop) of a libsndfile-readable file as float32 [channels, samples]."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            f.seek(start)
+            data = f.read(stop - start, dtype="float32", always_2d=True).T
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioReadError(f"cannot decode {path}: {exc} (the file may be truncated or corrupt)") from exc
+    if not np.all(np.isfinite(data)):
+        raise AudioReadError(f"input contains non-finite samples (NaN/inf): {path}")
+    return np.ascontiguousarray(data)
+
+
 def match_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     """Mono to stereo by duplication; stereo to mono by averaging; more than two channels is an error."""
     have = audio.shape[0]

@@ -22,11 +22,13 @@ import soxr
 from vsep_core import audio as audio_io
 from vsep_core.api import SeparationModel
 from vsep_core.chunking import CrossfadeJoiner, plan_parts
-from vsep_core.errors import UsageError
+from vsep_core.errors import AudioReadError, UsageError
 
 log = logging.getLogger("vsep")
 
 CROSSFADE_SECONDS = 0.5
+AUTO_PART_ABOVE_SECONDS = 20 * 60  # inputs longer than this run in parts even without --chunk_duration
+AUTO_PART_SECONDS = 10 * 60
 Progress = Callable[[int, int], None]
 
 
@@ -113,19 +115,70 @@ def write_stem(data: np.ndarray, path: Path, opts: OutputOptions, model_rate: in
                                 opts.output_bitrate, channels=data.shape[0])
 
 
-def separate_audio(model: SeparationModel, mix: np.ndarray, opts: OutputOptions, workdir: Path | None,
-                   progress: Progress | None = None) -> dict[str, np.ndarray]:
-    """Run `model` on `mix` (float32 [channels, samples] at the model's rate).
+class MixSource:
+    """The input mix at the model's rate and channel count, read whole or one segment at a time.
 
-    Without `opts.chunk_duration` (or for a short input) the model sees the whole mix. Otherwise
-    it runs part by part with crossfades and the stems land in memory maps under `workdir`.
+    Segments are read from the file on demand (soundfile seeks) and resampled with a short
+    margin on both sides, so a long input is never decoded into memory at once.
     """
-    n = mix.shape[-1]
-    part_frames = int(round(opts.chunk_duration * model.sample_rate)) if opts.chunk_duration else n
+
+    MARGIN_SECONDS = 0.05
+
+    def __init__(self, info: audio_io.AudioInfo, model_rate: int, channels: int):
+        self.info = info
+        self.model_rate = model_rate
+        self.channels = channels
+        self.length = int(round(info.frames * model_rate / info.sample_rate))
+
+    def whole(self) -> np.ndarray:
+        """The whole mix, float32 [channels, length]."""
+        mix, _ = audio_io.read_audio(self.info.path)
+        mix = audio_io.match_channels(mix, self.channels)
+        return audio_io.resample(mix, self.info.sample_rate, self.model_rate, self.length)
+
+    def segment(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) at the model rate."""
+        rin, rout = self.info.sample_rate, self.model_rate
+        margin = int(self.MARGIN_SECONDS * rin) if rin != rout else 0
+        first = max(0, int(start * rin / rout) - margin)
+        last = min(self.info.frames, int(np.ceil(stop * rin / rout)) + margin + 1)
+        if self.info.subtype == "AV":
+            raw = audio_io.read_audio(self.info.path)[0][:, first:last]
+        else:
+            raw = audio_io.read_frames(self.info.path, first, last)
+        raw = audio_io.match_channels(raw, self.channels)
+        if rin == rout:
+            return audio_io.fit_length(raw, stop - start)
+        out = audio_io.resample(raw, rin, rout)
+        offset = int(round(start - first * rout / rin))
+        return audio_io.fit_length(out[:, offset:], stop - start)
+
+
+def part_frames_for(opts: OutputOptions, source: MixSource) -> int:
+    """Samples per part: --chunk_duration, else the whole input unless it is longer than AUTO_PART_ABOVE."""
+    if opts.chunk_duration:
+        return int(round(opts.chunk_duration * source.model_rate))
+    if source.length > AUTO_PART_ABOVE_SECONDS * source.model_rate:
+        log.info("input is %.0f min long: separating it in %d-minute parts to bound memory "
+                 "(set --chunk_duration to choose)", source.length / source.model_rate / 60,
+                 AUTO_PART_SECONDS // 60)
+        return AUTO_PART_SECONDS * source.model_rate
+    return source.length
+
+
+def separate_audio(model: SeparationModel, source: MixSource, opts: OutputOptions, workdir: Path,
+                   progress: Progress | None = None) -> dict[str, np.ndarray]:
+    """Run `model` over the mix.
+
+    A short input goes to the model whole. A long one (``--chunk_duration``, or longer than
+    AUTO_PART_ABOVE_SECONDS) runs part by part with crossfades: each part is read from the file
+    when it is needed and its stems land in memory maps under `workdir`.
+    """
+    n = source.length
+    part_frames = part_frames_for(opts, source)
     if part_frames >= n:
-        stems = model.separate(mix, progress)
+        stems = model.separate(source.whole(), progress)
         return {k: audio_io.fit_length(np.asarray(v, dtype=np.float32), n) for k, v in stems.items()}
-    assert workdir is not None
     parts = plan_parts(n, part_frames, int(CROSSFADE_SECONDS * model.sample_rate))
     joiner = CrossfadeJoiner()
     out: dict[str, np.memmap] = {}
@@ -133,9 +186,10 @@ def separate_audio(model: SeparationModel, mix: np.ndarray, opts: OutputOptions,
     for i, part in enumerate(parts):
         log.info("part %d of %d (%.1f s - %.1f s)", i + 1, len(parts), part.start / model.sample_rate,
                  part.stop / model.sample_rate)
-        seg = np.ascontiguousarray(mix[:, part.start:part.stop])
+        seg = source.segment(part.start, part.stop)
         stems = model.separate(seg, None)
         stems = {k: audio_io.fit_length(np.asarray(v, dtype=np.float32), seg.shape[-1]) for k, v in stems.items()}
+        del seg
         overlap_next = parts[i + 1].overlap if i + 1 < len(parts) else 0
         for name, block in joiner.push(stems, part.overlap, overlap_next):
             if name not in out:
@@ -154,18 +208,18 @@ def separate_file(model: SeparationModel, model_name: str, input_path: Path, opt
                   channels: int = 2) -> list[Path]:
     """Separate one input file with one loaded model and write its stems; returns the written paths."""
     fmt = audio_io.check_output_format(opts.output_format)
-    mix, info = audio_io.read_audio(input_path)
+    info = audio_io.probe(input_path)
+    if info.frames == 0:
+        raise AudioReadError(f"input has no audio samples: {input_path}")
     wanted = select_stems(list(model.stems), opts.output_single_stem)
     bit_depth = opts.output_bit_depth or info.bit_depth
     if fmt in audio_io.LOSSLESS_FORMATS:
         audio_io.output_subtype(fmt, bit_depth)  # fail before the work, not after it
-    mix = audio_io.match_channels(mix, channels)
-    mix = audio_io.resample(mix, info.sample_rate, model.sample_rate)
+    source = MixSource(info, model.sample_rate, channels)
     out_length = int(round(info.frames * opts.sample_rate / info.sample_rate))
-    workdir = Path(tempfile.mkdtemp(prefix="vsep-stems-")) if opts.chunk_duration else None
+    workdir = Path(tempfile.mkdtemp(prefix="vsep-stems-"))
     try:
-        stems = separate_audio(model, mix, opts, workdir, progress)
-        del mix
+        stems = separate_audio(model, source, opts, workdir, progress)
         missing = [s for s in wanted if s not in stems]
         if missing:
             raise UsageError(f"the model did not produce stem(s) {', '.join(missing)}")
@@ -179,5 +233,4 @@ def separate_file(model: SeparationModel, model_name: str, input_path: Path, opt
             written.append(path)
         return written
     finally:
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -106,7 +106,8 @@ class Separator:
         self._given_params = {k: dict(v) for k, v in given.items() if v}
         self.arch_params: dict[str, dict[str, Any]] = {}
         for arch in plugins.architectures().values():
-            self.arch_params[arch.flag_prefix] = params_dict(build_params(arch, self._given_params.get(arch.flag_prefix)))
+            given_here = self._given_params.get(arch.flag_prefix)
+            self.arch_params[arch.flag_prefix] = params_dict(build_params(arch, given_here))
         for prefix, value in self._given_params.items():
             self.arch_params.setdefault(prefix, dict(value))
         for prefix in ("mdx", "vr", "demucs", "mdxc"):

@@ -7,17 +7,17 @@ import io
 import logging
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from vsep_core.api import Device, LoadContext, ModelRecord
-
 from vsep_demucs.htdemucs import HTDemucs
 from vsep_demucs.plugin import DemucsParams
+
+from vsep_core.api import Device, LoadContext, ModelRecord
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ORACLE = REPO_ROOT.parent / "shared" / "reference"
@@ -26,26 +26,35 @@ TINY_KWARGS: dict[str, Any] = dict(sources=SOURCES, audio_channels=2, samplerate
                                    channels=4, depth=4, nfft=4096, t_layers=2, t_heads=2, dconv_comp=2)
 
 
-def save_package(package: dict[str, Any], directory: Path, signature: str) -> Path:
-    """torch.save `package` as `<signature>-<sha256[:8]>.th`, with `klass` pickled by reference as
-    `demucs.htdemucs.HTDemucs` exactly like the published files (a stand-in module is
-    registered in sys.modules only while saving)."""
-    fake_pkg, fake_mod = types.ModuleType("demucs"), types.ModuleType("demucs.htdemucs")
-    ref = type("HTDemucs", (), {"__module__": "demucs.htdemucs"})
-    fake_mod.HTDemucs = ref
-    fake_pkg.htdemucs = fake_mod
-    saved = {name: sys.modules.get(name) for name in ("demucs", "demucs.htdemucs")}
-    sys.modules.update({"demucs": fake_pkg, "demucs.htdemucs": fake_mod})
+@contextmanager
+def demucs_class(qualified: str = "demucs.htdemucs.HTDemucs") -> Iterator[type]:
+    """A stand-in class importable as `qualified` (e.g. demucs.htdemucs.HTDemucs) while the
+    context lasts, so that pickle stores it by reference exactly like the published files."""
+    package, module, name = qualified.split(".")
+    fake_pkg, fake_mod = types.ModuleType(package), types.ModuleType(f"{package}.{module}")
+    klass = type(name, (), {"__module__": fake_mod.__name__})
+    setattr(fake_mod, name, klass)
+    setattr(fake_pkg, module, fake_mod)
+    saved = {n: sys.modules.get(n) for n in (package, fake_mod.__name__)}
+    sys.modules.update({package: fake_pkg, fake_mod.__name__: fake_mod})
     try:
-        buf = io.BytesIO()
-        klass = package.get("klass", ref)
-        torch.save({**package, "klass": klass}, buf)
+        yield klass
     finally:
-        for name, mod in saved.items():
+        for n, mod in saved.items():
             if mod is None:
-                sys.modules.pop(name, None)
+                sys.modules.pop(n, None)
             else:
-                sys.modules[name] = mod
+                sys.modules[n] = mod
+
+
+def save_package(package: dict[str, Any], directory: Path, signature: str,
+                 klass: str = "demucs.htdemucs.HTDemucs") -> Path:
+    """torch.save `package` as `<signature>-<sha256[:8]>.th`, with `klass` pickled by reference
+    (as `demucs.htdemucs.HTDemucs` by default) like the published files. A `klass` already in
+    `package` is kept (it must be picklable)."""
+    buf = io.BytesIO()
+    with demucs_class(klass) as ref:
+        torch.save({"klass": ref, **package}, buf)
     data = buf.getvalue()
     path = directory / f"{signature}-{hashlib.sha256(data).hexdigest()[:8]}.th"
     path.write_bytes(data)

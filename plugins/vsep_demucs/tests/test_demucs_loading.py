@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import io
 import os
 import subprocess
 import sys
@@ -11,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from demucs_testlib import context, make_tiny, save_package, write_bag
-from vsep_core.errors import ModelLoadError, UsageError
-
+from demucs_testlib import context, demucs_class, make_tiny, save_package, write_bag
 from vsep_demucs.checkpoint import read_package
 from vsep_demucs.model import load_model, parse_bool, parse_segment, stem_order
+
+from vsep_core.errors import ModelLoadError, UsageError
 
 
 class _System:
@@ -36,8 +37,8 @@ class _Eval:
 def test_malicious_pickle_is_refused_without_running(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     state = {"w": torch.zeros(2)}
-    path = save_package({"args": (), "kwargs": {"sources": ["vocals"]}, "state": state,
-                         "training_args": _System(f"touch {marker}")}, tmp_path, "deadbeef")
+    save_package({"args": (), "kwargs": {"sources": ["vocals"]}, "state": state,
+                 "training_args": _System(f"touch {marker}")}, tmp_path, "deadbeef")
     with pytest.raises(ModelLoadError, match="system") as info:
         load_model(context(write_bag(tmp_path, "evil", ["deadbeef"])))
     assert "nothing in it ran" in str(info.value)
@@ -52,25 +53,10 @@ def test_eval_in_kwargs_is_refused(tmp_path: Path) -> None:
 
 def test_class_reference_cannot_be_called(tmp_path: Path) -> None:
     """A file that tries to *call* the allowed class path while unpickling is refused too."""
-    import types
-
-    fake = types.ModuleType("demucs.htdemucs")
-
-    class HTDemucs:
-        __module__ = "demucs.htdemucs"
-
-        def __reduce__(self):
-            return (HTDemucs, ())
-
-    fake.HTDemucs = HTDemucs
-    sys.modules["demucs.htdemucs"] = fake
-    try:
-        import io
-
-        buf = io.BytesIO()
-        torch.save({"klass": HTDemucs(), "kwargs": {}, "state": {}}, buf)
-    finally:
-        del sys.modules["demucs.htdemucs"]
+    buf = io.BytesIO()
+    with demucs_class() as klass:
+        klass.__reduce__ = lambda self: (klass, ())  # unpickling would call demucs.htdemucs.HTDemucs()
+        torch.save({"klass": klass(), "kwargs": {}, "state": {}}, buf)
     path = tmp_path / "ab12cd34.th"
     path.write_bytes(buf.getvalue())
     with pytest.raises(ModelLoadError, match="Refusing"):
@@ -78,16 +64,8 @@ def test_class_reference_cannot_be_called(tmp_path: Path) -> None:
 
 
 def test_unsupported_demucs_class_is_named(tmp_path: Path) -> None:
-    import types
-
-    mod = types.ModuleType("demucs.hdemucs")
-    klass = type("HDemucs", (), {"__module__": "demucs.hdemucs"})
-    mod.HDemucs = klass
-    sys.modules["demucs.hdemucs"] = mod
-    try:
-        path = save_package({"klass": klass, "args": (), "kwargs": {}, "state": {}}, tmp_path, "75fc33f5")
-    finally:
-        del sys.modules["demucs.hdemucs"]
+    path = save_package({"args": (), "kwargs": {}, "state": {}}, tmp_path, "75fc33f5",
+                        klass="demucs.hdemucs.HDemucs")
     assert read_package(path)["klass"] == "demucs.hdemucs.HDemucs"
     with pytest.raises(ModelLoadError, match="HDemucs"):
         load_model(context(path))

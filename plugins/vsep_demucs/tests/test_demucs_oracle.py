@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from demucs_testlib import context
-
 from vsep_demucs.model import load_model
 
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 from demucs_testlib import context, write_bag
 from torch import nn
-
 from vsep_demucs.apply import BagRunner
 from vsep_demucs.model import load_model
 

@@ -13,6 +13,7 @@ import sys
 
 import click
 
+DEFAULT_MODEL = "model_bs_roformer_ep_317_sdr_12.9755.ckpt"
 COMMAND_MODULES = ("info", "models", "download", "presets", "serve", "remote", "export_onnx")
 FLAT_ACTIONS = {"-l": "models", "--list_models": "models", "--list_presets": "presets", "-e": "env",
                 "--env_info": "env", "--download_model_only": "download"}
@@ -78,7 +79,7 @@ def map_flat_form(argv: list[str], commands: set[str]) -> list[str]:
                 return ["presets", *_take_values(argv, {"--list_format"})]
             if command == "env":
                 return ["env", *_take_values(argv, {"--model_file_dir"})]
-            models = _take_values(argv, {"-m", "--model_filename"})[1::2] or ["model_bs_roformer_ep_317_sdr_12.9755.ckpt"]
+            models = _take_values(argv, {"-m", "--model_filename"})[1::2] or [DEFAULT_MODEL]
             extras = []
             if "--extra_models" in argv:
                 for tok in argv[argv.index("--extra_models") + 1:]:

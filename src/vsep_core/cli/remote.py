@@ -79,6 +79,7 @@ def _setup_logging(debug: bool, log_level: str) -> None:
         log.addHandler(RichHandler(console=err_console, show_path=False, show_time=False))
     log.setLevel(level)
     log.propagate = False
+    logging.getLogger("httpx").setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 @remote_app.callback(invoke_without_command=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -292,9 +292,9 @@ class AudioSeparatorAPIClient:
     @staticmethod
     @contextmanager
     def _atomic(target: Path) -> Iterator[Any]:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.part"
         try:
-            with os.fdopen(fd, "wb") as out:
+            with open(tmp, "xb") as out:  # "x": never follow or clobber; mode from the umask
                 yield out
             os.replace(tmp, target)
         except BaseException:

@@ -414,8 +414,7 @@ class App:
             self.backend.check_options(separator)
         except VsepError as exc:
             raise HTTPException(400, str(exc)) from exc
-        original = upload.filename or "input"
-        input_name = safe_filename(original)
+        input_name = original = safe_filename(upload.filename)
         task_id = uuid.uuid4().hex
         with self._submit_lock:
             if self.pool.queued() >= self.settings.max_queue:

@@ -26,8 +26,8 @@ from typing import Any
 import torch
 import yaml
 from torch import nn
-from vsep_core.errors import ModelLoadError
 
+from vsep_core.errors import ModelLoadError
 from vsep_demucs.htdemucs import HTDemucs
 
 log = logging.getLogger("vsep.demucs")

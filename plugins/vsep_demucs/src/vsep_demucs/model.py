@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
 from vsep_core.api import LoadContext, Progress
 from vsep_core.errors import ModelLoadError, UsageError
-
 from vsep_demucs.apply import BagRunner
 from vsep_demucs.checkpoint import build_model, find_signature_file, read_bag, read_package, verify_checksum
 

@@ -101,7 +101,7 @@ class VRModel:
         waves = bandlib.band_waves(audio, bp)
         frames = bandlib.frames_of(waves, bp)
         # extra frames past UVR's last one so that the reconstruction covers the whole input
-        extra = max(math.ceil(b.n_fft / b.hl) for b in bp.bands) + 2
+        extra = 0
         spec = bandlib.analyse(waves, bp, self.v51, frames + extra, high_end=s.high_end_process)
         mag = np.abs(spec.spec)
         total = count_batches(frames, s.window_size, self.offset, s.batch_size, s.enable_tta)

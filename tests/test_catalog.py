@@ -1,0 +1,160 @@
+"""The catalogue: records from the plugins, scores, the reference's listings, resolution, `vsep models`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import run_vsep
+from vsep_core import catalog
+from vsep_core.errors import ModelNotFoundError, PluginMissingError
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+MODELS = REFERENCE / "models"
+MANIFEST = json.loads((REFERENCE / "manifest.json").read_text())
+FIRST_PARTY = {"vsep-mdx", "vsep-vr", "vsep-mdxc", "vsep-demucs"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_catalogue():
+    catalog.clear_cache()
+    yield
+    catalog.clear_cache()
+
+
+def test_every_family_lists_the_reference_models() -> None:
+    by_arch: dict[str, list] = {}
+    for record in catalog.all_records():
+        by_arch.setdefault(record.architecture, []).append(record)
+    counts = {arch: len(by_arch.get(arch, [])) for arch in catalog.REFERENCE_TYPES}
+    # UVR lists + audio-separator 0.47.1 models.json (roformer_download_list has 84 entries)
+    assert counts == {"VR": 29, "MDX": 39, "Demucs": 4, "MDXC": 97}
+    filenames = [r.filename for r in catalog.all_records()]
+    assert len(filenames) == len(set(filenames))
+
+
+@pytest.mark.parametrize("variant", ["mdx", "vr_nets", "vr_nets_new", "demucs", "mdxc", "bs_roformer", "mel_roformer"])
+def test_listing_matches_what_the_reference_listed_for_the_oracle(variant: str) -> None:
+    model = MANIFEST["models"][variant]
+    listing = model["reference_listing"]
+    entry = catalog.list_supported_model_files()[listing["type"]][listing["friendly_name"]]
+    assert entry["filename"] == model["model_filename"]
+    assert entry["download_files"] == listing["download_files"]
+    assert set(entry) == {"filename", "scores", "stems", "target_stem", "download_files"}
+
+
+def test_scores_stems_and_target_come_from_the_packaged_scores() -> None:
+    record = catalog.resolve_model("model_bs_roformer_ep_317_sdr_12.9755.ckpt", MODELS)
+    assert record.stems == ["vocals", "instrumental"] and record.target_stem == "vocals"
+    assert record.scores["vocals"] == {"SDR": 11.7742, "SIR": 27.3991, "SAR": 12.6773, "ISR": 16.0782}
+    assert catalog.model_scores("no-such-model.ckpt") == ([], None, {})
+
+
+def test_known_models_index_matches_the_plugins() -> None:
+    records = [r for r in catalog._hook_records() if r.package in FIRST_PARTY]
+    packaged = json.loads((Path(catalog.__file__).parent / "data" / "known_models.json").read_text())
+    assert catalog.known_models_index(records) == packaged, (
+        "regenerate src/vsep_core/data/known_models.json (see src/vsep_core/data/README.md)")
+
+
+def test_simplified_list_filters_by_stem_sorted_by_sdr() -> None:
+    listed = catalog.get_simplified_model_list("Drums")
+    assert listed and all("drums" in v["SDR"] for v in listed.values())
+    sdrs = [v["SDR"]["drums"] for v in listed.values()]
+    scored = [s for s in sdrs if s is not None]
+    assert scored == sorted(scored, reverse=True) and sdrs[:len(scored)] == scored  # unscored last
+    entry = catalog.get_simplified_model_list()["model_bs_roformer_ep_317_sdr_12.9755.ckpt"]
+    assert entry == {"Name": "Roformer Model: BS-Roformer-Viperx-1297", "Type": "MDXC",
+                     "Stems": ["vocals* (11.8)", "instrumental (16.5)"], "SDR": {"vocals": 11.8, "instrumental": 16.5}}
+    names = [v["Name"] for v in catalog.get_simplified_model_list("name").values()]
+    assert names == sorted(names)
+    assert list(catalog.get_simplified_model_list("filename")) == sorted(catalog.get_simplified_model_list())
+
+
+def test_resolve_by_any_file_name_or_friendly_name() -> None:
+    assert catalog.resolve_model("model_bs_roformer_ep_317_sdr_12.9755.yaml", MODELS).filename == (
+        "model_bs_roformer_ep_317_sdr_12.9755.ckpt")
+    assert catalog.resolve_model("955717e8-8726e21a.th", MODELS).filename == "htdemucs.yaml"
+    assert catalog.resolve_model("Demucs v4: htdemucs_6s", MODELS).filename == "htdemucs_6s.yaml"
+
+
+def test_unknown_name_suggests_close_names(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match=r"did you mean model_bs_roformer_ep_317_sdr_12\.9755\.ckpt"):
+        catalog.resolve_model("model_bs_roformer_ep_317_sdr_12.975.ckpt", tmp_path)
+
+
+def test_local_files_claimed_by_hash_or_by_yaml(tmp_path: Path) -> None:
+    shutil.copy(MODELS / "UVR-MDX-NET-Inst_HQ_3.onnx", tmp_path / "my_mdx.onnx")  # .onnx: MDX or VR, the hash decides
+    shutil.copy(MODELS / "2_HP-UVR.pth", tmp_path / "my_vr.pth")
+    shutil.copy(MODELS / "mdx_model_data.json", tmp_path)
+    shutil.copy(MODELS / "vr_model_data.json", tmp_path)
+    assert catalog.resolve_model("my_mdx.onnx", tmp_path).architecture == "MDX"
+    assert catalog.resolve_model("my_vr.pth", tmp_path).architecture == "VR"
+
+    shutil.copy(MODELS / "MDX23C-8KFFT-InstVoc_HQ.ckpt", tmp_path / "custom.ckpt")
+    with pytest.raises(ModelNotFoundError):  # a .ckpt alone is nobody's
+        catalog.resolve_model("custom.ckpt", tmp_path)
+    shutil.copy(MODELS / "model_2_stem_full_band_8k.yaml", tmp_path / "custom.yaml")
+    record = catalog.resolve_model("custom.ckpt", tmp_path)
+    assert (record.architecture, record.config) == ("MDXC", "custom.yaml")
+
+
+@pytest.fixture
+def without_vr(monkeypatch: pytest.MonkeyPatch):
+    """Pretend the vsep-vr plugin is not installed."""
+    archs = {k: v for k, v in catalog.installed_architectures().items() if k != "VR"}
+    hook = [r for r in catalog._hook_records() if r.architecture != "VR"]
+    monkeypatch.setattr(catalog, "installed_architectures", lambda: archs)
+    monkeypatch.setattr(catalog, "_hook_records", lambda: hook)
+    catalog.clear_cache()
+
+
+def test_uninstalled_family_is_listed_only_with_all(without_vr) -> None:
+    assert not [r for r in catalog.all_records() if r.architecture == "VR"]
+    vr = [r for r in catalog.all_records(installed_only=False) if r.architecture == "VR"]
+    assert len(vr) == 29 and {r.package for r in vr} == {"vsep-vr"}
+    assert catalog.list_supported_model_files()["VR"] == {}
+    with pytest.raises(PluginMissingError, match="pip install vsep-vr"):
+        catalog.resolve_model("2_HP-UVR.pth", MODELS)
+
+
+def test_models_all_shows_the_package_to_install(without_vr, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vsep_core.cli import models as models_cli
+    from vsep_core.cli.app import app, console
+
+    monkeypatch.setattr(console, "width", 250)
+    runner = CliRunner()
+    plain = runner.invoke(app, ["models", "--list_filter", "karaoke"])
+    assert plain.exit_code == 0, plain.output
+    assert "5_HP-Karaoke-UVR.pth" not in plain.output and "vsep models --all" in plain.output
+    everything = runner.invoke(app, ["models", "--all", "--list_filter", "karaoke"])
+    assert "5_HP-Karaoke-UVR.pth" in everything.output and "pip install vsep-vr" in everything.output
+    data = models_cli.models_json(catalog.select_models("vocals", include_uninstalled=True))
+    assert data["VR"]["VR Arch Single Model v5: 1_HP-UVR"]["package"] == "vsep-vr"
+
+
+def test_vsep_models_pretty_and_json_with_stem_filter_and_limit() -> None:
+    expected = [r.filename for r in catalog.select_models("vocals", 4)]
+    pretty = run_vsep("models", "--list_filter", "vocals", "--list_limit", "4", COLUMNS="250")
+    assert pretty.returncode == 0, pretty.stderr
+    rows = [line for line in pretty.stdout.splitlines() if line.startswith("│")]
+    assert [next(f for f in expected if f in row) for row in rows] == expected
+    assert "vocals* (12.6)" in rows[0]  # best vocal SDR first
+
+    flat = run_vsep("--list_models", "--list_format", "json", "--list_filter", "vocals", "--list_limit", "4")
+    assert flat.returncode == 0, flat.stderr
+    data = json.loads(flat.stdout)
+    listed = [e["filename"] for group in data.values() for e in group.values()]
+    assert sorted(listed) == sorted(expected) and set(catalog.REFERENCE_TYPES) <= set(data)
+
+    from vsep_core.cli import models as _  # noqa: F401  (registers `models` on the app)
+    from vsep_core.cli.app import app
+
+    full = json.loads(CliRunner().invoke(app, ["models", "--list_format", "json"]).output)
+    assert full["MDXC"]["Roformer Model: BS-Roformer-Viperx-1297"]["download_files"] == [
+        "model_bs_roformer_ep_317_sdr_12.9755.ckpt", "model_bs_roformer_ep_317_sdr_12.9755.yaml"]
+    assert sum(len(group) for group in full.values()) >= 169
