@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -10,13 +11,24 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import run_vsep
-from vsep_core import catalog
-from vsep_core.errors import ModelNotFoundError, PluginMissingError
+from vsep_core import catalog, modeldata
+from vsep_core.errors import ModelDataError, ModelNotFoundError, PluginMissingError
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 MODELS = REFERENCE / "models"
 MANIFEST = json.loads((REFERENCE / "manifest.json").read_text())
 FIRST_PARTY = {"vsep-mdx", "vsep-vr", "vsep-mdxc", "vsep-demucs"}
+
+
+def cli_app():
+    """The Typer app with `vsep models` and `vsep download` registered, as the real CLI has them."""
+    import importlib
+
+    for name in ("models", "download"):
+        importlib.import_module(f"vsep_core.cli.{name}")
+    from vsep_core.cli.app import app
+
+    return app
 
 
 @pytest.fixture(autouse=True)
@@ -96,8 +108,15 @@ def test_local_files_claimed_by_hash_or_by_yaml(tmp_path: Path) -> None:
     assert catalog.resolve_model("my_vr.pth", tmp_path).architecture == "VR"
 
     shutil.copy(MODELS / "MDX23C-8KFFT-InstVoc_HQ.ckpt", tmp_path / "custom.ckpt")
-    with pytest.raises(ModelNotFoundError):  # a .ckpt alone is nobody's
+    with pytest.raises(ModelNotFoundError, match=r"beside the file as custom\.yaml"):  # a .ckpt alone is nobody's
         catalog.resolve_model("custom.ckpt", tmp_path)
+    shutil.copy(MODELS / "UVR-De-Echo-Normal.pth", tmp_path / "unknown.pth")  # VR-shaped, hash in no table
+    unknown = catalog.resolve_model("unknown.pth", tmp_path)  # the VR plugin recognises its keys
+    with pytest.raises(ModelDataError, match=MANIFEST["models"]["vr_nets_new"]["model_hash"]):
+        modeldata.model_data_for(unknown, {}, tmp_path)
+    (tmp_path / "other.pth").write_bytes(b"not a VR checkpoint")
+    with pytest.raises(ModelNotFoundError, match=hashlib.md5(b"not a VR checkpoint").hexdigest()):
+        catalog.resolve_model("other.pth", tmp_path)
     shutil.copy(MODELS / "model_2_stem_full_band_8k.yaml", tmp_path / "custom.yaml")
     record = catalog.resolve_model("custom.ckpt", tmp_path)
     assert (record.architecture, record.config) == ("MDXC", "custom.yaml")
@@ -124,8 +143,9 @@ def test_uninstalled_family_is_listed_only_with_all(without_vr) -> None:
 
 def test_models_all_shows_the_package_to_install(without_vr, monkeypatch: pytest.MonkeyPatch) -> None:
     from vsep_core.cli import models as models_cli
-    from vsep_core.cli.app import app, console
+    from vsep_core.cli.app import console
 
+    app = cli_app()
     monkeypatch.setattr(console, "width", 250)
     runner = CliRunner()
     plain = runner.invoke(app, ["models", "--list_filter", "karaoke"])
@@ -151,10 +171,23 @@ def test_vsep_models_pretty_and_json_with_stem_filter_and_limit() -> None:
     listed = [e["filename"] for group in data.values() for e in group.values()]
     assert sorted(listed) == sorted(expected) and set(catalog.REFERENCE_TYPES) <= set(data)
 
-    from vsep_core.cli import models as _  # noqa: F401  (registers `models` on the app)
-    from vsep_core.cli.app import app
-
-    full = json.loads(CliRunner().invoke(app, ["models", "--list_format", "json"]).output)
+    full = json.loads(CliRunner().invoke(cli_app(), ["models", "--list_format", "json"]).output)
     assert full["MDXC"]["Roformer Model: BS-Roformer-Viperx-1297"]["download_files"] == [
         "model_bs_roformer_ep_317_sdr_12.9755.ckpt", "model_bs_roformer_ep_317_sdr_12.9755.yaml"]
     assert sum(len(group) for group in full.values()) >= 169
+
+
+def test_models_info_reports_files_urls_and_parameters(tmp_path: Path) -> None:
+    app = cli_app()
+    runner = CliRunner()
+    on_disk = json.loads(runner.invoke(app, ["models", "info", "UVR-MDX-NET-Inst_HQ_3.onnx", "--model_file_dir",
+                                             str(MODELS), "--list_format", "json"]).output)
+    assert on_disk["architecture"] == "MDX" and on_disk["files"][0]["on_disk"]
+    assert on_disk["parameters"] == MANIFEST["models"]["mdx"]["model_data"]
+    missing = json.loads(runner.invoke(app, ["models", "info", "htdemucs_ft.yaml", "--model_file_dir",
+                                             str(tmp_path), "--list_format", "json"]).output)
+    assert not any(f["on_disk"] for f in missing["files"]) and len(missing["files"]) == 5
+    assert missing["files"][0]["urls"][0].startswith("https://dl.fbaipublicfiles.com/demucs/")
+    packaged = json.loads(runner.invoke(app, ["models", "info", "model_bs_roformer_ep_317_sdr_12.9755.ckpt",
+                                              "--model_file_dir", str(tmp_path), "--list_format", "json"]).output)
+    assert packaged["files"][1]["packaged"] and packaged["parameters"]["model"]["dim"] == 512  # the real yaml

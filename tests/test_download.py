@@ -138,7 +138,7 @@ def test_several_files_download_in_parallel(http: HTTPServer, tmp_path: Path) ->
         path = "/public/htdemucs_ft.yaml" if f.name.endswith(".yaml") else f"/demucs/hybrid_transformer/{f.name}"
         http.expect_request(path).respond_with_handler(tracked)
 
-    paths = download.ensure_model_files(record, tmp_path, show_progress=False)
+    paths = download.ensure_model_files(record, tmp_path, show_progress=True)  # Rich bars on stderr
 
     assert all(p.read_bytes() == TH for p in paths.values())
     assert 2 <= peak[0] <= config.MAX_DOWNLOAD_WORKERS
@@ -236,6 +236,17 @@ def test_offline_missing_file_is_a_clear_error_without_network(http: HTTPServer,
     (tmp_path / "absent.yaml").write_bytes(b"y")
     assert download.ensure_model_files(record, tmp_path, show_progress=False)["absent.yaml"] == tmp_path / "absent.yaml"
     assert http.log == []
+
+
+def test_a_part_that_is_already_whole_is_verified_and_renamed(http: HTTPServer, tmp_path: Path) -> None:
+    (tmp_path / "m.ckpt.part").write_bytes(PTH)
+    seen: list = []
+    http.expect_request("/public/m.ckpt").respond_with_handler(serving(PTH, requests=seen))
+
+    download.ensure_model_files(record_of(DownloadFile("m.ckpt")), tmp_path, show_progress=False)
+
+    assert seen == [f"bytes={len(PTH)}-"]  # answered 416 with the full length: nothing left to fetch
+    assert (tmp_path / "m.ckpt").read_bytes() == PTH and not (tmp_path / "m.ckpt.part").exists()
 
 
 def test_complete_files_are_not_fetched_again(http: HTTPServer, tmp_path: Path) -> None:
@@ -376,3 +387,24 @@ def test_config_names_and_values(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert config.default_model_dir() == tmp_path / "legacy"
     monkeypatch.setenv("VSEP_MODEL_DIR", str(tmp_path / "vsep"))
     assert config.default_model_dir() == tmp_path / "vsep"
+
+
+def test_vsep_download_command(http: HTTPServer, tmp_path: Path) -> None:
+    import importlib
+
+    from typer.testing import CliRunner
+
+    for name in ("models", "download"):  # registered on the app, as the real CLI has them
+        importlib.import_module(f"vsep_core.cli.{name}")
+    from vsep_core.cli.app import app
+
+    (tmp_path / "vr_model_data.json").write_text((MODELS / "vr_model_data.json").read_text())
+    http.expect_request("/public/2_HP-UVR.pth").respond_with_handler(serving(PTH))
+    runner = CliRunner()
+    offline = runner.invoke(app, ["download", "2_HP-UVR.pth", "--model_file_dir", str(tmp_path), "--offline"])
+    assert isinstance(offline.exception, DownloadError) and http.log == []
+
+    done = runner.invoke(app, ["download", "2_HP-UVR.pth", "--model_file_dir", str(tmp_path)])
+
+    assert done.exit_code == 0, done.output
+    assert "2_HP-UVR.pth" in done.output and (tmp_path / "2_HP-UVR.pth").read_bytes() == PTH

@@ -22,6 +22,7 @@ from vsep_core.remote.testing import FAKE_GAINS, LiveServer
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+HTTP = httpx.Client(timeout=30)
 
 
 def write_wav(path: Path, seconds: float = 0.3, seed: int = 0) -> np.ndarray:
@@ -34,7 +35,7 @@ def write_wav(path: Path, seconds: float = 0.3, seed: int = 0) -> np.ndarray:
 def wait_for(url: str, task_id: str, states: tuple[str, ...], timeout: float = 20, headers=AUTH) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        doc = httpx.get(f"{url}/status/{task_id}", headers=headers, timeout=5).json()
+        doc = HTTP.get(f"{url}/status/{task_id}", headers=headers, timeout=5).json()
         if doc["status"] in states:
             return doc
         time.sleep(0.05)
@@ -43,7 +44,7 @@ def wait_for(url: str, task_id: str, states: tuple[str, ...], timeout: float = 2
 
 def submit(url: str, path: Path, headers=AUTH, filename: str | None = None, **form) -> httpx.Response:
     with open(path, "rb") as fh:
-        return httpx.post(f"{url}/separate", headers=headers, data=form, timeout=30,
+        return HTTP.post(f"{url}/separate", headers=headers, data=form, timeout=30,
                           files={"file": (filename or path.name, fh, "audio/wav")})
 
 
@@ -84,7 +85,7 @@ def test_upload_poll_download_gives_the_models_output(server, client, tmp_path):
     name = "song_(Vocals)_fake-gain.wav"
     legacy = client.download_file(result["task_id"], name, tmp_path / "legacy.wav")
     assert Path(legacy).read_bytes() == (tmp_path / "out" / name).read_bytes()
-    raw = httpx.get(f"{server.url}/download/{result['task_id']}/{next(iter(result['files']))}", headers=AUTH)
+    raw = HTTP.get(f"{server.url}/download/{result['task_id']}/{next(iter(result['files']))}", headers=AUTH)
     assert raw.headers["content-disposition"].startswith("attachment; filename=")
 
 
@@ -93,15 +94,15 @@ def test_token_is_required_on_every_route_but_health(server, tmp_path):
     for path in ("/", "/models", "/models-json", "/presets", "/status/abc", "/download/abc/def", "/openapi.json",
                  "/docs", "/no-such-route"):
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
-            r = httpx.get(server.url + path, headers=headers)
+            r = HTTP.get(server.url + path, headers=headers)
             assert r.status_code == 401, (path, headers, r.status_code)
             assert r.headers["www-authenticate"] == "Bearer" and "token" in r.json()["detail"]
     assert submit(server.url, tmp_path / "a.wav", headers={}, model="fake-gain.ckpt").status_code == 401
     assert job_dirs(server) == job_dirs(server)  # nothing stored by refused requests
-    health = httpx.get(server.url + "/health")
+    health = HTTP.get(server.url + "/health")
     assert health.status_code == 200
     assert health.json()["version"] == vsep_core.__version__ and health.json()["status"] == "healthy"
-    assert httpx.get(server.url + "/models", headers=AUTH).status_code == 200
+    assert HTTP.get(server.url + "/models", headers=AUTH).status_code == 200
     with AudioSeparatorAPIClient(server.url, token="") as anonymous:
         with pytest.raises(RemoteAPIError) as info:
             anonymous.list_models("json")
@@ -130,7 +131,7 @@ def test_bad_submissions_are_rejected_before_anything_is_stored(server, tmp_path
         assert r.status_code == code, (form, r.text)
         if text:
             assert text in r.json()["detail"], (form, r.text)
-    r = httpx.post(f"{server.url}/separate", headers=AUTH, data={"model": "fake-gain.ckpt"})
+    r = HTTP.post(f"{server.url}/separate", headers=AUTH, data={"model": "fake-gain.ckpt"})
     assert r.status_code == 400 and "'file'" in r.json()["detail"]
     assert job_dirs(server) == before
 
@@ -151,7 +152,7 @@ def test_path_traversal_filename_is_stored_safely_and_jobs_do_not_share_files(se
     assert all(p.resolve().is_relative_to((root / "jobs").resolve()) for p in root.rglob("evil*"))
     file_id = next(k for k, v in docs[0]["files"].items() if "Vocals" in v)
     for task_id, data in zip(ids, (first, second), strict=True):
-        body = httpx.get(f"{server.url}/download/{task_id}/{file_id}", headers=AUTH).content
+        body = HTTP.get(f"{server.url}/download/{task_id}/{file_id}", headers=AUTH).content
         (tmp_path / "got.wav").write_bytes(body)
         np.testing.assert_allclose(sf.read(tmp_path / "got.wav", dtype="float32")[0], data * 0.5, atol=1.5 / 32768)
 
@@ -166,11 +167,11 @@ def test_downloads_serve_only_that_jobs_files(server, tmp_path):
     b_id, b_name = next(iter(files_b.items()))
     for path in (f"/download/{a}/{b_id}", f"/download/{a}/{b_name}", f"/download/{a}/..%2F{b}%2Foutput%2F{b_name}",
                  f"/download/{a}/..%2F..%2Fjobs.sqlite3", f"/download/{a}/one.wav", "/download/unknown/x"):
-        r = httpx.get(server.url + path, headers=AUTH)
+        r = HTTP.get(server.url + path, headers=AUTH)
         assert r.status_code == 404, (path, r.status_code)
     for file_id, name in files_a.items():
-        assert httpx.get(f"{server.url}/download/{a}/{file_id}", headers=AUTH).status_code == 200
-        assert httpx.get(f"{server.url}/download/{a}/{name}", headers=AUTH).status_code == 200  # legacy by name
+        assert HTTP.get(f"{server.url}/download/{a}/{file_id}", headers=AUTH).status_code == 200
+        assert HTTP.get(f"{server.url}/download/{a}/{name}", headers=AUTH).status_code == 200  # legacy by name
 
 
 def test_failing_model_reports_its_error(server, client, tmp_path):
@@ -236,9 +237,9 @@ def test_models_presets_root_and_openapi(server, client):
     assert text.splitlines()[1].split() == ["Model", "Filename", "Arch", "Output", "Stems", "(SDR)", "Friendly", "Name"]
     assert "fake-gain.ckpt" in text and "fake-slow.ckpt" not in client.list_models(filter_by="gain.")["text"]
     assert client.list_presets()["presets"]["fake_pair"]["models"] == ["fake-gain.ckpt", "fake-slow.ckpt"]
-    root = httpx.get(server.url + "/", headers=AUTH).json()
+    root = HTTP.get(server.url + "/", headers=AUTH).json()
     assert root["version"] == vsep_core.__version__ and "POST /separate" in root["endpoints"]
-    schema = httpx.get(server.url + "/openapi.json", headers=AUTH).json()
+    schema = HTTP.get(server.url + "/openapi.json", headers=AUTH).json()
     form = schema["components"]["schemas"]
     separate = next(v for k, v in form.items() if k.startswith("Body_separate"))["properties"]
     assert {"file", "model", "models", "preset", "output_format", "fake_gain", "mdxc_overlap"} - set(separate) == \
@@ -265,7 +266,7 @@ def test_oversized_upload_is_rejected_without_storing_it(limited, tmp_path):
         for _ in range(40):
             yield b"\0" * 4096
 
-    r = httpx.post(limited.url + "/separate", content=chunks(),
+    r = HTTP.post(limited.url + "/separate", content=chunks(),
                    headers={"Content-Type": "multipart/form-data; boundary=xyz"})
     assert r.status_code == 413
     assert job_dirs(limited) == set()
@@ -280,7 +281,7 @@ def test_results_expire_after_the_retention_time(limited, tmp_path):
     doc = wait_for(limited.url, task_id, ("expired",), timeout=10, headers={})
     assert doc["files"] == {} and "retention" in doc["error"]
     if files:
-        r = httpx.get(f"{limited.url}/download/{task_id}/{next(iter(files))}")
+        r = HTTP.get(f"{limited.url}/download/{task_id}/{next(iter(files))}")
         assert r.status_code == 410 and "submit the job again" in r.json()["detail"]
     assert not (limited.data_dir / "jobs" / task_id).exists()
 
@@ -294,7 +295,7 @@ def test_a_full_queue_answers_503(limited, tmp_path):
     r = submit(limited.url, tmp_path / "s.wav", headers={}, model="fake-gain.ckpt")
     assert r.status_code == 503 and "queue is full" in r.json()["detail"]
     for task_id in (waiting.json()["task_id"], slow):
-        assert httpx.post(f"{limited.url}/cancel/{task_id}").status_code == 200
+        assert HTTP.post(f"{limited.url}/cancel/{task_id}").status_code == 200
 
 
 def test_restart_keeps_finished_jobs_and_fails_the_interrupted_one(tmp_path):
@@ -319,3 +320,36 @@ def test_restart_keeps_finished_jobs_and_fails_the_interrupted_one(tmp_path):
                 path = api.download_file_by_hash(done, file_id, name, tmp_path / name)
                 gain = 0.5 if "Vocals" in name else 0.25
                 np.testing.assert_allclose(sf.read(path, dtype="float32")[0], data * gain, atol=1.5 / 32768)
+
+
+def test_openapi_schema_survives_fuzzing(server):
+    """schemathesis: no 5xx, documented status codes and schemas, invalid input refused with 4xx."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import (
+        content_type_conformance,
+        negative_data_rejection,
+        not_a_server_error,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+              negative_data_rejection]
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json", headers=AUTH)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.path for op in operations} >= {"/separate", "/status/{task_id}", "/download/{task_id}/{file_hash}",
+                                              "/cancel/{task_id}", "/models", "/models-json", "/presets", "/health",
+                                              "/"}
+    calls = []
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=6, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        def fuzz(case):
+            calls.append(case.operation.path)
+            case.call_and_validate(headers=AUTH, timeout=30, checks=checks)
+
+        fuzz()
+    assert len(calls) >= 3 * len(operations)

@@ -173,9 +173,12 @@ def resolve_model(name: str, model_dir: str | Path) -> ModelRecord:
         package = missing.package or f"vsep-{missing.architecture.lower()}"
         raise PluginMissingError(f"{missing.filename} is a {missing.architecture} model, which needs the plugin "
                                  f"package {package}: pip install {package}")
-    local = _claim_local_file(model_dir / name)
+    path = model_dir / name
+    local = _claim_local_file(path)
     if local is not None:
         return local
+    if path.is_file():
+        raise ModelNotFoundError(_unclaimed_message(path))
     raise ModelNotFoundError(_not_found_message(name, model_dir))
 
 
@@ -208,11 +211,23 @@ def _claim_local_file(path: Path) -> ModelRecord | None:
                        files=files, config=config, package=chosen.package or None)
 
 
+def _unclaimed_message(path: Path) -> str:
+    from vsep_core.modeldata import get_model_hash, hash_tables
+
+    archs = [a.name for a in installed_architectures().values()
+             if path.suffix.lower() in tuple(e.lower() for e in a.extensions)]
+    tables = " or ".join(dict.fromkeys(t.model_dir_filename for t in hash_tables()))
+    kind = f" (a {path.suffix} file could be: {', '.join(archs)})" if archs else ""
+    return (f"{path} is in no catalogue and no installed plugin recognises it{kind}. If it is a model with "
+            f"hash parameters, add them under its hash {get_model_hash(path)} to {tables} in {path.parent}; "
+            f"if it has a yaml config, put it beside the file as {path.stem}.yaml (see docs/models.md)")
+
+
 def _not_found_message(name: str, model_dir: Path) -> str:
     names = [r.filename for r in all_records(installed_only=False)]
     if model_dir.is_dir():
         names += [p.name for p in model_dir.iterdir() if p.is_file() and not p.name.endswith((".part", ".json"))]
-    close = difflib.get_close_matches(name, list(dict.fromkeys(names)), n=5, cutoff=0.6)
+    close = difflib.get_close_matches(name, list(dict.fromkeys(names)), n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return (f"model {name!r} is in no catalogue and no installed plugin claims a file of that name in {model_dir}"
             f"{hint} (`vsep models` lists the models)")

@@ -240,7 +240,7 @@ def _fetch(client, job: _Job, progress, cancel: threading.Event) -> None:
 
     lock = FileLock(str(job.dest.parent / LOCK_DIR / f"{job.dest.name}.lock"))
     try:
-        pass
+        lock.acquire(timeout=0.2)
     except Timeout:
         logger.info("waiting for another vsep process that is downloading %s", job.dest.name)
         while True:
@@ -256,7 +256,7 @@ def _fetch(client, job: _Job, progress, cancel: threading.Event) -> None:
             return
         _download(client, job, progress, cancel)
     finally:
-        pass
+        lock.release()
 
 
 def _download(client, job: _Job, progress, cancel: threading.Event) -> None:
@@ -264,36 +264,32 @@ def _download(client, job: _Job, progress, cancel: threading.Event) -> None:
     task = progress.add_task(job.file.name, total=job.file.size) if progress is not None else None
     problems: list[str] = []
     restarted = False
-    try:
-        for url in job.urls:
-            attempt = 0
-            while attempt < RETRIES:
-                if attempt and cancel.wait(BACKOFF_S * 2 ** (attempt - 1)):
-                    raise _Cancelled()
-                attempt += 1
-                try:
-                    logger.info("downloading %s from %s", job.file.name, url)
-                    _stream(client, url, part, job.file, progress, task, cancel)
-                    _verify(part, job.file)
-                except _NotThere as exc:
-                    problems.append(str(exc))
+    for url in job.urls:
+        attempt = 0
+        while attempt < RETRIES:
+            if attempt and cancel.wait(BACKOFF_S * 2 ** (attempt - 1)):
+                raise _Cancelled()
+            attempt += 1
+            try:
+                logger.info("downloading %s from %s", job.file.name, url)
+                _stream(client, url, part, job.file, progress, task, cancel)
+                _verify(part, job.file)
+            except _NotThere as exc:
+                problems.append(str(exc))
+                break
+            except _Retry as exc:
+                problems.append(str(exc))
+                logger.info("%s (attempt %d of %d)", exc, attempt, RETRIES)
+                continue
+            except _BadContent as exc:
+                problems.append(str(exc))
+                part.unlink(missing_ok=True)
+                if restarted:
                     break
-                except _Retry as exc:
-                    problems.append(str(exc))
-                    logger.info("%s (attempt %d of %d)", exc, attempt, RETRIES)
-                    continue
-                except _BadContent as exc:
-                    problems.append(str(exc))
-                    part.unlink(missing_ok=True)
-                    if restarted:
-                        break
-                    restarted, attempt = True, 0  # one fresh start, in case a resumed .part was stale
-                    continue
-                os.replace(part, job.dest)
-                return
-    finally:
-        if progress is not None and task is not None:
-            progress.remove_task(task)
+                restarted, attempt = True, 0  # one fresh start, in case a resumed .part was stale
+                continue
+            os.replace(part, job.dest)
+            return
     kept = f"; the partial file {part.name} is kept and resumed next time" if part.exists() else ""
     raise DownloadError(f"could not download {job.file.name}: {'; '.join(problems[-3:])}{kept}")
 

@@ -23,7 +23,7 @@ import numpy as np
 from vsep_core import audio as audio_io
 from vsep_core import pipeline
 from vsep_core.ensemble import DEFAULT_ALGORITHM, ensemble, get_algorithm, resolve_weights
-from vsep_core.errors import UsageError, VsepError
+from vsep_core.errors import AudioReadError, UsageError, VsepError
 
 if TYPE_CHECKING:
     from vsep_core.separator import Separator
@@ -116,7 +116,9 @@ def separate_ensemble(separator: Separator, models: list[str], input_path: str |
     weights = resolve_weights(separator.ensemble_weights, n)
     opts = separator._output_options()
     fmt = audio_io.check_output_format(opts.output_format)
-    mix, info = audio_io.read_audio(input_path)
+    info = audio_io.probe(input_path)
+    if info.frames == 0:
+        raise AudioReadError(f"input has no audio samples: {input_path}")
     bit_depth = opts.output_bit_depth or info.bit_depth
     if fmt in audio_io.LOSSLESS_FORMATS:
         audio_io.output_subtype(fmt, bit_depth)
@@ -133,7 +135,7 @@ def separate_ensemble(separator: Separator, models: list[str], input_path: str |
             name = models[index]
             log.info("%s: model %d of %d: %s", input_path.name, step, n, name)
             try:
-                stems, rate = _run_model(separator, name, mix, info.sample_rate, opts, workdir / f"m{index}",
+                stems, rate = _run_model(separator, name, info, opts, workdir / f"m{index}",
                                          f"{input_path.name} · model {step} of {n} · {name}")
                 for order, (raw, data) in enumerate(stems.items()):
                     canon = canonical_stem(raw, list(stems))
@@ -190,16 +192,15 @@ def separate_ensemble(separator: Separator, models: list[str], input_path: str |
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run_model(separator: Separator, name: str, mix: np.ndarray, rate_in: int, opts: pipeline.OutputOptions,
+def _run_model(separator: Separator, name: str, info: audio_io.AudioInfo, opts: pipeline.OutputOptions,
                workdir: Path, description: str) -> tuple[dict[str, np.ndarray], int]:
-    """Load model `name` (a one-element list, so no preset substitution) and separate `mix` with it."""
+    """Load model `name` (a one-element list, so no preset substitution) and separate the input with it."""
     separator.load_model([name])
     model = separator.model_instance
     if model is None:
         raise VsepError(f"model {name} did not load")
-    channels = getattr(separator, "_channels", 2)
-    model_mix = audio_io.resample(audio_io.match_channels(mix, channels), rate_in, model.sample_rate)
+    source = pipeline.MixSource(info, model.sample_rate, getattr(separator, "_channels", 2))
     workdir.mkdir(parents=True, exist_ok=True)
     progress = separator.progress_factory(description) if separator.progress_factory else None
-    stems = pipeline.separate_audio(model, model_mix, opts, workdir, progress)
+    stems = pipeline.separate_audio(model, source, opts, workdir, progress)
     return stems, model.sample_rate

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +35,27 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def mix() -> Callable[[float], np.ndarray]:
-    """mix(seconds) -> a reproducible stereo test signal (tones plus noise), float32 [2, n]."""
+    """mix(seconds) -> a reproducible stereo test signal (tones plus noise) at the tiny models'
+    8 kHz, float32 [2, n]."""
 
     def make(seconds: float) -> np.ndarray:
-        n = int(round(seconds * 44100))
-        t = np.arange(n) / 44100
+        n = int(round(seconds * 8000))
+        t = np.arange(n) / 8000
         rng = np.random.default_rng(0)
         left = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(n)
         right = 0.2 * np.sin(2 * np.pi * 330 * t + 1) + 0.05 * rng.standard_normal(n)
         return np.stack([left, right]).astype(np.float32)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Run each test on one intra-op thread (restored after): these tiny networks gain nothing from
+    more, and on a shared CI machine idle OpenMP threads spinning cost three times the CPU time."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

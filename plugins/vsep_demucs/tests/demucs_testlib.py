@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from vsep_demucs.hdemucs import HDemucs
 from vsep_demucs.htdemucs import HTDemucs
 from vsep_demucs.plugin import DemucsParams
 
@@ -22,7 +23,7 @@ from vsep_core.api import Device, LoadContext, ModelRecord
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ORACLE = REPO_ROOT.parent / "shared" / "reference"
 SOURCES = ["drums", "bass", "other", "vocals"]
-TINY_KWARGS: dict[str, Any] = dict(sources=SOURCES, audio_channels=2, samplerate=44100, segment=Fraction(3, 2),
+TINY_KWARGS: dict[str, Any] = dict(sources=SOURCES, audio_channels=2, samplerate=8000, segment=Fraction(3, 2),
                                    channels=4, depth=4, nfft=4096, t_layers=2, t_heads=2, dconv_comp=2)
 
 
@@ -46,6 +47,10 @@ def demucs_class(qualified: str = "demucs.htdemucs.HTDemucs") -> Iterator[type]:
             else:
                 sys.modules[n] = mod
 
+#: hdemucs_mmi's structure (depth 6, BiLSTM and local attention in the deepest DConv), tiny.
+TINY_HDEMUCS_KWARGS: dict[str, Any] = dict(sources=SOURCES, audio_channels=2, samplerate=8000, segment=40,
+                                           channels=4, depth=6, nfft=4096, dconv_comp=2)
+
 
 def save_package(package: dict[str, Any], directory: Path, signature: str,
                  klass: str = "demucs.htdemucs.HTDemucs") -> Path:
@@ -61,18 +66,20 @@ def save_package(package: dict[str, Any], directory: Path, signature: str,
     return path
 
 
-def make_tiny(directory: Path, signature: str, seed: int, **overrides: Any) -> Path:
-    """A random tiny HTDemucs (own class, torch seed `seed`) saved as a real Demucs package."""
+def make_tiny(directory: Path, signature: str, seed: int, hybrid_v3: bool = False, **overrides: Any) -> Path:
+    """A random tiny HTDemucs (or HDemucs with `hybrid_v3`; own classes, torch seed `seed`)
+    saved as a real Demucs package."""
     torch.manual_seed(seed)
-    kwargs = {**TINY_KWARGS, **overrides}
-    model = HTDemucs(**kwargs)
+    base = TINY_HDEMUCS_KWARGS if hybrid_v3 else TINY_KWARGS
+    kwargs = {**base, **overrides}
+    model = (HDemucs if hybrid_v3 else HTDemucs)(**kwargs)
     with torch.no_grad():  # make the layer scales matter, so every branch shows in the output
         for name, p in model.named_parameters():
             if name.endswith(".scale"):
                 p.normal_(0.5, 0.1)
     state = {k: v.half() for k, v in model.state_dict().items()}
     return save_package({"args": (), "kwargs": kwargs, "state": state, "training_args": {"note": "test"}},
-                        directory, signature)
+                        directory, signature, "demucs.hdemucs.HDemucs" if hybrid_v3 else "demucs.htdemucs.HTDemucs")
 
 
 def write_bag(directory: Path, name: str, signatures: list[str], weights: list[list[float]] | None = None,

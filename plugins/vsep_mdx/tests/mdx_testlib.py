@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from vsep_mdx.plugin import MDXParams
 
 from vsep_core.api import Device, LoadContext, ModelRecord
-from vsep_mdx.plugin import MDXParams
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REFERENCE = REPO_ROOT.parent / "shared" / "reference"

@@ -16,6 +16,7 @@ from typing import Any, Optional
 import typer
 
 from vsep_core.cli.app import app, console, err_console
+from vsep_core.errors import UsageError, VsepError
 
 remote_app = typer.Typer(
     name="remote", no_args_is_help=True, add_completion=False,
@@ -56,9 +57,15 @@ class _State:
     token: str | None = None
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]Error:[/red] {message}", markup=True, highlight=False)
-    return typer.Exit(code)
+def _fail(message: str, code: int = 1) -> VsepError:
+    """The error to raise: `vsep` prints it in one line and exits with `code` (2: a usage error)."""
+    return UsageError(message) if code == 2 else VsepError(message)
+
+
+def _error(message: str) -> None:
+    from rich.markup import escape
+
+    err_console.print(f"[red]Error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _client() -> Any:
@@ -100,10 +107,10 @@ def remote_main(
     if version:
         from vsep_core.remote.api_client import _client_version
 
-        console.print(f"Client version: {_client_version()}", highlight=False)
+        typer.echo(f"Client version: {_client_version()}")
         if _State.api_url:
             with _client() as client:
-                console.print(f"Server version: {client.get_server_version()}", highlight=False)
+                typer.echo(f"Server version: {client.get_server_version()}")
         raise typer.Exit(0)
     if ctx.invoked_subcommand is None:
         console.print(ctx.get_help())
@@ -172,7 +179,7 @@ def _separate(
     with _client() as client:
         for path in audio_files:
             if not path.is_file():
-                err_console.print(f"[red]Error:[/red] {path}: no such file", highlight=False)
+                _error(f"{path}: no such file")
                 failed += 1
                 continue
             log.info("Processing '%s'...", path)
@@ -181,19 +188,19 @@ def _separate(
                     str(path), model=model, models=names, preset=preset, timeout=timeout,
                     poll_interval=poll_interval, download=True, output_dir=output_dir, **options, **params)
             except RemoteAPIError as exc:
-                err_console.print(f"[red]Error:[/red] {path}: {exc}", highlight=False)
+                _error(f"{path}: {exc}")
                 failed += 1
                 continue
             if result["status"] != "completed":
-                err_console.print(f"[red]Error:[/red] {path}: {result.get('error')}", highlight=False)
+                _error(f"{path}: {result.get('error')}")
                 failed += 1
                 continue
             for file in result.get("downloaded_files", []):
-                console.print(file, highlight=False)
+                typer.echo(file)
             if len(result.get("downloaded_files", [])) != len(result["files"]):
                 failed += 1
     if failed:
-        raise typer.Exit(1)
+        raise VsepError(f"{failed} of {len(audio_files)} file(s) failed (see above)")
 
 
 def _build_separate_command() -> None:
@@ -252,22 +259,22 @@ _build_separate_command()
 def status_command(task_id: str = typer.Argument(..., help="The job's task id.")) -> None:
     """Show a job's status, progress, models and result files (or its error)."""
     with _client() as client:
-        status = _call(client.get_job_status, task_id)
+        status = client.get_job_status(task_id)
     if status.get("status") == "not_found":
         raise _fail(f"no job {task_id} on this server")
-    console.print(f"Status: {status.get('status')}  Progress: {status.get('progress', 0)}%", highlight=False)
+    typer.echo(f"Status: {status.get('status')}  Progress: {status.get('progress', 0)}%")
     if status.get("original_filename"):
-        console.print(f"Original file: {status['original_filename']}", highlight=False)
+        typer.echo(f"Original file: {status['original_filename']}")
     if status.get("models_used"):
         index, total = status.get("current_model_index", 0), status.get("total_models", 1)
-        console.print(f"Models: {', '.join(status['models_used'])} (model {index + 1}/{total})", highlight=False)
+        typer.echo(f"Models: {', '.join(status['models_used'])} (model {index + 1}/{total})")
     if status.get("error"):
-        console.print(f"Error: {status['error']}", highlight=False)
+        typer.echo(f"Error: {status['error']}")
     files = status.get("files") or {}
     for name in files.values() if isinstance(files, dict) else files:
-        console.print(f"  {name}", highlight=False)
+        typer.echo(f"  {name}")
     if status.get("status") == "error":
-        raise typer.Exit(1)
+        raise VsepError(f"job {task_id} failed: {status.get('error')}")
 
 
 @remote_app.command("models")
@@ -281,12 +288,11 @@ def models_command(
         raise _fail(f"--format must be pretty or json, not {format!r}", 2)
     with _client() as client:
         if presets:
-            console.print_json(data=_call(client.list_presets))
+            console.print_json(data=client.list_presets())
         elif format == "json":
-            console.print_json(data=_call(client.list_models, "json"))
+            console.print_json(data=client.list_models("json"))
         else:
-            console.print(_call(client.list_models, "pretty", filter)["text"], highlight=False, markup=False,
-                          end="")
+            typer.echo(client.list_models("pretty", filter)["text"], nl=False)
 
 
 @remote_app.command("download")
@@ -300,7 +306,7 @@ def download_command(
     from vsep_core.remote.files import safe_filename
 
     with _client() as client:
-        status = _call(client.get_job_status, task_id)
+        status = client.get_job_status(task_id)
         files = status.get("files") or {}
         by_name = {v: k for k, v in files.items()} if isinstance(files, dict) else {}
         wanted = filenames or (list(files.values()) if isinstance(files, dict) else list(files))
@@ -308,28 +314,19 @@ def download_command(
             raise _fail(f"job {task_id} has no files (status: {status.get('status')})")
         for name in wanted:
             if name in by_name:
-                path = _call(client.download_file_by_hash, task_id, by_name[name], name,
+                path = client.download_file_by_hash(task_id, by_name[name], name,
                              output_dir / safe_filename(name))
             elif isinstance(files, dict) and name in files:
-                path = _call(client.download_file_by_hash, task_id, name, files[name],
+                path = client.download_file_by_hash(task_id, name, files[name],
                              output_dir / safe_filename(files[name]))
             else:
-                path = _call(client.download_file, task_id, name, output_dir / safe_filename(name))
-            console.print(path, highlight=False)
+                path = client.download_file(task_id, name, output_dir / safe_filename(name))
+            typer.echo(path)
 
 
 @remote_app.command("cancel")
 def cancel_command(task_id: str = typer.Argument(..., help="The job's task id.")) -> None:
     """Cancel a queued or running job."""
     with _client() as client:
-        status = _call(client.cancel_job, task_id)
-    console.print(f"Status: {status.get('status')}", highlight=False)
-
-
-def _call(fn: Any, *args: Any) -> Any:
-    from vsep_core.remote.api_client import RemoteAPIError
-
-    try:
-        return fn(*args)
-    except RemoteAPIError as exc:
-        raise _fail(str(exc)) from exc
+        status = client.cancel_job(task_id)
+    typer.echo(f"Status: {status.get('status')}")

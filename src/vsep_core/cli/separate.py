@@ -85,9 +85,11 @@ def _option_for(prefix: str, f: dataclasses.Field, hint: Any) -> click.Option:
         ctype: Any = click.Choice([str(c) for c in meta["choices"]])
     elif typ is bool:
         ctype = click.BOOL
-    elif typ in (int, float):
+    elif typ in (int, float) and (meta.get("min") is not None or meta.get("max") is not None):
         rng = click.IntRange if typ is int else click.FloatRange
         ctype = rng(meta.get("min"), meta.get("max"))
+    elif typ in (int, float):
+        ctype = click.INT if typ is int else click.FLOAT
     else:
         ctype = click.STRING
     default = f.default if f.default is not dataclasses.MISSING else None

@@ -9,11 +9,12 @@ from pathlib import Path
 import typer
 
 from vsep_core.cli.app import app, err_console
+from vsep_core.errors import UsageError, VsepError
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]Error:[/red] {message}", markup=True, highlight=False)
-    return typer.Exit(code)
+def _fail(message: str, code: int = 1) -> VsepError:
+    """The error to raise: `vsep` prints it in one line and exits with `code` (2: a usage error)."""
+    return UsageError(message) if code == 2 else VsepError(message)
 
 
 def _default_data_dir() -> Path:
@@ -41,6 +42,8 @@ def serve_command(
     model_file_dir: Path = typer.Option(None, "--model_file_dir", "--model-file-dir", show_default=False,
                                         help="Where models are downloaded to and loaded from "
                                              "[default: the separator's default]."),
+    device: str = typer.Option(None, "--device", show_default=False,
+                               help="cpu, cuda, cuda:N or mps for every job [default: the best available]."),
     retention_hours: float = typer.Option(24.0, "--retention-hours", min=0,
                                           help="Results are deleted this long after their job finished."),
     max_storage_mb: float = typer.Option(20480.0, "--max-storage-mb", min=1,
@@ -61,18 +64,18 @@ def serve_command(
     if not is_loopback(host) and not token and not insecure:
         raise _fail(f"refusing to listen on {host} without a token: anyone who can reach it could run jobs. "
                     "Set VSEP_API_TOKEN (or --token), or pass --insecure behind a trusted proxy", 2)
-    gpus = gpu_count()
+    gpus = gpu_count() if device is None or device.startswith("cuda") else 0
     if workers is None:
         workers = max(1, gpus)
+    pin = gpus > 1 and workers == gpus and device in (None, "cuda") and "CUDA_VISIBLE_DEVICES" not in os.environ
     settings = ServerSettings(
         data_dir=(data_dir or _default_data_dir()).expanduser(),
         model_file_dir=model_file_dir.expanduser() if model_file_dir else None,
-        token=token, workers=workers, pin_gpus=gpus > 1 and workers == gpus
-        and "CUDA_VISIBLE_DEVICES" not in os.environ,
+        device=device, token=token, workers=workers, pin_gpus=pin,
         max_upload_mb=max_upload_mb, retention_hours=retention_hours, max_storage_mb=max_storage_mb,
         max_queue=max_queue, cors_origins=list(cors_origin),
     )
     shown = f"[{host}]" if ":" in host else host
     err_console.print(f"vsep serve: http://{shown}:{port} - {workers} worker(s), data in {settings.data_dir}, "
-                      f"{'token required' if token else 'NO token'}", highlight=False)
+                      f"{'token required' if token else 'NO token'}", highlight=False, soft_wrap=True)
     serve(settings, host=host, port=port, log_level=log_level.lower())

@@ -103,8 +103,9 @@ class Backend(Protocol):
         """Every optional form field of ``POST /separate`` besides the model selection."""
         ...
 
-    def check_selection(self, models: list[str], preset: str | None) -> None:
-        """Raise :class:`vsep_core.errors.VsepError` when a model or preset is unknown."""
+    def check_selection(self, models: list[str], preset: str | None) -> list[str]:
+        """The models the job will run (a preset's models for a preset); raise
+        :class:`vsep_core.errors.VsepError` when a model or preset is unknown."""
         ...
 
     def check_options(self, separator_kwargs: dict[str, Any]) -> None:
@@ -157,17 +158,17 @@ class VsepBackend:
         archs = [f for f in architecture_fields(plugins.architectures()) if any_params or f.group in named]
         return common + archs
 
-    def check_selection(self, models: list[str], preset: str | None) -> None:
+    def check_selection(self, models: list[str], preset: str | None) -> list[str]:
         """Unknown models or presets raise here, before the upload is stored."""
         if preset is not None:
             from vsep_core import presets
 
-            presets.get_preset(preset)
-            return
+            return list(presets.get_preset(preset).models)
         from vsep_core import catalog
 
         for name in models:
             catalog.resolve_model(name, self.model_file_dir)
+        return list(models) or [DEFAULT_MODEL]
 
     def check_options(self, separator_kwargs: dict[str, Any]) -> None:
         """Validate the output format and every architecture's parameters as the Separator will."""
@@ -219,6 +220,8 @@ def separator_kwargs(request: JobRequest) -> dict[str, Any]:
         kwargs["model_file_dir"] = request.model_file_dir
     if request.preset:
         kwargs["ensemble_preset"] = request.preset
+    if request.device:
+        kwargs["device"] = request.device
     return kwargs
 
 
@@ -278,3 +281,14 @@ def run_separation(request: JobRequest, progress: Callable[[int, int | None], No
         separator.progress_factory = None
     out_dir = Path(request.output_dir)
     return [str(p if Path(p).is_absolute() else out_dir / p) for p in outputs]
+
+
+def _warm_up() -> None:
+    """Import the Separator and the plugins in a new worker process before its first job."""
+    from vsep_core import plugins
+    from vsep_core.separator import Separator  # noqa: F401
+
+    plugins.architectures()
+
+
+run_separation.warm_up = _warm_up  # type: ignore[attr-defined]

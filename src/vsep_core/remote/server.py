@@ -31,6 +31,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from filelock import FileLock, Timeout
 from pydantic import BaseModel
 
 from vsep_core.errors import VsepError
@@ -88,6 +89,7 @@ class ServerSettings:
 
     data_dir: Path
     model_file_dir: Path | None = None
+    device: str | None = None
     token: str | None = None
     workers: int = 1
     pin_gpus: bool = False
@@ -195,7 +197,7 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        detail = (f"upload too large: this server accepts at most {self.limit / 2**20:g} MiB per request "
+        detail = (f"upload too large: this server accepts at most {self.limit / 2**20:.3g} MiB per request "
                   "(vsep serve --max-upload-mb)")
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
@@ -281,15 +283,25 @@ class App:
             envs = [{"CUDA_VISIBLE_DEVICES": str(i)} for i in range(settings.workers)]
         self.pool = WorkerPool(self.store, self.storage, self.backend.runner, settings.workers,
                                str(settings.model_file_dir) if settings.model_file_dir else None, envs,
-                               on_job_finished=self.sweeper.poke)
+                               on_job_finished=self.sweeper.poke, device=settings.device)
+        self.lock = FileLock(str(data / "server.lock"))
         self.fields = self.backend.option_fields()
         self._submit_lock = threading.Lock()
         self.api = self._build()
+
+    def claim_data_dir(self) -> None:
+        """Lock the data directory for this process (re-entrant); another server on it is an error."""
+        try:
+            self.lock.acquire(timeout=0)
+        except Timeout:
+            raise VsepError(f"another vsep serve already uses {self.settings.data_dir}; stop it or give "
+                            "this one its own --data-dir") from None
 
     # -- FastAPI wiring -------------------------------------------------------------------------
     def _build(self) -> FastAPI:
         @asynccontextmanager
         async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
+            self.claim_data_dir()
             interrupted = self.pool.start()
             if interrupted:
                 log.warning("marked %d job(s) interrupted by the last shutdown as failed", len(interrupted))
@@ -300,11 +312,12 @@ class App:
                 self.pool.stop()
                 self.sweeper.stop()
                 self.store.close()
+                self.lock.release()
 
         api = FastAPI(title="vsep", version=server_version(), lifespan=lifespan,
                       description="Remote music source separation, compatible with audio-separator's API.")
         api.add_api_route("/separate", self._separate_endpoint(), methods=["POST"], response_model=SubmitResponse,
-                          responses=_errors(400, 401, 413, 503), summary="Submit a separation job")
+                          responses=_errors(400, 401, 413, 503, 507), summary="Submit a separation job")
         api.add_api_route("/status/{task_id}", self.status, methods=["GET"], response_model=JobStatus,
                           responses={404: {"model": StatusNotFound}, **_errors(401)}, summary="Job status")
         api.add_api_route("/cancel/{task_id}", self.cancel, methods=["POST"], response_model=JobStatus,
@@ -323,13 +336,14 @@ class App:
         api.add_api_route("/health", self.health, methods=["GET"], response_model=Health, summary="Health and version")
         api.add_api_route("/", self.root, methods=["GET"], responses=_errors(401), summary="Service information")
 
-        if self.settings.cors_origins:
-            api.add_middleware(CORSMiddleware, allow_origins=self.settings.cors_origins, allow_credentials=False,
-                               allow_methods=["GET", "POST"], allow_headers=["Authorization"])
+        # the last added runs first: CORS (answers preflights), then the token, then the size limit
         api.add_middleware(BodyLimitMiddleware, limit=int(self.settings.max_upload_mb * 2**20))
         if self.settings.token:
             api.add_middleware(TokenMiddleware, token=self.settings.token)
             self._document_token(api)
+        if self.settings.cors_origins:
+            api.add_middleware(CORSMiddleware, allow_origins=self.settings.cors_origins, allow_credentials=False,
+                               allow_methods=["GET", "POST"], allow_headers=["Authorization"])
         return api
 
     def _document_token(self, api: FastAPI) -> None:
@@ -368,10 +382,13 @@ class App:
                                            include_in_schema=False)),
         ]
         for f in self.fields:
-            tp: Any = Literal[f.choices] if f.choices else f.type  # type: ignore[valid-type]
+            # Literal only for strings: form values arrive as text, and Literal[16] refuses "16"
+            tp: Any = Literal[f.choices] if f.choices and f.type is str else f.type  # type: ignore[valid-type]
+            extra = {"enum": list(f.choices)} if f.choices and f.type is not str else None
             params.append(inspect.Parameter(
                 f.name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[tp],  # noqa: UP045
-                default=Form(None, description=f.help, ge=f.ge, le=f.le, gt=f.gt, pattern=f.pattern)))
+                default=Form(None, description=f.help, ge=f.ge, le=f.le, gt=f.gt, pattern=f.pattern,
+                             json_schema_extra=extra)))
 
         def separate(**form: Any) -> SubmitResponse:
             return self.submit(form)
@@ -390,7 +407,7 @@ class App:
             raise HTTPException(400, "upload the audio file as the multipart field 'file'")
         models, preset = _selection(form.pop("model"), form.pop("models"), form.pop("preset"))
         try:
-            self.backend.check_selection(models, preset)
+            used = self.backend.check_selection(models, preset)
         except VsepError as exc:
             raise HTTPException(400, str(exc)) from exc
         custom = _parse_json("custom_output_names", form.pop("custom_output_names"), dict)
@@ -402,6 +419,8 @@ class App:
             value = form.get(f.name)
             if value is None:
                 continue
+            if f.choices and value not in f.choices:
+                raise HTTPException(400, f"{f.name} must be one of {', '.join(map(str, f.choices))}, not {value!r}")
             if f.json:
                 value = _parse_json(f.name, value, list)
                 if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
@@ -416,20 +435,23 @@ class App:
             raise HTTPException(400, str(exc)) from exc
         input_name = original = safe_filename(upload.filename)
         task_id = uuid.uuid4().hex
+        full = HTTPException(503, f"the queue is full ({self.settings.max_queue} jobs waiting); try again later")
+        if self.pool.queued() >= self.settings.max_queue:
+            raise full
+        target = self.storage.input_path(task_id, input_name)
+        target.parent.mkdir(parents=True)
+        try:
+            with open(target, "wb") as out:
+                shutil.copyfileobj(upload.file, out, 1 << 20)
+        except OSError as exc:
+            self.storage.remove(task_id)
+            raise HTTPException(507, f"could not store the upload: {exc.strerror}") from exc
         with self._submit_lock:
             if self.pool.queued() >= self.settings.max_queue:
-                raise HTTPException(503, f"the queue is full ({self.settings.max_queue} jobs waiting); try again later")
-            target = self.storage.input_path(task_id, input_name)
-            target.parent.mkdir(parents=True)
-            try:
-                with open(target, "wb") as out:
-                    shutil.copyfileobj(upload.file, out, 1 << 20)
-            except OSError as exc:
                 self.storage.remove(task_id)
-                raise HTTPException(507, f"could not store the upload: {exc.strerror}") from exc
+                raise full
             job = Job(task_id=task_id, status=SUBMITTED, original_filename=original, input_name=input_name,
-                      models_used=models or ([f"preset:{preset}"] if preset else []),
-                      total_models=max(1, len(models)), preset=preset,
+                      models_used=used, total_models=max(1, len(used)), preset=preset,
                       options={"separator": separator, "custom_output_names": custom})
             self.store.add(job)
         self.pool.submit(task_id)
@@ -518,7 +540,17 @@ def create_app(settings: ServerSettings, backend: Backend | None = None) -> Fast
 def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8000, backend: Backend | None = None,
           log_level: str = "info") -> None:
     """Run the server with uvicorn until interrupted."""
+    import tempfile
+
     import uvicorn
 
-    uvicorn.run(create_app(settings, backend), host=host, port=port, log_level=log_level,
-                timeout_graceful_shutdown=10)
+    app = App(settings, backend)
+    app.claim_data_dir()
+    spool = Path(settings.data_dir) / "tmp"  # uploads are spooled here, on the data disk, not in /tmp
+    shutil.rmtree(spool, ignore_errors=True)
+    spool.mkdir(parents=True)
+    tempfile.tempdir = str(spool)
+    try:
+        uvicorn.run(app.api, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
+    finally:
+        app.lock.release()

@@ -47,13 +47,16 @@ class FakeBackend:
         return [*COMMON_FIELDS, FormField("fake_gain", float, "Extra gain", key="gain", group="fake_params",
                                           ge=0, le=4)]
 
-    def check_selection(self, models: list[str], preset: str | None) -> None:
+    def check_selection(self, models: list[str], preset: str | None) -> list[str]:
         """Accept only the fake models and presets."""
-        if preset is not None and preset not in FAKE_PRESETS:
-            raise UsageError(f"unknown preset {preset!r}; choose one of: {', '.join(FAKE_PRESETS)}")
+        if preset is not None:
+            if preset not in FAKE_PRESETS:
+                raise UsageError(f"unknown preset {preset!r}; choose one of: {', '.join(FAKE_PRESETS)}")
+            return list(FAKE_PRESETS[preset]["models"])
         for name in models:
             if name not in FAKE_MODELS:
                 raise ModelNotFoundError(f"unknown model {name!r}; GET /models lists the models of this server")
+        return list(models) or ["fake-gain.ckpt"]
 
     def check_options(self, separator_kwargs: dict[str, Any]) -> None:
         """Only flac and wav outputs."""
@@ -114,6 +117,13 @@ def fake_separation(request: Any, progress: Callable[[int, int | None], None]) -
     return outputs
 
 
+def _fake_warm_up() -> None:
+    import soundfile  # noqa: F401
+
+
+fake_separation.warm_up = _fake_warm_up  # type: ignore[attr-defined]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
@@ -151,15 +161,16 @@ class LiveServer:
                                         start_new_session=True)
         log.close()
         deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        with httpx.Client(timeout=1) as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+                try:
+                    if http.get(f"{self.url}/health").status_code == 200:
+                        return self
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"server did not start within {self.startup_timeout} s:\n{self.log()}")
 

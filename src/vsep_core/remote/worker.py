@@ -54,6 +54,7 @@ class JobRequest:
     preset: str | None = None
     separator_kwargs: dict[str, Any] = field(default_factory=dict)
     custom_output_names: dict[str, str] | None = None
+    device: str | None = None
 
 
 def import_object(path: str) -> Any:
@@ -77,6 +78,12 @@ def _child_main(conn: Connection, runner_path: str, env: dict[str, str], parent_
     os.environ.update(env)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     runner = import_object(runner_path)
+    warm_up = getattr(runner, "warm_up", None)
+    if callable(warm_up):
+        try:
+            warm_up()
+        except Exception:  # the job itself will report the problem
+            pass
     while True:
         try:
             request = conn.recv()
@@ -140,6 +147,11 @@ class _Slot:
 
     def _loop(self) -> None:
         while True:
+            if not self.pool._stopping.is_set():
+                try:  # start (or restart) the worker before the next job arrives
+                    self._ensure_process()
+                except Exception:
+                    log.exception("worker %d: cannot start a worker process", self.index)
             task_id = self.pool._queue.get()
             if task_id is None or self.pool._stopping.is_set():
                 break
@@ -179,6 +191,7 @@ class _Slot:
             preset=job.preset,
             separator_kwargs=dict(job.options.get("separator", {})),
             custom_output_names=job.options.get("custom_output_names"),
+            device=pool.device,
         )
         Path(request.output_dir).mkdir(parents=True, exist_ok=True)
         try:
@@ -241,7 +254,7 @@ class WorkerPool:
 
     def __init__(self, store: JobStore, storage: Storage, runner: str, workers: int = 1,
                  model_file_dir: str | None = None, worker_env: list[dict[str, str]] | None = None,
-                 on_job_finished: Callable[[], None] | None = None):
+                 on_job_finished: Callable[[], None] | None = None, device: str | None = None):
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.store = store
@@ -249,6 +262,7 @@ class WorkerPool:
         self.runner = runner
         self.model_file_dir = model_file_dir
         self.on_job_finished = on_job_finished
+        self.device = device
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._cancel: set[str] = set()
         self._stopping = threading.Event()
@@ -316,6 +330,7 @@ class WorkerPool:
             files[file_hash(path.name)] = path.name
             size += path.stat().st_size
         self.storage.remove_input(task_id)
+        self._cancel.discard(task_id)
         if not files:
             self._finish_failed(task_id, "separation produced no output files")
             return

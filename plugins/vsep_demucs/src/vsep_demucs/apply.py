@@ -127,6 +127,11 @@ class BagRunner:
 
         ``rng`` draws the shift offsets (per model, per shift, in the reference's order).
         """
+        with torch.inference_mode():
+            return self._run(mix, rng, progress)
+
+    def _run(self, mix: torch.Tensor, rng: random.Random,
+             progress: Callable[[int, int], None] | None) -> torch.Tensor:
         length = mix.shape[-1]
         plan: list[list[int]] = []
         total = 0
@@ -151,7 +156,10 @@ class BagRunner:
             for k, w in enumerate(row):
                 out[:, k] *= w
                 totals[k] += w
-            estimates = out if estimates is None else estimates + out
+            if estimates is None:
+                estimates = out
+            else:
+                estimates += out
         assert estimates is not None
         for k, t in enumerate(totals):
             estimates[:, k] /= t
@@ -169,9 +177,13 @@ class BagRunner:
         for off in offsets:
             shifted = View(padded, off, length + max_shift - off)
             part = self._apply_segments(model, shifted)[..., max_shift - off:]
-            out = part if out is None else out + part
+            if out is None:
+                out = part
+            else:
+                out += part
         assert out is not None
-        return out / len(offsets)
+        out /= len(offsets)
+        return out
 
     def _apply_segments(self, model: nn.Module, view: View) -> torch.Tensor:
         length = view.length
@@ -192,13 +204,14 @@ class BagRunner:
             n = chunk_out.shape[-1]
             out[..., offset:offset + segment] += weight[:n] * chunk_out
             sum_weight[offset:offset + segment] += weight[:n]
-        return out / sum_weight
+        out /= sum_weight
+        return out
 
     def _apply_whole(self, model: nn.Module, view: View) -> torch.Tensor:
         valid = model.valid_length(view.length) if hasattr(model, "valid_length") else view.length
         x = view.padded(valid).to(self.device)
         ctx = torch.autocast("cuda") if self.autocast else nullcontext()
-        with torch.inference_mode(), ctx:
+        with ctx:
             out = model(x)
         out = center_trim(out.float(), view.length).to(view.base.device)
         self._done += 1

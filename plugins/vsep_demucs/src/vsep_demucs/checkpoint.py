@@ -28,6 +28,7 @@ import yaml
 from torch import nn
 
 from vsep_core.errors import ModelLoadError
+from vsep_demucs.hdemucs import HDemucs
 from vsep_demucs.htdemucs import HTDemucs
 
 log = logging.getLogger("vsep.demucs")
@@ -49,11 +50,11 @@ def _class_ref(qualified_name: str) -> type[_ClassRef]:
 #: Class paths found in Demucs packages -> vsep's implementation.
 SUPPORTED_CLASSES: dict[str, type[nn.Module]] = {
     "demucs.htdemucs.HTDemucs": HTDemucs,
+    "demucs.hdemucs.HDemucs": HDemucs,
 }
 
 #: Class paths of Demucs packages that vsep recognises but does not implement (clear error).
 KNOWN_UNSUPPORTED = {
-    "demucs.hdemucs.HDemucs": "Demucs v3 hybrid (HDemucs, e.g. hdemucs_mmi)",
     "demucs.demucs.Demucs": "Demucs v2/v3 waveform model",
     "demucs.tasnet.ConvTasNet": "Conv-TasNet",
     "demucs.tasnet_v2.ConvTasNet": "Conv-TasNet",

@@ -80,16 +80,92 @@ class LayerScale(nn.Module):
         return self.scale * x if self.channel_last else self.scale[:, None] * x
 
 
+class BLSTM(nn.Module):
+    """Bidirectional LSTM over time with a linear projection back to ``dim`` (Demucs v3 DConv).
+
+    Inputs longer than ``max_steps`` are cut in half-overlapping frames processed
+    independently; the centre of each frame is kept.
+    """
+
+    def __init__(self, dim: int, layers: int = 1, max_steps: int | None = None, skip: bool = False):
+        super().__init__()
+        self.max_steps = max_steps
+        self.lstm = nn.LSTM(bidirectional=True, num_layers=layers, hidden_size=dim, input_size=dim)
+        self.linear = nn.Linear(2 * dim, dim)
+        self.skip = skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t = x.shape
+        y = x
+        framed = self.max_steps is not None and t > self.max_steps
+        if framed:
+            width = self.max_steps
+            stride = width // 2
+            n_frames = math.ceil(t / stride)
+            padded = F.pad(x, (0, (n_frames - 1) * stride + width - t)).contiguous()
+            frames = padded.unfold(-1, width, stride)  # [b, c, n_frames, width]
+            x = frames.permute(0, 2, 1, 3).reshape(-1, c, width)
+        x = self.linear(self.lstm(x.permute(2, 0, 1))[0]).permute(1, 2, 0)
+        if framed:
+            frames = x.reshape(b, -1, c, width)
+            limit = stride // 2
+            parts = [frames[:, 0, :, :-limit]]
+            parts += [frames[:, k, :, limit:-limit] for k in range(1, n_frames - 1)]
+            if n_frames > 1:
+                parts.append(frames[:, -1, :, limit:])
+            x = torch.cat(parts, -1)[..., :t]
+        return x + y if self.skip else x
+
+
+class LocalState(nn.Module):
+    """Content-based local attention over time with learnt decay penalties (Demucs v3 DConv).
+
+    Each time step attends to all others (never itself) with logits penalised in proportion
+    to the distance, at ``ndecay`` learnt rates per head.
+    """
+
+    def __init__(self, channels: int, heads: int = 4, ndecay: int = 4):
+        super().__init__()
+        self.heads = heads
+        self.ndecay = ndecay
+        self.content = nn.Conv1d(channels, channels, 1)
+        self.query = nn.Conv1d(channels, channels, 1)
+        self.key = nn.Conv1d(channels, channels, 1)
+        if ndecay:
+            self.query_decay = nn.Conv1d(channels, heads * ndecay, 1)
+        self.proj = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t = x.shape
+        heads = self.heads
+        indexes = torch.arange(t, device=x.device, dtype=x.dtype)
+        delta = indexes[:, None] - indexes[None, :]
+        queries = self.query(x).view(b, heads, -1, t)
+        keys = self.key(x).view(b, heads, -1, t)
+        dots = torch.einsum("bhct,bhcs->bhts", keys, queries) / keys.shape[2] ** 0.5
+        if self.ndecay:
+            decays = torch.arange(1, self.ndecay + 1, device=x.device, dtype=x.dtype)
+            decay_q = torch.sigmoid(self.query_decay(x).view(b, heads, -1, t)) / 2
+            decay_kernel = -decays.view(-1, 1, 1) * delta.abs() / self.ndecay ** 0.5
+            dots = dots + torch.einsum("fts,bhfs->bhts", decay_kernel, decay_q)
+        dots = dots.masked_fill(torch.eye(t, device=x.device, dtype=torch.bool), -100)
+        weights = torch.softmax(dots, dim=2)
+        content = self.content(x).view(b, heads, -1, t)
+        result = torch.einsum("bhts,bhct->bhcs", weights, content).reshape(b, -1, t)
+        return x + self.proj(result)
+
+
 class DConv(nn.Module):
     """Residual branch of dilated 1-D convolutions used inside each encoder/decoder layer.
 
-    Each of ``|depth|`` layers: conv(k=3, dilation 2**d) -> GroupNorm(1) -> GELU -> 1x1 conv to
-    2*channels -> GroupNorm(1) -> GLU -> LayerScale, added to its input. The Sequential indices
-    (0, 1, 3, 4, 6) are those of the checkpoints.
+    Each of ``|depth|`` layers: conv(k=3, dilation 2**d) -> GroupNorm(1) -> GELU [-> BLSTM]
+    [-> LocalState] -> 1x1 conv to 2*channels -> GroupNorm(1) -> GLU -> LayerScale, added to
+    its input. The Sequential indices are those of the checkpoints.
     """
 
     def __init__(self, channels: int, compress: float = 4, depth: int = 2, init: float = 1e-4,
-                 norm: bool = True, gelu: bool = True, kernel: int = 3):
+                 norm: bool = True, attn: bool = False, heads: int = 4, ndecay: int = 4, lstm: bool = False,
+                 gelu: bool = True, kernel: int = 3):
         super().__init__()
         dilate = depth > 0
         hidden = int(channels / compress)
@@ -100,7 +176,7 @@ class DConv(nn.Module):
         self.layers = nn.ModuleList()
         for d in range(abs(depth)):
             dilation = 2 ** d if dilate else 1
-            self.layers.append(nn.Sequential(
+            mods: list[nn.Module] = [
                 nn.Conv1d(channels, hidden, kernel, dilation=dilation, padding=dilation * (kernel // 2)),
                 norm_fn(hidden),
                 nn.GELU() if gelu else nn.ReLU(),
@@ -108,7 +184,12 @@ class DConv(nn.Module):
                 norm_fn(2 * channels),
                 nn.GLU(1),
                 LayerScale(channels, init),
-            ))
+            ]
+            if attn:
+                mods.insert(3, LocalState(hidden, heads=heads, ndecay=ndecay))
+            if lstm:
+                mods.insert(3, BLSTM(hidden, layers=2, max_steps=200, skip=True))
+            self.layers.append(nn.Sequential(*mods))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:

@@ -12,11 +12,15 @@ from vsep_core.hookspecs import hookimpl
 class DemucsParams:
     """Parameters of Demucs models."""
 
-    segment_size: str = param("Default", "segment length in seconds (1-100) or Default (the model's own)")
+    segment_size: str = param("Default", "segment length in seconds (1-100) or Default (the model's own); "
+                                            "capped at what a Hybrid Transformer model was trained on")
     shifts: int = param(2, "random time shifts averaged (0 = none); more is better and slower", min=0, max=20)
     overlap: float = param(0.25, "fraction of each segment shared with the next", min=0.001, max=0.999)
-    segments_enabled: bool = param(True, "process in segments (False: the whole song at once, needs much memory)")
-    seed: int = param(0, "seed of the random shifts, for reproducible output")
+    segments_enabled: bool = param(True, "process in overlapping segments (False: one pass over the whole "
+                                         "input, much memory; Hybrid Transformer models still use segments "
+                                         "past their training length)")
+    seed: int = param(0, "seed of the random shift offsets (the same seed gives the same output)",
+                      min=0, max=2**31 - 1)
 
 
 def _load(ctx: LoadContext) -> SeparationModel:

@@ -7,13 +7,14 @@ Signal path (docs/mdx.md has the whole story and where vsep departs from the ref
 2. demix(m_n): the padded mix is cut into chunks of ``hop * (segment - 1)`` samples with
    ``overlap``; every chunk goes through torch.stft (n_fft, hop, periodic Hann, centred), is cropped
    to ``dim_f`` bins with the first 3 bins zeroed, runs through the ONNX network (``batch_size``
-   chunks per call), back through torch.istft, and is overlap-added with a symmetric Hann window.
+   chunks per call), back through the inverse STFT, and is overlap-added with a symmetric Hann window.
 3. primary = demix(m_n) / k; secondary = m - compensate * primary (or, with ``invert_using_spec``,
    UVR's spectral inversion of the band-limited mix and the primary).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -161,7 +162,8 @@ class Spectrogram:
 class OnnxNetwork:
     """One ONNX Runtime session for the whole life of the model; spectrogram batches in, batches out."""
 
-    def __init__(self, path: Path, providers: Sequence[str], logger: logging.Logger, threads: int | None = None):
+    def __init__(self, path: Path, providers: Sequence[str], logger: logging.Logger, threads: int | None = None,
+                 cuda_device_id: int = 0):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or physical_cores()
@@ -170,8 +172,11 @@ class OnnxNetwork:
         options.log_severity_level = 0 if logger.isEnabledFor(logging.DEBUG) else 3
         available = set(ort.get_available_providers())
         wanted = [p for p in providers if p in available] or ["CPUExecutionProvider"]
+        provider_options = [{"device_id": str(cuda_device_id)} if p == "CUDAExecutionProvider" else {}
+                            for p in wanted]
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=wanted)
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=wanted,
+                                                provider_options=provider_options)
         except Exception as exc:  # ORT raises its own Fail / InvalidProtobuf / NoSuchFile types
             raise ModelLoadError(f"{path.name}: ONNX Runtime cannot load it as an ONNX model ({exc}); "
                                  "delete the file so that it is downloaded again") from exc
@@ -218,15 +223,18 @@ class OnnxNetwork:
         return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).to(spec.device)
 
     def _run_bound(self, spec: torch.Tensor) -> torch.Tensor:
-        """CUDA: hand ORT the torch buffers directly (no host round trip). The networks keep the input shape."""
+        """ORT reads and writes torch's buffers in place (on CUDA: no host round trip). Output shape = input shape."""
         spec = spec.contiguous()
         out = torch.empty_like(spec)
-        index = spec.device.index or 0
+        kind = "cuda" if spec.is_cuda else "cpu"
+        index = (spec.device.index or 0) if spec.is_cuda else 0
         binding = self.session.io_binding()
-        binding.bind_input(self.input_name, "cuda", index, np.float32, list(spec.shape), spec.data_ptr())
-        binding.bind_output(self.output_name, "cuda", index, np.float32, list(out.shape), out.data_ptr())
-        torch.cuda.synchronize(spec.device)
+        binding.bind_input(self.input_name, kind, index, np.float32, list(spec.shape), spec.data_ptr())
+        binding.bind_output(self.output_name, kind, index, np.float32, list(out.shape), out.data_ptr())
+        if spec.is_cuda:
+            torch.cuda.synchronize(spec.device)  # torch's kernels that wrote `spec` are done
         self.session.run_with_iobinding(binding)
+        binding.synchronize_outputs()
         return out
 
 
@@ -277,7 +285,6 @@ class MDXModel:
 
         peak = float(np.max(np.abs(mix)))
         k = gain_factor(peak, self.normalization_threshold, self.amplification_threshold)
-        mix_n = mix * np.float32(k) if k != 1.0 else mix
 
         schedules = [self._starts(n, s.overlap)]
         if self.invert_using_spec:
@@ -285,14 +292,15 @@ class MDXModel:
         total = sum(len(x) for x in schedules) * (2 if s.enable_denoise else 1)
         counter = _Counter(progress, total, 2 if s.enable_denoise else 1)
 
-        primary = self._demix(mix_n, s.overlap, counter, use_network=True)
+        primary = self._demix(mix, s.overlap, counter, use_network=True, gain=k)
         if k != 1.0:
-            primary = primary / np.float32(k)
+            primary /= np.float32(k)
         if self.invert_using_spec:
             band_limited = self._demix(mix, MATCH_MIX_OVERLAP, counter, use_network=False)
             secondary = self._invert_spec(band_limited, np.float32(s.compensate) * primary)
         else:
-            secondary = mix - np.float32(s.compensate) * primary
+            secondary = primary * np.float32(-s.compensate)
+            secondary += mix
         if channels == 1:
             primary, secondary = primary.mean(0, keepdims=True), secondary.mean(0, keepdims=True)
         return {s.secondary_stem: secondary.astype(np.float32, copy=False),
@@ -313,39 +321,46 @@ class MDXModel:
         length, step, limit = self._layout(n, overlap)
         return [start for start in range(0, length, step) if start < limit]
 
-    def _demix(self, mix: np.ndarray, overlap: float, counter: _Counter, *, use_network: bool) -> np.ndarray:
-        """Overlap-add of the network's output over the reference's chunk schedule: [2, n] -> [2, n]."""
+    def _demix(self, mix: np.ndarray, overlap: float, counter: _Counter, *, use_network: bool,
+               gain: float = 1.0) -> np.ndarray:
+        """Overlap-add of the network's output on `gain * mix` over the reference's chunk schedule: [2, n] -> [2, n].
+
+        The reference pads the mix with `trim` zeros in front and up to a whole number of chunks behind, and
+        crops the result; here chunks are cut from the mix directly and only the kept region is accumulated
+        (same numbers, no padded copies of the song).
+        """
         s = self.settings
         n = mix.shape[-1]
         length, _, _ = self._layout(n, overlap)
         starts = self._starts(n, overlap)
-        mixture = np.zeros((2, length), dtype=np.float32)
-        mixture[:, s.trim: s.trim + n] = mix
-        result = np.zeros((2, length), dtype=np.float32)
-        divider = np.zeros(length, dtype=np.float32)
-        chunk = s.chunk_size
+        trim, chunk = s.trim, s.chunk_size
+        result = np.zeros((2, n), dtype=np.float32)
+        divider = np.zeros(n, dtype=np.float32)
         batch = s.batch_size if use_network else max(s.batch_size, 4)
         for i in range(0, len(starts), batch):
             group = starts[i: i + batch]
             waves = np.zeros((len(group), 2, chunk), dtype=np.float32)
             for j, start in enumerate(group):
-                end = min(start + chunk, length)
-                waves[j, :, : end - start] = mixture[:, start:end]
+                a, b = max(start, trim), min(start + chunk, trim + n)  # the part of the chunk that is mix
+                waves[j, :, a - start: b - start] = mix[:, a - trim: b - trim]
+            if gain != 1.0:
+                waves *= np.float32(gain)  # the normalised mix, as the reference computes it
             out = self._process(torch.from_numpy(waves).to(self.device), use_network)
             for j, start in enumerate(group):
-                end = min(start + chunk, length)
-                size = end - start
-                part = out[j, :, :size]
+                size = min(start + chunk, length) - start
+                a, b = max(start, trim), min(start + size, trim + n)
+                part = out[j, :, a - start: b - start]
                 if overlap != 0:
-                    window = np.hanning(size)
+                    window = _hanning(size)[a - start: b - start]
                     part *= window  # float32 in place, as the reference does
-                    divider[start:end] += window
+                    divider[a - trim: b - trim] += window
                 else:
-                    divider[start:end] += 1
-                result[:, start:end] += part
+                    divider[a - trim: b - trim] += 1
+                result[:, a - trim: b - trim] += part
             counter.advance(len(group), use_network)
-        region = slice(s.trim, s.trim + n)
-        return result[:, region] / divider[region]
+        divider[divider == 0] = 1  # only where every window is 0 (and so is the result)
+        result /= divider
+        return result
 
     def _process(self, waves: torch.Tensor, use_network: bool) -> np.ndarray:
         """[B, 2, chunk] -> [B, 2, chunk]: STFT, (network), iSTFT."""
@@ -377,6 +392,14 @@ class MDXModel:
             out = torch.polar(mag, torch.angle(x)) - y
             wave = torch.istft(out, n_fft=INVERT_N_FFT, hop_length=INVERT_HOP, window=window, center=True, length=n)
         return wave.cpu().numpy()
+
+
+@functools.lru_cache(maxsize=8)
+def _hanning(size: int) -> np.ndarray:
+    """np.hanning(size) (symmetric, float64), shared read-only between chunks."""
+    window = np.hanning(size)
+    window.flags.writeable = False
+    return window
 
 
 class _Counter:
@@ -446,8 +469,12 @@ def load_model(ctx: LoadContext) -> MDXModel:
     # fail on missing hash parameters before paying for a session
     for key in ("compensate", "mdx_dim_f_set", "mdx_dim_t_set", "mdx_n_fft_scale_set"):
         _require(ctx.model_data or {}, key, path)
-    network = OnnxNetwork(path, ctx.device.onnx_providers or ("CPUExecutionProvider",), ctx.logger)
-    if network.input_shape[1] not in (4, "4") and isinstance(network.input_shape[1], int):
+    torch_device = (ctx.device.torch_device or "cpu").lower()
+    cuda_index = int(torch_device.split(":")[1]) if torch_device.startswith("cuda:") else 0
+    network = OnnxNetwork(path, ctx.device.onnx_providers or ("CPUExecutionProvider",), ctx.logger,
+                          cuda_device_id=cuda_index)
+    channels = network.input_shape[1]
+    if isinstance(channels, int) and channels > 0 and channels != 4:
         raise ModelLoadError(f"{path.name}: expected 4 spectrogram channels (L/R re/im), got {network.input_shape}")
     settings = resolve_settings(ctx, network.fixed_frames, network.fixed_bins)
     if ctx.use_autocast:

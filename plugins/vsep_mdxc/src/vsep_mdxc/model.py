@@ -296,12 +296,19 @@ class MDXCModel:
             y = y.reshape(b, c, y.shape[1], y.shape[-1]).transpose(1, 2)
         return y
 
+    @staticmethod
+    def _check_chunk(chunk: int, n_fft: int) -> None:
+        if chunk <= n_fft // 2:
+            raise UsageError(f"segment size too small: chunks of {chunk} samples are shorter than half the "
+                             f"model's STFT size ({n_fft}); use a larger segment_size")
+
     def _demix_mdx23c(self, mix: np.ndarray, dim_t: int, progress: Progress | None) -> np.ndarray:
         s = self.settings
         net: TFCTDFNet = self.net  # type: ignore[assignment]
         if dim_t % net.time_multiple:
             raise UsageError(f"MDX23C segment size {dim_t} must be a multiple of {net.time_multiple}")
         chunk = s.hop * (dim_t - 1)
+        self._check_chunk(chunk, net.cfg.n_fft)
         hop = chunk // s.overlap
         if hop <= 0:
             raise UsageError(f"overlap {s.overlap} is larger than the chunk of {chunk} samples")
@@ -331,6 +338,8 @@ class MDXCModel:
     def _demix_roformer(self, mix: np.ndarray, dim_t: int, progress: Progress | None) -> np.ndarray:
         s = self.settings
         chunk = s.hop * (dim_t - 1)
+        n_fft = self.net.cfg.stft_n_fft  # type: ignore[union-attr]
+        self._check_chunk(chunk, n_fft)
         step = chunk // s.overlap
         if step <= 0:
             raise UsageError(f"overlap {s.overlap} is larger than the chunk of {chunk} samples")
@@ -344,7 +353,10 @@ class MDXCModel:
         for first in range(0, len(starts), s.batch_size):
             group = starts[first:first + s.batch_size]
             # every window is `chunk` long, except the single window of an input shorter than a chunk
-            out = self._run(torch.stack([source[:, st:st + chunk] for st in group])).to(self.device)
+            batch = torch.stack([source[:, st:st + chunk] for st in group])
+            if batch.shape[-1] <= n_fft // 2:  # too short for the STFT's reflect padding: zero-pad
+                batch = torch.nn.functional.pad(batch, (0, n_fft // 2 + 1 - batch.shape[-1]))
+            out = self._run(batch).to(self.device)
             seg = min(min(chunk, n), out.shape[-1])
             if result is None:
                 result = torch.zeros(out.shape[1], channels, n, device=self.device)

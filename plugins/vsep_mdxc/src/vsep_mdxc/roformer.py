@@ -63,15 +63,25 @@ class RotaryEmbedding(nn.Module):
         super().__init__()
         freqs = 1.0 / (theta ** (torch.arange(0, dim, 2)[: dim // 2].float() / dim))
         self.freqs = nn.Parameter(freqs, requires_grad=False)
+        self._cache: tuple[tuple[Any, ...], torch.Tensor, torch.Tensor] | None = None
+
+    def _cos_sin(self, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin of the float32 angles [n, dim] (cached for the last length while inference runs)."""
+        key = (n, device, self.freqs.data_ptr(), self.freqs._version)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1], self._cache[2]
+        pos = torch.arange(n, device=device, dtype=torch.float32)
+        angles = torch.einsum("n,f->nf", pos, self.freqs.to(device, torch.float32))
+        angles = torch.repeat_interleave(angles, 2, dim=-1)
+        cos, sin = angles.cos(), angles.sin()
+        if torch.is_inference_mode_enabled():
+            self._cache = (key, cos, sin)
+        return cos, sin
 
     def rotate(self, t: torch.Tensor) -> torch.Tensor:
         """Rotate queries or keys [..., seq, dim] by their positions along `seq`."""
-        n = t.shape[-2]
         with torch.autocast(device_type=t.device.type, enabled=False):
-            pos = torch.arange(n, device=t.device, dtype=torch.float32)
-            angles = torch.einsum("n,f->nf", pos, self.freqs.to(torch.float32))
-            angles = torch.repeat_interleave(angles, 2, dim=-1)
-            cos, sin = angles.cos(), angles.sin()
+            cos, sin = self._cos_sin(t.shape[-2], t.device)
             pairs = t.float().unflatten(-1, (-1, 2))
             rotated_half = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
             out = t.float() * cos + rotated_half * sin

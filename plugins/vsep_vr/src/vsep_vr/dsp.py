@@ -5,10 +5,10 @@ reproduces its numbers:
 
 - `stft`/`istft`: periodic Hann window, centred frames with zero padding, window-sum-square
   normalisation on the way back (librosa's defaults).
-- `resample`: `"polyphase"` is the zero-phase Kaiser-windowed FIR of scipy's `resample_poly`
-  (re-implemented here, same filter, same alignment); the `sinc_*` kinds are libsamplerate's
-  converters when the optional `samplerate` package is installed, else soxr (very close, not
-  bit-identical). Output length is always ``ceil(n * target / orig)``.
+- `resample`: `"polyphase"` is the zero-phase Kaiser-windowed FIR of scipy's `resample_poly`,
+  `"sinc_fastest"` is libsamplerate's SRC_SINC_FASTEST converter (both re-implemented here
+  with the same filters and alignment, so the numbers match to float precision); other kinds
+  fall back to soxr. Output length is always ``ceil(n * target / orig)``.
 """
 
 from __future__ import annotations
@@ -17,12 +17,6 @@ import math
 from functools import lru_cache
 
 import numpy as np
-
-try:  # optional: libsamplerate, the resampler UVR uses between bands
-    import samplerate as _libsamplerate  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on the environment
-    _libsamplerate = None
-
 
 @lru_cache(maxsize=16)
 def hann(n: int) -> np.ndarray:
@@ -120,31 +114,90 @@ def fix_length(x: np.ndarray, size: int) -> np.ndarray:
     return x
 
 
+@lru_cache(maxsize=1)
+def _lsr_table() -> np.ndarray:
+    import base64
+    import zlib
+
+    from vsep_vr._lsr_fastest import COEFFS_B64
+
+    raw = zlib.decompress(base64.b64decode("".join(COEFFS_B64)))
+    return np.frombuffer(raw, dtype="<f4").astype(np.float64)
+
+
+@lru_cache(maxsize=32)
+def _lsr_kernels(up: int, down: int) -> tuple[float, tuple[tuple[int, np.ndarray], ...]]:
+    """Per output phase p (0..up-1): (first input offset, taps) of libsamplerate's sinc_fastest.
+
+    Output j reads input c = (j * down) // up plus offsets; the phase p = (j * down) % up sets
+    the fractional position p / up. Mirrors `calc_output_single` of src_sinc.c: fixed point with
+    12 fraction bits, linear interpolation in the 128-per-zero-crossing table.
+    """
+    from vsep_vr._lsr_fastest import INCREMENT
+
+    table = _lsr_table()
+    ratio = up / down
+    float_inc = INCREMENT * min(1.0, ratio)
+    inc = int(np.rint(float_inc * 4096))
+    max_fi = (len(table) - 2) << 12
+
+    def coeff(fi: np.ndarray) -> np.ndarray:
+        idx = fi >> 12
+        frac = (fi & 4095) / 4096.0
+        return table[idx] + frac * (table[idx + 1] - table[idx])
+
+    kernels = []
+    for p in range(up):
+        start = int(np.rint(p / up * float_inc * 4096))
+        left = start + inc * np.arange((max_fi - start) // inc + 1)
+        right = (inc - start) + inc * np.arange((max_fi - (inc - start)) // inc + 1)
+        taps = np.concatenate([coeff(left)[::-1], coeff(right)])  # offsets -len(left)+1 .. len(right)
+        kernels.append((1 - len(left), taps))
+    return float_inc / INCREMENT, tuple(kernels)
+
+
+def resample_sinc_fastest(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """libsamplerate SRC_SINC_FASTEST (as used through librosa's res_type="sinc_fastest"):
+    float32 in, float32 out, zeros outside the signal, ``ceil(n * ratio)`` samples."""
+    g = math.gcd(orig_sr, target_sr)
+    up, down = target_sr // g, orig_sr // g
+    scale, kernels = _lsr_kernels(up, down)
+    n = x.shape[-1]
+    n_out = -(-n * up // down)
+    flat = np.asarray(x, dtype=np.float32).astype(np.float64).reshape(-1, n)
+    out = np.zeros((flat.shape[0], n_out), dtype=np.float32)
+    j = np.arange(n_out)
+    pos, phase = np.divmod(j * down, up)
+    for p, (first, taps) in enumerate(kernels):
+        sel = phase == p
+        if not sel.any():
+            continue
+        lo, hi = -first, len(taps) - 1 + first  # zeros needed before/after the signal
+        for c in range(flat.shape[0]):
+            padded = np.pad(flat[c], (lo, max(hi, 0) + 1))
+            # r[m] = sum_i taps[i] * x[m + first + i]
+            r = _convolve(padded, taps[::-1])[len(taps) - 1:]
+            out[c, sel] = (scale * r[pos[sel]]).astype(np.float32)
+    return out.reshape(*x.shape[:-1], n_out)
+
+
 def resample(x: np.ndarray, orig_sr: int, target_sr: int, res_type: str) -> np.ndarray:
     """Resample along the last axis to exactly ``ceil(n * target_sr / orig_sr)`` samples.
 
     `res_type` is a UVR band-parameter resampler name: "polyphase" (exact scipy filter),
-    "sinc_fastest"/"sinc_medium"/"sinc_best" (libsamplerate when installed, else soxr);
-    anything else ("kaiser_fast", "soxr_hq", ...) uses soxr.
+    "sinc_fastest" (libsamplerate's filter); anything else ("sinc_medium", "kaiser_fast",
+    "soxr_hq", ...) uses soxr.
     """
     if orig_sr == target_sr:
         return x
     n_out = int(math.ceil(x.shape[-1] * target_sr / orig_sr))
     if res_type == "polyphase":
         y = resample_poly(x, target_sr, orig_sr)
-    elif res_type.startswith("sinc_") and _libsamplerate is not None:
-        ratio = target_sr / orig_sr
-        flat = x.reshape(-1, x.shape[-1])
-        rows = [_libsamplerate.resample(row, ratio, converter_type=res_type) for row in flat]
-        y = np.stack([fix_length(np.asarray(r), n_out) for r in rows]).reshape(*x.shape[:-1], n_out)
+    elif res_type == "sinc_fastest":
+        y = resample_sinc_fastest(x, orig_sr, target_sr)
     else:
         import soxr
 
         flat = np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T)
         y = soxr.resample(flat, orig_sr, target_sr, quality="HQ").T.reshape(*x.shape[:-1], -1)
     return fix_length(np.asarray(y, dtype=x.dtype), n_out)
-
-
-def has_libsamplerate() -> bool:
-    """Whether libsamplerate (the `samplerate` package) is available for the sinc resamplers."""
-    return _libsamplerate is not None

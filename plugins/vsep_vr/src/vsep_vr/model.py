@@ -2,16 +2,16 @@
 
 The signal path is UVR's VR separator: multi-band magnitude spectrogram -> windowed mask
 inference -> aggression / post-process -> masked spectra -> multi-band reconstruction.
-What differs on purpose: every stem is exactly as long as the input (UVR drops up to one
-hop at the end), and the network variant comes from the weights' shapes (UVR guesses it
-from the file size).
+What differs on purpose: every stem is exactly as long as the input (UVR's output stops at
+the centre of its last STFT frame, up to one hop short; vsep keeps UVR's samples and pads
+the few missing ones with silence), and the network variant comes from the weights' shapes
+(UVR guesses it from the file size).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
@@ -94,15 +94,12 @@ class VRModel:
     def __repr__(self) -> str:
         return f"VRModel({self.description or self.band_params.name}, stems={self.stems})"
 
-    def masks(self, audio: np.ndarray, progress: Progress | None = None) -> tuple[np.ndarray, bandlib.BandSpectrogram, int]:
-        """Stereo [2, n] -> (post-processed primary mask over the extended frames, the input
-        spectrogram, the number of frames UVR itself would use)."""
+    def masks(self, audio: np.ndarray, progress: Progress | None = None) -> tuple[np.ndarray, bandlib.BandSpectrogram]:
+        """Stereo [2, n] -> (post-processed primary mask, the input's band spectrogram)."""
         bp, s = self.band_params, self.settings
         waves = bandlib.band_waves(audio, bp)
         frames = bandlib.frames_of(waves, bp)
-        # extra frames past UVR's last one so that the reconstruction covers the whole input
-        extra = 0
-        spec = bandlib.analyse(waves, bp, self.v51, frames + extra, high_end=s.high_end_process)
+        spec = bandlib.analyse(waves, bp, self.v51, frames, high_end=s.high_end_process)
         mag = np.abs(spec.spec)
         total = count_batches(frames, s.window_size, self.offset, s.batch_size, s.enable_tta)
         done = 0
@@ -113,14 +110,13 @@ class VRModel:
             if progress is not None:
                 progress(done, total)
 
-        mask = predict_mask(mag[:, :, :frames], self.runner, s.window_size, self.offset, s.batch_size,
+        mask = predict_mask(mag, self.runner, s.window_size, self.offset, s.batch_size,
                             s.enable_tta, tick)
         invert = self.stems[0] in NON_ACCOM_STEMS
         adjust_aggression(mask, float(int(s.aggression) / 100), bp.bands[0].crop_stop, invert, bp.aggr_correction)
         if s.enable_post_process:
             merge_artifacts(mask, threshold=s.post_process_threshold)
-        mask = np.concatenate([mask, np.repeat(mask[:, :, -1:], mag.shape[2] - frames, axis=2)], axis=2)
-        return mask, spec, frames
+        return mask, spec
 
     def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
         """float32 [channels, samples] at `sample_rate` (mono or stereo) -> {stem: float32
@@ -134,7 +130,7 @@ class VRModel:
         if n == 0:
             return {stem: np.zeros((channels, 0), np.float32) for stem in self.stems}
         stereo = np.repeat(x, 2, axis=0) if channels == 1 else x
-        mask, spec, _ = self.masks(stereo, progress)
+        mask, spec = self.masks(stereo, progress)
         X = spec.spec
         mag, phase = np.abs(X), np.angle(X)
         unit = np.exp(1.0j * phase)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import mmap
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from vsep_core.api import Architecture, LoadContext, SeparationModel, param
 from vsep_core.hookspecs import hookimpl
@@ -27,11 +31,40 @@ def _load(ctx: LoadContext) -> SeparationModel:
     return load_model(ctx)
 
 
+def _export_onnx(pth_path: Path, out_path: Path, model_data: dict[str, Any]) -> Path:
+    from vsep_vr.onnx_export import export_onnx
+
+    return export_onnx(pth_path, out_path, model_data)
+
+
+def claims(path: Path) -> bool:
+    """Whether a local file is a VR model, without loading it: a torch zip whose pickled keys
+    are those of UVR's VR nets, or an ONNX file exported by vsep-vr (``vsep_vr.*`` metadata)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".onnx":
+            with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return data.find(b"vsep_vr.offset") >= 0
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as zf:
+            pkl = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
+            if pkl is None:
+                return False
+            keys = zf.read(pkl)
+        return b"stg1_low_band_net" in keys and (b"stg2_bridge" in keys or b"lstm_dec2" in keys)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
+
+
 @hookimpl
 def vsep_architectures() -> list[Architecture]:
     """VR: vocal-remover .pth (torch) and .onnx (ONNX Runtime) models."""
-    return [Architecture(name="VR", flag_prefix="vr", params=VRParams, load=_load, package="vsep-vr",
-                         extensions=(".pth", ".onnx"))]
+    arch = Architecture(name="VR", flag_prefix="vr", params=VRParams, load=_load, package="vsep-vr",
+                        extensions=(".pth", ".onnx"), claims=claims)
+    # optional capability read by `vsep export-onnx` (getattr; not a field of Architecture yet)
+    arch.export_onnx = _export_onnx  # type: ignore[attr-defined]
+    return [arch]
 
 
 @hookimpl

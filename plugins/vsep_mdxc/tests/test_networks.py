@@ -1,0 +1,216 @@
+"""The networks on their own: shapes, checkpoint layouts, strict loading."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mdxc_testlib import REFERENCE, TINY_BS, TINY_MDX23C, TINY_MEL, build_net, make_ctx, write_model
+from vsep_mdxc.model import load_model, load_weights_strict, read_checkpoint
+from vsep_mdxc.roformer import RotaryEmbedding, mel_band_membership, roformer_config
+from vsep_mdxc.tfc_tdf import TFCTDFConfig, TFCTDFNet
+
+from vsep_core.errors import ModelLoadError
+
+
+def _run(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return net(x)
+
+
+@pytest.mark.parametrize("targets", [1, 3])
+def test_mdx23c_shapes(targets: int) -> None:
+    """One target gives [b, ch, samples]; several give [b, n, ch, samples]; length = the chunk."""
+    cfg = copy.deepcopy(TINY_MDX23C)
+    if targets == 1:
+        cfg["training"]["target_instrument"] = "Vocals"
+    else:
+        cfg["training"]["instruments"] = ["Vocals", "Drums", "Bass"]
+    net = build_net(cfg)
+    chunk = 64 * 31
+    out = _run(net, torch.randn(2, 2, chunk))
+    expected = (2, 2, chunk) if targets == 1 else (2, 3, 2, chunk)
+    assert tuple(out.shape) == expected
+    assert torch.isfinite(out).all() and out.abs().max() > 0
+
+
+@pytest.mark.parametrize("norm,act", [("BatchNorm", "relu"), ("GroupNorm2", "elu1.5"), (None, "gelu")])
+def test_mdx23c_norm_and_activation_variants(norm: str | None, act: str) -> None:
+    """Every `norm`/`act` the reference knows builds, runs, and has the matching parameters."""
+    cfg = copy.deepcopy(TINY_MDX23C)
+    cfg["model"]["norm"], cfg["model"]["act"] = norm, act
+    net = build_net(cfg)
+    names = set(net.state_dict())
+    key = "encoder_blocks.0.tfc_tdf.blocks.0.tfc1.0.running_mean"
+    assert (key in names) == (norm == "BatchNorm")
+    assert ("encoder_blocks.0.tfc_tdf.blocks.0.tfc1.0.weight" in names) == (norm is not None)
+    out = _run(net, torch.randn(1, 2, 64 * 31))
+    assert out.shape == (1, 2, 2, 64 * 31)
+
+
+def test_mdx23c_unknown_activation() -> None:
+    """An activation name the reference does not know is an error, not a silent default."""
+    cfg = copy.deepcopy(TINY_MDX23C)
+    cfg["model"]["act"] = "swish"
+    with pytest.raises(ValueError, match="swish"):
+        TFCTDFNet(TFCTDFConfig.from_yaml(cfg, 2))
+
+
+@pytest.mark.parametrize("base", [TINY_BS, TINY_MEL], ids=["bs", "mel"])
+@pytest.mark.parametrize("stems", [1, 2])
+def test_roformer_shapes(base: dict, stems: int) -> None:
+    """[b, 2, n] in -> [b, 2, n] (one stem) or [b, stems, 2, n] out, exactly as long as the input."""
+    cfg = copy.deepcopy(base)
+    cfg["model"]["num_stems"] = stems
+    net = build_net(cfg)
+    n = 64 * 40 + 17  # not a multiple of the hop
+    out = _run(net, torch.randn(3, 2, n))
+    assert tuple(out.shape) == ((3, 2, n) if stems == 1 else (3, stems, 2, n))
+    assert torch.isfinite(out).all()
+
+
+def test_roformer_mono_model() -> None:
+    """stereo: false builds a one-channel network with half-size band inputs."""
+    cfg = copy.deepcopy(TINY_BS)
+    cfg["model"]["stereo"] = False
+    net = build_net(cfg)
+    assert net.state_dict()["band_split.to_features.0.0.gamma"].shape == (16 * 2,)
+    assert _run(net, torch.randn(2, 1, 3000)).shape == (2, 1, 3000)
+
+
+def test_roformer_options_change_layout() -> None:
+    """mask_estimator_depth, mlp_expansion_factor and linear_transformer_depth shape the state dict."""
+    cfg = copy.deepcopy(TINY_BS)
+    cfg["model"].update(mask_estimator_depth=3, mlp_expansion_factor=2, linear_transformer_depth=1)
+    sd = build_net(cfg).state_dict()
+    # BS: depth 3 -> two hidden layers of width dim * 2
+    assert sd["mask_estimators.0.to_freqs.0.0.0.weight"].shape == (16, 8)
+    assert sd["mask_estimators.0.to_freqs.0.0.2.weight"].shape == (16, 16)
+    assert sd["mask_estimators.0.to_freqs.0.0.4.weight"].shape == (16 * 2 * 2 * 2, 16)
+    assert "mask_estimators.0.to_freqs.0.0.6.weight" not in sd
+    # the linear-attention transformer comes first in each depth step
+    assert sd["layers.0.0.layers.0.0.temperature"].shape == (2, 1, 1)
+    assert "layers.0.1.layers.0.0.rotary_embed.freqs" in sd
+    assert "final_norm.gamma" in sd
+    mel = copy.deepcopy(TINY_MEL)
+    mel["model"].update(mask_estimator_depth=1, mlp_expansion_factor=3)
+    msd = build_net(mel).state_dict()
+    assert msd["mask_estimators.0.to_freqs.0.0.0.weight"].shape == (24, 8)  # Mel: depth hidden layers
+    assert "final_norm.gamma" not in msd and "layers.0.0.norm.gamma" in msd
+
+
+def test_skip_connection_changes_the_output() -> None:
+    """skip_connection (MSST) adds earlier depth steps' outputs; with depth 2 the result differs."""
+    cfg = copy.deepcopy(TINY_BS)
+    cfg["model"]["depth"] = 2
+    plain = build_net(cfg, seed=5)
+    cfg["model"]["skip_connection"] = True
+    skip = build_net(cfg, seed=5)
+    skip.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 2, 4000)
+    a, b = _run(plain, x), _run(skip, x)
+    assert a.shape == b.shape
+    assert not torch.allclose(a, b)
+
+
+def test_rotary_is_relative() -> None:
+    """Rotations keep norms and make <q_m, k_n> depend on m - n only."""
+    rot = RotaryEmbedding(8)
+    q = torch.randn(8).expand(6, 8).clone()
+    k = torch.randn(8).expand(6, 8).clone()
+    with torch.inference_mode():
+        rq, rk = rot.rotate(q[None]), rot.rotate(k[None])
+    assert torch.allclose(rq.norm(dim=-1), q.norm(dim=-1), atol=1e-5)
+    dots = (rq[0][:, None, :] * rk[0][None, :, :]).sum(-1)
+    assert torch.allclose(dots[1, 0], dots[5, 4], atol=1e-5)
+    assert torch.allclose(dots[0, 2], dots[3, 5], atol=1e-5)
+    assert not torch.allclose(dots[0, 0], dots[0, 3])
+
+
+def test_mel_band_membership_matches_the_oracle_checkpoint() -> None:
+    """The Mel bands of the oracle's yaml give exactly the band input sizes of its checkpoint."""
+    ckpt = REFERENCE / "models" / "model_mel_band_roformer_ep_3005_sdr_11.4360.ckpt"
+    if not ckpt.is_file():
+        pytest.skip("oracle not available")
+    member = mel_band_membership(44100, 2048, 60)
+    assert member.any(axis=0).all()
+    sd = torch.load(ckpt, weights_only=True)
+    sizes = [sd[f"band_split.to_features.{b}.0.gamma"].shape[0] for b in range(60)]
+    assert sizes == [int(n) * 2 * 2 for n in member.sum(axis=1)]
+
+
+def test_bs_freqs_must_cover_the_spectrum() -> None:
+    """freqs_per_bands summing to the wrong bin count is a clear error."""
+    cfg = copy.deepcopy(TINY_BS)
+    cfg["model"]["freqs_per_bands"] = (16, 16, 32, 64)
+    with pytest.raises(ValueError, match="129"):
+        build_net(cfg)
+
+
+def test_strict_load_names_the_mismatching_tensor(tmp_path: Path) -> None:
+    """A checkpoint of another size fails with the first mismatching tensor's name."""
+    other = copy.deepcopy(TINY_BS)
+    other["model"]["dim"] = 12
+    ckpt, _ = write_model(tmp_path, other, "bs_roformer_dim12")
+    _, yml = write_model(tmp_path, TINY_BS, "bs_roformer_dim8")
+    with pytest.raises(ModelLoadError, match=r"'layers\.0\.0\.layers\.0\.0\.norm\.gamma' has shape \(12,\)"):
+        load_model(make_ctx(ckpt, yml))
+
+
+def test_strict_load_missing_and_extra_tensors() -> None:
+    """Missing and unexpected tensors are both refused, each by name."""
+    net = build_net(TINY_BS)
+    state = net.state_dict()
+    missing = {k: v for k, v in state.items() if k != "final_norm.gamma"}
+    with pytest.raises(ModelLoadError, match="'final_norm.gamma'.*missing"):
+        load_weights_strict(build_net(TINY_BS), missing, "x.ckpt")
+    extra = dict(state, **{"mask_estimators.1.to_freqs.0.0.0.weight": torch.zeros(2)})
+    with pytest.raises(ModelLoadError, match=r"'mask_estimators\.1\.to_freqs\.0\.0\.0\.weight'.*lacks"):
+        load_weights_strict(build_net(TINY_BS), extra, "x.ckpt")
+    # rotary frequencies are a constant: a file without them still loads, with the computed values
+    no_rotary = {k: v for k, v in state.items() if not k.endswith("rotary_embed.freqs")}
+    target = build_net(TINY_BS, seed=9)
+    load_weights_strict(target, no_rotary, "x.ckpt")
+    assert torch.equal(target.state_dict()["final_norm.gamma"], state["final_norm.gamma"])
+
+
+def test_read_checkpoint_layouts(tmp_path: Path) -> None:
+    """Plain, nested ('state_dict', 'model') and DataParallel-prefixed checkpoints all read the same."""
+    state = build_net(TINY_MEL).state_dict()
+    layouts = {
+        "plain": state,
+        "lightning": {"state_dict": state, "epoch": 3},
+        "model": {"model": state},
+        "prefixed": {f"module.{k}": v for k, v in state.items()},
+    }
+    for name, obj in layouts.items():
+        path = tmp_path / f"{name}.ckpt"
+        torch.save(obj, path)
+        got = read_checkpoint(path)
+        assert list(got) == list(state), name
+        assert all(torch.equal(got[k], state[k]) for k in state)
+
+
+def test_read_checkpoint_refuses_code(tmp_path: Path) -> None:
+    """A pickle that would construct arbitrary objects is refused (weights_only)."""
+    path = tmp_path / "evil.ckpt"
+    with open(path, "wb") as fh:
+        pickle.dump({"w": np.random.default_rng(0)}, fh, protocol=2)
+    with pytest.raises(ModelLoadError, match="cannot read checkpoint"):
+        read_checkpoint(path)
+
+
+def test_roformer_config_aliases_and_defaults() -> None:
+    """Community alias names are understood; num_stems/num_bands fall back to the checkpoint's counts."""
+    cfg = roformer_config({"dim": 8, "depth": 1, "n_heads": 2, "head_dim": 4, "n_mels": 16, "n_fft": 256}, "mel",
+                          num_stems=3)
+    assert (cfg.heads, cfg.dim_head, cfg.num_bands, cfg.stft_n_fft, cfg.num_stems) == (2, 4, 16, 256, 3)
+    assert cfg.mask_estimator_depth == 1  # Mel default
+    bs = roformer_config({"dim": 8, "depth": 1, "freqs_per_bands": [1, 2]}, "bs")
+    assert bs.mask_estimator_depth == 2 and bs.num_stems == 1 and bs.freqs_per_bands == (1, 2)
+    with pytest.raises(ValueError, match="freqs_per_bands"):
+        roformer_config({"dim": 8, "depth": 1}, "bs")

@@ -1,0 +1,164 @@
+"""The coefficient table of libsamplerate's SRC_SINC_FASTEST converter (`fastest_coeffs.h`).
+
+2464 float32 values (a half low-pass filter sampled 128 times per zero crossing: increment 128),
+stored zlib-compressed and base64-encoded. Taken unchanged from libsamplerate
+(https://github.com/libsndfile/libsamplerate, src/fastest_coeffs.h, commit 15c392d), whose licence follows.
+
+    Copyright (c) 2012-2016, Erik de Castro Lopo <erikd@mega-nerd.com>
+    All rights reserved.
+
+    Redistribution and use in source and binary forms, with or without
+    modification, are permitted provided that the following conditions are
+    met:
+
+    1. Redistributions of source code must retain the above copyright
+       notice, this list of conditions and the following disclaimer.
+
+    2. Redistributions in binary form must reproduce the above copyright
+       notice, this list of conditions and the following disclaimer in the
+       documentation and/or other materials provided with the distribution.
+
+    THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS
+    IS" AND ANY EXPRESS OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED
+    TO, THE IMPLIED WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A
+    PARTICULAR PURPOSE ARE DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT
+    HOLDER OR CONTRIBUTORS BE LIABLE FOR ANY DIRECT, INDIRECT, INCIDENTAL,
+    SPECIAL, EXEMPLARY, OR CONSEQUENTIAL DAMAGES (INCLUDING, BUT NOT LIMITED
+    TO, PROCUREMENT OF SUBSTITUTE GOODS OR SERVICES; LOSS OF USE, DATA, OR
+    PROFITS; OR BUSINESS INTERRUPTION) HOWEVER CAUSED AND ON ANY THEORY OF
+    LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY, OR TORT (INCLUDING
+    NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE OF THIS
+    SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+"""
+
+INCREMENT = 128
+
+COEFFS_B64 = (
+    "eNoNVnk0VW8Xzk+IDBkTmYdKE4p7znnPe2+JVCRp0qhQUtFMVOaIzESkKBkyROGee877nitDswakQhokmjXoK1F97bWetfd69tpr"
+    "73+eZ+3N3StFiY9XijRbVoqGJCtFNmdXiu4cXim6tnylyNR4paivf4VoQvEKUdnGFSJGZYUIiD1EcI2HqPHzclFb1HLRAZXloqpU"
+    "d1GisrtIM3KZaOknN5HjSjeRbM1SUbrSUtHfda6iFRdcRKf7l4j6TJaIqNWLRWXRi0QLypxFGrcXiixfOYmSvzuK1so4irLlF4jW"
+    "yTmIqn/PE1UMikSbuoWirqtQZF1Aiw6GABHnSok09UhR5kuByKPQXrTZy07Urj1X1HDdViTaZyPy0bUWObKzRD9WzhRlvp8usjlq"
+    "JepXnCa6nTZF9EPLUhSdYS6KUzETTY42Ea0fMhJt2mIogrcnizRn64uGUyaJFD9OFHkt1BFp5mmJHD5piOShuijkuJpI8kBF1KOt"
+    "LJLzVBItyR4nutUuLzqrIifqc5QVSUJkRDs9/wq/SUaE87R/ChMDhoRqjZ+FspofhQWb3wpNyl8LpV9fCq8IngntQruEkdwj4f2f"
+    "bcJ1dveF6/bcESqW3RAW9DYJPfWuCncsx8IJxyXCKGmtcHioWlgxvVL4yPuisDK3SOjffk64QOWscO+iXKHVsSxhcVO6UH9sirB+"
+    "4QnhzRNxwp3t0cIegwjhxUeHhIqH9godjHcI8X1v4dPY9ULFhSuFxSpLhROfOQnrGaHwb65AKDhuLbwRPk2oEmUq9EvRF1qXagmb"
+    "WlSEob/lhZeoMcJdit/gA+Y1tIl8Au233YExflLIH7sMwxouwG36p6By5gk4wTMMdt3YCk8dWgr9dtrB9ecM4DF9efi0roe2a6ii"
+    "1dZH0dVK0+kWhSLwxOM0u0NPjMImWOOEz5G4C5bj05/asZPMKLbm1HmRmQVvBAjeSsaFRwc28sTJ3bzC5Qh+dUA87/w3jc/dlstr"
+    "Fp7ng2vL+PTcK7ztKo6f2tfAL3K+xe8Ke8AHxj/mZ21/xqfoveaDCt7z94a/8NGWP/lYyz/861EZqfmDsdLRRAVpwBwl6aEmZakR"
+    "VJNuLVCXenzUlL4305ECR12pq5uedJrDZGmvkaE0dsBIapljIn0410xaxJlLq6wspYrHpkhbbk2VagxPk/7UmC49PXGGVE9hpvTk"
+    "y5nSWSWzpIqes6WLh2ZLtY9YSzMHraWDbjZS91wb6atWG2n793+1vK00TtZWWvbRRvq+2UZ6ON5GmgJspOu7raW6/tbSX32zpWDZ"
+    "v/nSWdKGwZnSI5YzpZGuM6Sq3tOl3n5WUrRhmnSdw1RphO4UaeBzC6lf9r+75plJ47tNpGC7sVRpwFBKexpIdbG+9LWGnvTjBl1p"
+    "cK6OtOWOllTwRUMqM15dGjRJTfp8soo0QXu8tEFWUdo6IC9VaBwrrUr/T6qzboxU22aUv5L3gy/48ZUPdfjE9xx9y/uW9fEVN5/z"
+    "Kzq7+KGnHfyMhw/4U/V3+I7863z4wQbeZj7m42UZ3oS/zJ8MrODDdUv4w+gcb+KZx48fzOLbItJ4VdVEfnV2LD/PIJK/Ni+YL3LY"
+    "xTvP38K3wtX8dtKFn2k3j59va8c32FjxN+ca8btpLb5lsSI/gEbxx2/9+DpsxQmnEV6sVozVTqfipsggfFTOFQuvmeCO+EF0eUIe"
+    "clyqgSbfSyfHXLMDo1/Lgd2aUaA91pI+Er6U3pl7gL5ZmkR3PCigG5pq6JHw6/SIbCctdHtPu278TXdlK8Bx3hNghPIkmJVlAov+"
+    "ToPjnG2h+S4Kbgx0gEZLl8BOBQ845uxaqKy2BR5etx3eC98NE8OC4LzVRyGUjYLbnY/BgODjUC/jBHTITYaSxDTosSMTvrXNhmv6"
+    "c2BoTB60VcmHXhHnYH9PIayyKIbn15TCi/vLYG1IBbzifwlmLaiGKxSuwJe1NZB0rYNr7oohSUjgs0QWLrrDwbBvCMbI8dBXRgqt"
+    "BqSwV1wP8/ZchTu0GqDX+QaYptcIdY82QtXbjTBFpglKzJpgmXUTjJvaBPeOb4KpnY1wfEYjVCIaIXezATo7NcCXlVch899V+HtB"
+    "PezfK4WliTwMycQwMx7BObs4mEqz8P0vBkaWiGGGQx30bamBdk5XoGtlNfw0tgr6uFbCr9Hl8HX5RRjbXAJN7xVBuVuF8GjdOdiZ"
+    "kQ/9fc/Ao1NOQ7+eUzA0NguOM8uEfjVp8IMgBb6vToTIMAHWRMZBq64YGDo1Cn7tDINj3UPg05r9cJZ8IKxy3g41Q7yh+ukNcPOl"
+    "1ZCpcYct5UvgmmxHOCFYCKtdCPhR2xZGPpoOzZIt4AloBPe81oUJsRow1UQZEowc3JP6h04s+0LPlPbRuOUxffbxbZp8wdODA9W0"
+    "2edCes6vLPqwQgJdaRtK096baZeChXTU4Aw6wkOT5rO/AR98FajoJoNULwFwNy2mbscfY/PQAPdxx2oUOyUPbbnagraMjKJhfx18"
+    "y3QW7i9ywsZfNmD3/w7gip3HsDqTij16T+PAD8XY/+Fl7JqDsQV1AyuIW7Gy8lPsDvrxD4fP2Mr0F1b6IMP/77I8f9B7PG/5W40v"
+    "i9TiSwd1+esLDfjqWBNeq8qCP1c/jR8vmckrnrLhV3rZ8RdVSP76eZrfbTiP3x6xgD98cyG//3+LeUOlpbybrDv/+KUHn1a0il/j"
+    "5skrPF3HR7ht5EuLvPitL7fw52R8+cXy2/ilg358Pvbn7QJ38opjA3idsEB+w9PdfLfhXj7HaR9/xn0//0V0gC/UPMg33znIb90e"
+    "xJ99G8THLgvmidxg/uGtYD7kWTDv+iSY38sE85pHgvkNlsF8qDiIPzMjiB8+fpBvvHOAt/m+nw+X28+/G93LV3Xv4Sec3827uwfy"
+    "df27+NitO3nVu/58tsF2fs+abfzbUF9+xXFvXjZiM+/mvYk/MXsDr/lmLe+QuIY/MHkVL5/jwa/7z51/4LmUv5O3hK++58y/+uTI"
+    "t/yezz8cEfI+bwH/+jrBX8u04/eusOVXy87mX12Yzh8npvJiqTn/XGDCB10w4D+M1eOZtTr8kkINXr9XlS/QGc8vna/An/aW5cf8"
+    "7w/u1/6BH1sM4ibLAZwz6Tle8vcRvvbkHh4pvo57dkjxWgsx3vK4Er+KLML3LM5g9eZMnLMxEa/6Fo03Kgdjy1nb8JOlq7BTgCOG"
+    "yXNwyhVTPPapOvZVlsFvEl6g9+r1yPXyGTSm8xB6k2SP7Ca85RaSLlx5oj/ptDSfurxyAojJcwfPwHEw7nMJKPK7AS7k94OI2//R"
+    "XqYa9I9VJvQTH2s6c4mIvjHOjZ5wZgOtK7+TTnAIoZNKo2mHUwl00+40OmjWKfpq+1la1auIvnu/nN5jcYXe5SWhwVEpvTasmV7k"
+    "fZs+MfUBXfGggxas66ZR8wv6rlo/LQfe03+cPtNrrb/TkuFh+tq5P7R2pgx0vS4LvQfkoO0PBZj7XREe7h0PxbwKtI5Tgw+E6vBI"
+    "nwY0PqQFS4e1oaz/RGh8XRd+m6AH9yzWh0m7J0OHaAOYGGMIt+43gveWGcNrk0zgslYTuDvIFE5XNINJ8Wbw7A8zuGuFOZQ9Yw4P"
+    "PjSHbcPmcLaKBTynagHn/zGHlk/N4a5Sc2jtYw5Tlc1h5QUzWDLdDF44ZwpvyptCcr0JNMk3hmVtRvDPd0PoomgIryr/2ztmMuzt"
+    "04Pf2Enwe7gunCyYCAuea0MuRAuel9OEGdHq8PY3NRi9WhX+LleGh4aUoK21ItztpQD3RsnBwzmysPWCDNy/+C89ZDtC18r/oB2u"
+    "faVtdn+iNeTe0aFxr+k//3tB2698SnP5j2nTrjZaaew9erzhLbp5ajP9wLyevqvB0eu/1dK6N6roC8lldP6SIrpsJJ/2O59LB4tO"
+    "0qHtKbSWVwL9ujeGNq4PowPK99PfT2ynf23ZSNfP8qBjvy2kUy8D2nCHNR1gaEFL70+iXcJV6eWzZGkNPAhWG3WCnuONQGWkHLgc"
+    "Ogm+yoWBPmo5mJRpDgJnfKYqTmRT1vRvcpusI5tX48U51F7njkWrogZfEqUP+6AXhnEoXScPtb6sRjlh19D7d52ozfwTstaWwY9H"
+    "lfDem1pYPdgQtytMxR0hNphsofCUPwvwbdWleOXvVXj45iY8tMcPxwztxh89DmHsFIFZtxis63gcx1gk4sqvKXhBeQYeccvGCT25"
+    "uHz1WTyJO4czFYpwt7AU13iV4z7/S9h+42UcRNbi/X/E+G85iwfnYzzp6j/dWTbghANNOKnsGna6eQNn3b2F/bk7uDT5LnZYch9P"
+    "+fgALw5uwwVv2rHZ/A58L+IRzi95jLPrnmC2rBOrxHXhnCXdeOf3bpwa9xTryfRgPe8eXFrWg7u7evC9rz244B/2/Ks3/+NO/uvZ"
+    "y/bggMSneNufbuy2thuvOdOFa2534qyXTzDR+xi3tjzCZ8914KebH+JbSu24NL8VI6MH2PnEPXyytwV/sLiDs1fdwn17b2Cjw9dw"
+    "7t4mXLSqAWdMqcfsAMaBWRweN1eCX16twytgDeYuVuN98pdw14pyvDy9FAsai/CnV+dx5498vP5P3r+cgyV9WXjTtQw8JzcVn/VJ"
+    "wgqmCbizIxYfCY/G640icOPOEPwtdh82StuJjU/44rsHN2IZj9X4pPEy7NPrjBeemocnLSBx3Ssb/CPUCjOKZrgtVR8bqWvhwyeU"
+    "MR4jh0Ne/UKl0veoJvMpcva7i9QIKboyrgp1duWjKdWpCCZEoqAOXxRSvBCJE6aitceUkPKcTo7JPMM17nTk8vflsVZxBmTa2smU"
+    "1vLj1MeJjdTxwyOULtADRpH2QCPJA9huCAT932PA6bx08Na4AMRGVoJZPAcK226AiqsPgU7sSyA2+QR80n+BiJ2yNBGsSLfuVKOb"
+    "F2nTySr6dBVrTJe5WtIK16fTyyxsaI0d9vTzDEC7np9Hf8l0onfsXEKvsVhGr29cQRs4eNLOFzbQx99sptNUt9K6Ov704z+76ISb"
+    "e+hv+w7QHb+D6V/bD9Mza8Po/MEIWuZgFD31XTQ9Ztkx+nBhLH18II6erB9PTxf++xvcT9A5Hon0hwVJ9DnzZFo8lEzPqE2h5XxS"
+    "aSeZNPpLcho9QTmdrjiUTj94mE7HGWfQvesz6MHYDPrquQx6R0UGPaYkg85Ny6Ddd2XQUJBBH/6aTk89m077UOm06400eqxTGl1V"
+    "k0rv0/wH3xT6SXEyfacriQ4ek0Qr6CbSJSYn6DiDBLpjfDzd+CGOjrwaSy+IO0YL58fQJZ+i6JqUSDrPPIK2Xn+Ubl4VSm8ng+l0"
+    "+QM0z++hvb0C6NH3/vR43220yk1vOlrXix5ctZ7uiFhDczkraPNzy+jT2S508VFnunXFAvqCnoiuaKPog0fs6URdWzq8ZCb9dNo0"
+    "em6BOa093phW26lP117VoTOUNWjRMhV6cfw4ej6SpYPu/AbJGkNg0PUdwIdfAJ2CR8AEtYA/dxvB/U4JqHl+Cdx+cQHYPssFCp2p"
+    "wK8tFjzKCgGeCVtBdORyEBkGQWj0NJCWrg36K2XAlKpuapNZLZWNE6m230uoFHaY3HiIJv2vfJFo2Txin0YIuJaaSO6kdwmndquF"
+    "i3/1hbNZMx6NzTBAhwtno87Y+WgXWIHi6n1RrHoQ6s+ORluUE9HurZnI7XweEjVeQPHNFehgaS1aGYBRiEYzorLvoKFfbUgRdqGe"
+    "DS9R99o3aM+cQaTx9jsShI6iWftlcFTWWNxVrIB/FyrhK0kquMlnAv5roYnnPtTGdoG6+NE3PfzR1wCvbjDC78aZ4gRgjrXXWuI9"
+    "W6bi8JVWeKbtDOzzayZWq5yNTZfY4MRWW+y4YC6el2+HQ1/b40/aBD5tTeIoOwoXmwOs8gfg+gYa39gNsfU4IVY+IcQ7fgrxJncR"
+    "/pMuwr5XRbjkiQj3d4uw6LYItxeKcPN2ESYmifCqOiF2gkJsexliF3WI8UYaS7IA3osprH+fxB/vEdgQC/C7LHuc4GWHoc6/O5At"
+    "7nCzwcLW2Zh3mIVPFc7AWkNW+PDcaVhr6xQ8PdYCK50yw39zTfDaFCO87aABDlqqj59OnITfPdTB32K0sOtUDbykXg0vWKKCU24p"
+    "4WNwHA4rlsMPx8ri555j8A+nETTuxndUYvcZJae/Qwef9SEdvedo5sJOtN+nHRXvu4siD9xADf4NyGwFQj42dWieXBUKul+KGlPP"
+    "o1eL81DGyEmUVpyCTrnEI9/3UchLJQQF0LuQ71YvxMR7oEdlTsj6NoFs305HzopG6PF0DeTsIYd+jnzmKjY/5rZ18Fz3hgscP5zA"
+    "bd3ow9WPWnNHKn+z2i9z2KGQLsmredWErkky6ZowSGqYTKXijDypNz3RVNGh09TlnivUXaXbVNPvF5Rf7Q/KVUcBGNtqgJIZBuDl"
+    "2KmglbUFUUsg+E/sDLaOLAfXJ20AThO2gXHPdgMyKgTIhUWCdRaxgBUngGabFGCclQEOvsoGAZPyACMoAGOFF8C4GaUgVKYCaEur"
+    "QPaWGtDwXgzWbOCAcQ0PBgavglCNZnBR7wZYPO42sOluATDjPlhs3QbsrzwE73QfAxffTuCY2Q2aSnsAe+450At/CXrmvQKj/X0g"
+    "aG8/WPJiAByZ8xZo7nwHdOPeg5y4D6Bo10fgZv8JlPV9Am3Bg+DF4CAYcv0MZqZ8BtXiz6Cw6TOw/pejkj+DG/942y+D4PvhQeD8"
+    "8RPY7PQJHIn5CJ6UfQB1kvdg5aV34NeJt+DT8jfg0JgB8Dr7NYjQ7QO5Ub0g5tELkKr1HGjBHuDn3g163TrBC+IxwKod4OGDNhAf"
+    "/gAA/Xtg6YU7wFT/FjCJuA6q25uAQKcBGC+Sgof+CFw9LAHLw+rAt71XgM6aKjBtVgU486MUvKopArt8zoNK+Xww8expYGR1ClDl"
+    "maDbJA2EJieBhC/xIMolFnTmRQGllqNg2C0I7GoKBO5WfuBkjBewbF8Dvui4g173RWAgch54X0aAzhZrcPrNVDD5rzFwVJ8ERozU"
+    "wZQZiuCSvQwYiPhKiTN7qYSyNsq8uZESvrpCpSkWUu1EBlWzL5qq3+tH/ae3iAp6OZXacEeRelzXQRZYniKZZ3Zk6+U9xNzv+yRh"
+    "bXPZM7JZ7MCUVnbGGznu3IgpF39HxE1ZtYG7cfIQ5+OUwF3XPcXdaCripjjVcFWnr3Izrt/lDjZ1cX7pA1y/zRAX6D4GGe2W/6cb"
+    "ZaSzWQNtsdFFHwYM0PxoM/Tlv2koedssdLlyDhp6TKAffRBtfOiA7hY5oy+erijkozua6LMKRbNrUfDnjeiKgjf6+WcrUnnkj+oT"
+    "A1C36V4059QBVPAhGI0YHUZmtmEoLC0C2Q1Hopnu0WhDVgzCd46hRZ9j0ajscfREPh49/RmPlLsS0M6yE2jMjkTUrpuEPomT0EbH"
+    "ZDSrIRntmZmC5sanoKSHKShVLRWtoFLRp5WpKNQrFWmtS0WPHVNRr1EqWvU+BXmUpKDRFSko6EsyehOejA79TULL9iShU22J6Khl"
+    "Ipqx6wRqL0xA5+7Goxtvj6Ogn3GodzgWCT8dQ/UdMehMdTRSDY9CS+ZHoomD4UjX8ShSjQpFey4GIwl3APmI96IPeYGoPXAnyp6x"
+    "HbGPfBEfsAVZft2IDvmuQ/S11eh/WiuQ9cplaF+0C1pY6IyI2gWoTSxC+eUAzcoQIKXAOaiBno16/1qhYcYSZW01RQsVDVFO4SRk"
+    "aKeNvKUT0JBIGflyCkg4SxaZE7+5J+OGuJr777gHSS+5hY5PuJlD97jTZ69xRY6Y2zRwhXsSd5EznVLAuVzP4jZtS+L8xsVwnesO"
+    "cu8qvDkFRXfOdi/k/AesuMIAXa5dTp676TPAHhloZKNzz7IWMgfZYmomG9V6R3Iy8yeTImtAhGh3ETMdbcmE/iDy/MEz5HeLelIn"
+    "8gU51DCGqtFWpxZTJpTDLBvK9vM8qibMndr5xIuSHw2kqDdHqd6lsVRdQhL192ImNb38NFWedJ4acr9IhQ9VUS3BYmpDF6Yk+k1U"
+    "ALhFKZH3KUutDmpDSxe1eMsLKqPtNfXS6D3Vu+gztXDpd6p5xi9Kd+APJSOVARe+y4K1evL//G4cyLFSAsPaykDnkwp4cUXtn4ep"
+    "A5f/NMHjRC3wVlYHHPWbCNIZXTBlaBIQGeiD57aTgaqdAXhoZgiEfw2B5w0jYHvEGPQYmIDAChPwc4opOJlqCjb2m4Jd08zA87Vm"
+    "4FGwGdgXbQY6jpgBC18zEE+agSm/TcH0KlNwdZkp0HpuAlZtNAG1t42B9xRjcHK/EYioMgTrug3Ahh+TAS87GXBj9EHyp0kg6K4u"
+    "qD4zERz10gGTNbVBq0QT9LhrgJjuCUBlrRrAt1RA50xlUHZMCYS2jgNp6gqAXCgH+N2ywD9ZBqg7/aXaPEeoKs8flJPTN2q20SA1"
+    "fuAddehMP6WzoJeKftJDbdnUSbl3PKS+wgfU21N3qMf916mNUxspo008VX9cQj0vraFM6y9RVi0XqVMPLlBqd/Op2Y25VG71Serz"
+    "qVSq9fAJqnttLFU5J5K6pXmIorkA6sN6H0r1lyfVcdKN2m/tSE28Q1Ift82mjOUsqMfFepT90gmU17Ac1ef5g1S/30uGrLlHOg2x"
+    "5KmSIjJlfxp5pDaU9EMe5Ie/VqR8rCzpVCghjuSuIvYm7hIsNcGM6deDkhDyukS0ZRybs3Am639rObux/yCrfzeRfb3nLCvTU8W+"
+    "V2tgp49rY1c097KjDt9YvwYZjmpQ5FYXqHP6myZxX4aNuQX7p3Ixt2Zz00btuUtKQi5zyJHbwrpw5z09uP5WT67Z3It74r6Va1i1"
+    "k5syZy9X+yaI0ws6wsV+jOCKTkRzi7RjuRUJx7nydwkcYZ/Evd6VwhUkp3GepzO4v+knuRMHs7lvDjmc9UguN+9sHmc64yz36EI+"
+    "t2XcOe7W6vPcxNRCbmXtBS71n+928cWcQ2EJ93x/KXdt9kVO9fFFrsO/jLN/U8Yt9yjnFpaWc+S7cm6ZbgVXZVvBRZMV3NCMCs5G"
+    "pYLz6yrnbmaWc7F0OfewtYx7s7KM+3XtIrfA4iI3uq+U86kq4Wq7irlZ34s4zb8XuMKfhZxJ73muHZ3jfh8r4Prn5XOPPpzhdBLy"
+    "uC+6p7nqnBzunPIpbsK+LM7ldiZ3TjuD27IyjXsam8J5VyZxC2+e4Dofx3O7n8Zx6x8d4z5fi+ZiyiO5R6rh3LeaUE7ZOYhrubmX"
+    "e04GcF9zt3PVH3y4m7O9uH7fdRyTuIp7V+LOWTEunAVayB2vnc/9LaQ5+wQB98TPlkuHMzll5ancl3ZT7t1JAy7fQ5cTK2lyj6Qq"
+    "XNHucdx1A1mOyRhhJ7z9zD6m+9nFqd1sYd8DVh9cZ/szESv4Vs2CNcWsYeNpVsEujZ10OZZ9G3iI3Znuw76558bGW1JswGkLtmK2"
+    "Olt6e1jy+Eir5EXIRUnZtUiJ9s25EnWfu8zWQ7fF2ZuXCkZC/gjSPJcQEzwSiOPKVUSIZztx1fYHMcVVhdRpMiTZ0dlk+Y95ZNKV"
+    "5aTaDG/yrfc+8rNVJPlSJp6sq0sle5xOke2X80mt4WLSTP8SGT+xjmz/iMisM43kTstb5Ne4++S9hg6yrL2btONfkhZhA+RcnY+k"
+    "6bGvZN3tHyTbP0qGfRhDlbvLUg/y5ajnnQrUrT+K1DFVZUpJUZVa+UmN8pKqU9NDNClkqE1pVulQwEqXolMnUWYv9ag/kydTzxYY"
+    "UI9WGVIjHkbUVmBMzVYzoQ7cM6E8Qkypd2pmlFe6GdUxxpzat96c2nzenLrRYU49+m5Ocf9ZUIWj5lTTK3NqqcScOhRqToVYmVPx"
+    "N82o3pVm1NX7ptRm0pSSSTehejuNKSd1YyqAMKLylhlSk9YYUFbLJlPahD5lrqFHFfToUg9zJ1JKS3So1Pda1JVwTeqqvAYlHzmB"
+    "evRJlQp3V6E8isdT5z4rUvzscdQvH3nqYtJYyqjyP6q6cQy14cxv8vn5YTI16zs5KeQLae7ykVyv8pb0v9pH/vR9QV4e6SbnHXtM"
+    "LvuvnYzdf49M67xF6thdI6/GXiXt7yPSWI0hzZyvkP3BlaTq+VJSdL2QnPz6LLnwbw7ppX2SlJ+aSnYJTpDBTrFk6PJI8qfkEDnz"
+    "XiB59ZUv2fNrHVmmtZx0s3UmB1ZCMvPoHDKgchp5/LUR+d1Sh2zep0yO3PqPdFz/ldgDnxP76RZCuI4lmFPFBBrOIIzCI4kNqzYR"
+    "y0dJIul/2sSj5D7Btr4zAq83swXZZjr2b9Kvix9G7WA6x0uYgD/DTHe8gURQCCX8oo2Sb8FHJCA7STJamycxySyXZM/hJGvTb0p2"
+    "VD2SdMb3SeqNv0rm7/8rcZ4nz34pVGZFfRps55hJbMCwIVt515xdftSK1R5nzeIAO1blEsV23BSxr3lHVjtpMTvf3o1dzHqw2jpr"
+    "2GTX9WzxBi/WfaEPG6foxy4p3sGenhzIRu/ay6plHWCX5QSz64JC2cUzj7JAGs6WaUWyGwRRrKtzNJviGMPOm32MPawQy268G8vK"
+    "R8ax2abHWbsrx9mx1vHs9Lx4tv1/8azlvAR2+aEENjI/gX1dl8BeQgms2uUElspKYLftTGBvWiewOf3xrEZSPLvLPJ7tqzjOii2P"
+    "s0bpcezmwViWEcay2yKOsZW1MWxrdzSr9b8oFslGsUpykWzqUDgbfOMouyr6MIunhrBAEsT62B5gb2bvZUffBLIZlrtYs+X+7Dz/"
+    "bWzEbh821Hcz27xoI/t98jr2wsvVrH/2CrZT6M4mP3FlJ29dzBq8dmIt1jqwLQ1CttQIsK77Baw7P4dd+Gc222Q/g/X0m8rmpJqz"
+    "OjXG7Ob7k1m5fl0284cWmzNWnT2vosIKNBXZV9py7CwdGZaa9ksSYPZVMqr/TvJOs1dCKndJ+uXaJB9kbkscZBolXWM5SZHKFUnK"
+    "5DJJuO15yXr3XIlscLrEoyRBYtYbJUlzD5JM+b5Nkl+zRpKQtEgSEENKbuZYSVTv60suWahINIS/me+HXjAlf5oYSWsJUzx0gpG0"
+    "b2Z8/awYyfK34on7wsS6O+bWdXmY2Ov7iO21XVUEFwqEAnb6bsGvAykC9Q/FguxhXqCb91Bg3fZO4Lx0DDEyrETkB2oTxWVGRHLl"
+    "NOJp0BzCWB4SQ+sWEj8OLCMerfAkHH5sJoY3+RP1CXuJLaEhRHdWBOHmEUMcHYwjNgeeIL7dSybmqqcT0+xOEo+pU4Sr6Wki6/0Z"
+    "4lZWATFiVkg4ZxQRd/pKiFLdMmLs7ApCYeoloke2mqhtvEzU+9YQc9/VEktWiAlhAUMsbZUQkn6WaH7BEUw9IrqiMREykydeYZ7w"
+    "s5USa5OlhFqrlHj+S0qYKdcT9nL1RFC/lFhQLSV+e0sJhb88cSOGJwqGMPHbDROOmYh42cwRopcsceethPj2jCEsGsREW2od4e9W"
+    "S2z6dYUwOXmZmGJUTbw8dYm4/l8lsWhjOfGs9CIx+rqE0NUuJkrsLxDGLueJnx4FRLHbWeKsMI9YbZZLOP3OJp61nCROpWcQ/W5p"
+    "BP1fCqFamUg8WJZAfH0XRwyEHSOMlaMJlYwIgp56hIg0CiaalfcRLz7vIspb/IhfBd5EQeBGIsDek7Ae9iDqmKVE875FhPn0BUTO"
+    "S0j0ZRFEk8sc4uuYWcQ0ZiphsNuMiJxmSIwd0CWWl2oSmoGqxEdCkYhWHEsMXP0tqDnyTZDr/FbQbPpcsEqtQ+CnekegYtIgWLmI"
+    "Ecw/Viloe1Io+LMgV1B7I1Xw1DdOUEkcEQz3+AtEaI1As81JMGo2V7DniqmgI0xdEJswRpBT+dz++i2p/cedZ+1TZxy1/3BSaD84"
+    "Uca+YVe83XPXiXMfFDnUnXRor2vfbSL21vAUOzbFimVfF4gDAjhx7vp2sfTSe7FWjQyTP0+FaQrXZVz3mDE6GrMYha0Eo+XvwFCG"
+    "rkxszCpGNW8T893Xj/F/vps5P/4Q8/ptODOPj2Zeb4pjtLsSGLnZycyXjWmMnl8m07wkmyEVc5nr5/OY+on5TOj2c4z7yULm/Nki"
+    "5kFMCeOw6CKz+W0Zk7O9gtlwvZIxlK1iVhlVM4f1LzMqPy8zJ+quMAdX1jAeHTVMCVHL/A2rZV6V/oO4lkm8WMvsiaxlTES1zNxX"
+    "NYwwsIbpeHGFSQdXGLXwy0xfeTVT0VjFjG2+xMRVVzJtxyuYqKXlzNy/F5nYs6WMzowSJqK0iPHRusBs2HOekecLmDEjZ5nXVmcY"
+    "96WnmafeOYzprmwG+59kHDZkMC6OaUyAaQpD/0hkXJoSmFlxx5kDC2KZyp/RzLaSSGZNQRijOhDCjDU/yDh57mG6Y3YyLWXbGL07"
+    "W5jG/g2M9M8aZqzWCiZ6ihszjVrMPHN1ZI5tFjGjBynGINmOkV60ZqpuTWfQJ0umdJIpI3AxYCxidJlp1zSZIVU1Zo63EpNUL8cU"
+    "TZFhrO2HxSNzP4vvuQ6Im8OeiT/d6RC72d0Vv0TN4szNWOxmXit+o1AhnqN8QTxkkyd+HZIplvQlijX3HxObuBwRxw0HiP2+eomR"
+    "vYd41w1HsUuRQDyp1Uoc42IoNtPWEIfPkhdrWX+vc7vwrG4xd7Mual9Nnfvds3VvbifU8Y8C65ZsXFynN82iLpn8ry5Nv6F20+KI"
+    "2tJvsrVj/sX/AVjTpLc="
+)
