@@ -110,13 +110,15 @@ def test_local_files_claimed_by_hash_or_by_yaml(tmp_path: Path) -> None:
     shutil.copy(MODELS / "MDX23C-8KFFT-InstVoc_HQ.ckpt", tmp_path / "custom.ckpt")
     with pytest.raises(ModelNotFoundError, match=r"beside the file as custom\.yaml"):  # a .ckpt alone is nobody's
         catalog.resolve_model("custom.ckpt", tmp_path)
-    shutil.copy(MODELS / "UVR-De-Echo-Normal.pth", tmp_path / "unknown.pth")  # VR-shaped, hash in no table
-    unknown = catalog.resolve_model("unknown.pth", tmp_path)  # the VR plugin recognises its keys
+    bare = tmp_path / "bare"  # no hash tables here
+    bare.mkdir()
+    shutil.copy(MODELS / "UVR-De-Echo-Normal.pth", bare / "unknown.pth")
+    unknown = catalog.resolve_model("unknown.pth", bare)  # the VR plugin recognises its keys
     with pytest.raises(ModelDataError, match=MANIFEST["models"]["vr_nets_new"]["model_hash"]):
-        modeldata.model_data_for(unknown, {}, tmp_path)
-    (tmp_path / "other.pth").write_bytes(b"not a VR checkpoint")
+        modeldata.model_data_for(unknown, {}, bare)
+    (bare / "other.pth").write_bytes(b"not a VR checkpoint")
     with pytest.raises(ModelNotFoundError, match=hashlib.md5(b"not a VR checkpoint").hexdigest()):
-        catalog.resolve_model("other.pth", tmp_path)
+        catalog.resolve_model("other.pth", bare)
     shutil.copy(MODELS / "model_2_stem_full_band_8k.yaml", tmp_path / "custom.yaml")
     record = catalog.resolve_model("custom.ckpt", tmp_path)
     assert (record.architecture, record.config) == ("MDXC", "custom.yaml")

@@ -145,7 +145,12 @@ def _cli(*args: str):
     return CliRunner().invoke(build_cli(), list(args), env={"COLUMNS": "200"})
 
 
-def test_cli_presets_table():
+def test_cli_presets_table(monkeypatch):
+    from rich.console import Console
+
+    import vsep_core.cli.presets as cli_presets
+
+    monkeypatch.setattr(cli_presets, "console", Console(width=200))  # wide enough not to wrap model names
     result = _cli("presets")
     assert result.exit_code == 0, result.output
     for preset_id in P.list_ensemble_presets():

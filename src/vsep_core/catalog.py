@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import functools
 import json
+import logging
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
@@ -196,7 +197,7 @@ def _claim_local_file(path: Path) -> ModelRecord | None:
     if hit is not None and hit[0] in archs:
         chosen = archs[hit[0]]
     else:
-        claimed = [a for a in candidates if a.claims is not None and a.claims(path)]
+        claimed = [a for a in candidates if a.claims is not None and _claims(a, path)]
         unconditional = [a for a in candidates if a.claims is None]
         if claimed:
             chosen = claimed[0]
@@ -209,6 +210,14 @@ def _claim_local_file(path: Path) -> ModelRecord | None:
     files = [DownloadFile(path.name)] + ([DownloadFile(config)] if config else [])
     return ModelRecord(filename=path.name, architecture=chosen.name, friendly_name=f"Local model: {path.name}",
                        files=files, config=config, package=chosen.package or None)
+
+
+def _claims(arch: Any, path: Path) -> bool:
+    try:
+        return bool(arch.claims(path))
+    except Exception as exc:  # a plugin's check must not crash name resolution
+        logging.getLogger("vsep").debug("%s.claims(%s) failed: %s", arch.name, path, exc)
+        return False
 
 
 def _unclaimed_message(path: Path) -> str:

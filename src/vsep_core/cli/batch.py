@@ -88,7 +88,10 @@ class _Progress:
         if event.kind in ("retry", "failed", "worker_lost") and event.error:
             verb = {"retry": "will retry", "failed": "failed", "worker_lost": "worker lost"}[event.kind]
             message = f"{event.key}: {verb}: {event.error}"
-            (self.bar.console.log(message) if self.bar is not None else logging.getLogger("vsep").warning(message))
+            if self.bar is not None:
+                self.bar.console.print(message, markup=False, highlight=False)
+            else:
+                logging.getLogger("vsep").warning(message)
         if not self.enabled:
             return
         if event.kind == "plan" and err_console.is_terminal:

@@ -475,7 +475,8 @@ class App:
             job = self.store.get(task_id)
             raise HTTPException(409, f"job {task_id} has already finished ({job.status if job else 'removed'})")
         job = self.store.get(task_id)
-        assert job is not None
+        if job is None:
+            raise HTTPException(404, f"no job {task_id}")
         return job.public()
 
     def download(self, task_id: str, file_hash: str) -> Any:

@@ -1,0 +1,53 @@
+"""Fixtures of the vsep-vr tests: the reference oracle (../shared/reference), tiny random VR nets."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from vr_testlib import REFERENCE, noise_mix, save_tiny  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def reference() -> Path:
+    """The oracle directory (skips when ../shared/reference is not checked out)."""
+    if not (REFERENCE / "manifest.json").is_file():
+        pytest.skip(f"reference oracle not found at {REFERENCE}")
+    return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def manifest(reference: Path) -> dict[str, Any]:
+    """The oracle's manifest.json."""
+    return json.loads((reference / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def oracle_mix(reference: Path) -> np.ndarray:
+    """The oracle's 6 s input, float32 [2, samples]."""
+    import soundfile as sf
+
+    data, _ = sf.read(str(reference / "input" / "mardy20s_6s_16bit.flac"), dtype="float32", always_2d=True)
+    return np.ascontiguousarray(data.T)
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with tiny random VR checkpoints: tiny_v5.pth (ch 4) and tiny_v51.pth (nout 4, nout_lstm 8)."""
+    d = tmp_path_factory.mktemp("vr_tiny")
+    save_tiny(d / "tiny_v5.pth", "v5")
+    save_tiny(d / "tiny_v51.pth", "v51")
+    return d
+
+
+@pytest.fixture(scope="session")
+def mix() -> np.ndarray:
+    """1.5 s of a stereo test signal at 44.1 kHz (one 512-frame window of 4band_v2)."""
+    return noise_mix()
