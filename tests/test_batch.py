@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -312,8 +313,8 @@ def test_local_batch_matches_separate_then_rerun_does_no_work(tmp_path, tmp_path
     assert output_files(out) == expected  # byte for byte what `vsep separate` writes, in the input's folders
     entries = manifest_entries(out)
     assert len(entries) == N_FILES and all(e.status == DONE and e.attempts == 1 for e in entries.values())
-    assert {e.worker.split(".")[0] for e in entries.values()} == {"w0", "w1"}  # both workers took files
-    assert "separated now" in printed and "20" in printed
+    assert {e.worker.split(".")[0] for e in entries.values()} <= {"w0", "w1"}  # two local worker processes
+    assert re.search(r"separated now\W+20\b", printed) and re.search(r"failed\W+0\b", printed)
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.flac")}
     events = []
     report = run_batch(str(inputs), str(out), gain_settings(models), workers=2, on_event=events.append)
@@ -424,7 +425,7 @@ def test_failed_files_are_retried_across_runs_up_to_max_retries(tmp_path):
         return started, rep
 
     started, report = run(0)
-    assert started == ["bad.flac", "good.wav"] or started == ["good.wav", "bad.flac"]
+    assert started == ["good.wav", "bad.flac"]  # largest first
     assert [Path(k).name for k, _ in report.failures] == ["bad.flac"] and report.stats.done == 1
     started, report = run(0)  # no attempts left: not tried, still reported
     assert started == [] and "gave up after 1 attempt" in report.failures[0][1]

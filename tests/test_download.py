@@ -110,14 +110,35 @@ def test_model_and_its_yaml_download_with_yaml_fallback(http: HTTPServer, tmp_pa
     assert f"/fallback/{yaml_name}" in requested_paths(http)
 
 
-def test_packaged_config_is_copied_without_network(http: HTTPServer, tmp_path: Path) -> None:
+def test_packaged_config_is_the_last_resort(http: HTTPServer, tmp_path: Path) -> None:
     record = catalog.resolve_model(config.DEFAULT_MODEL_FILENAME, tmp_path)
     http.expect_request(f"/public/{record.filename}").respond_with_handler(serving(CKPT))
 
     paths = download.ensure_model_files(record, tmp_path, show_progress=False)
 
-    assert requested_paths(http) == [f"/public/{record.filename}"]
+    # Both repositories answer 404 for the yaml, so the copy packaged with vsep-mdxc is used.
+    assert f"/fallback/{record.config}" in requested_paths(http)
     assert "freqs_per_bands" in paths[record.config].read_text()
+
+
+def test_packaged_config_is_copied_offline_without_network(http: HTTPServer, tmp_path: Path) -> None:
+    record = catalog.resolve_model(config.DEFAULT_MODEL_FILENAME, tmp_path)
+    (tmp_path / record.filename).write_bytes(CKPT)
+
+    paths = download.ensure_model_files(record, tmp_path, offline=True, show_progress=False)
+
+    assert requested_paths(http) == []
+    assert "freqs_per_bands" in paths[record.config].read_text()
+
+
+def test_repository_config_wins_over_the_packaged_one(http: HTTPServer, tmp_path: Path) -> None:
+    record = catalog.resolve_model(config.DEFAULT_MODEL_FILENAME, tmp_path)
+    (tmp_path / record.filename).write_bytes(CKPT)
+    http.expect_request(f"/fallback/{record.config}").respond_with_data(YAML)
+
+    paths = download.ensure_model_files(record, tmp_path, show_progress=False)
+
+    assert paths[record.config].read_bytes() == YAML
 
 
 def test_several_files_download_in_parallel(http: HTTPServer, tmp_path: Path) -> None:

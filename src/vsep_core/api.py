@@ -57,7 +57,7 @@ class ModelRecord:
     @property
     def download_files(self) -> list[str]:
         """File names or URLs in the reference's `download_files` shape."""
-        return [f.url or f.name for f in self.files]
+        return [f.url if f.url and f.url.startswith(("http://", "https://")) else f.name for f in self.files]
 
 
 @dataclass(frozen=True)

@@ -191,7 +191,7 @@ def _claim_local_file(path: Path) -> ModelRecord | None:
     candidates = [a for a in archs.values() if suffix in tuple(e.lower() for e in a.extensions)]
     chosen = None
     config = None
-    from vsep_core.modeldata import YAML_SUFFIXES, lookup_hash
+    from vsep_core.modeldata import YAML_SUFFIXES, hash_tables, lookup_hash
 
     hit = lookup_hash(path, path.parent) if suffix not in YAML_SUFFIXES else None
     if hit is not None and hit[0] in archs:
@@ -203,7 +203,8 @@ def _claim_local_file(path: Path) -> ModelRecord | None:
             chosen = claimed[0]
         elif len(unconditional) == 1:
             chosen = unconditional[0]
-        if chosen is not None and suffix not in YAML_SUFFIXES:
+        hashed = {t.architecture for t in hash_tables()}  # these take parameters by hash, not from a yaml
+        if chosen is not None and suffix not in YAML_SUFFIXES and chosen.name not in hashed:
             config = next((path.with_suffix(s).name for s in YAML_SUFFIXES if path.with_suffix(s).is_file()), None)
     if chosen is None:
         return None

@@ -76,7 +76,9 @@ def candidate_urls(record: ModelRecord, file: DownloadFile) -> list[str]:
     fallback = config.get_fallback_url(file.name)
     if file.url:
         if file.url.startswith("file:"):
-            return [file.url]
+            # A config packaged with its plugin: the repositories first (they may carry a newer
+            # copy), the packaged one when they fail; offline it is copied without a request.
+            return [config.get_mdx_yaml_url(file.name), fallback, file.url]
         url = config.rewrite_url(file.url)
         return [url] if url == fallback else [url, fallback]
     if record.config and file.name == record.config:
@@ -115,8 +117,8 @@ def ensure_model_files(record: ModelRecord, model_dir: str | Path, *, offline: b
         if is_complete(dest, file):
             continue
         urls = candidate_urls(record, file)
-        if urls[0].startswith("file:"):
-            _copy_packaged(urls[0], dest)
+        if offline and urls[-1].startswith("file:"):
+            _copy_packaged(urls[-1], dest)
         else:
             jobs.append(_Job(file, dest, urls))
     if not jobs:
@@ -265,6 +267,10 @@ def _download(client, job: _Job, progress, cancel: threading.Event) -> None:
     problems: list[str] = []
     restarted = False
     for url in job.urls:
+        if url.startswith("file:"):
+            logger.info("using the packaged copy of %s (%s)", job.file.name, "; ".join(problems[-2:]))
+            _copy_packaged(url, job.dest)
+            return
         attempt = 0
         while attempt < RETRIES:
             if attempt and cancel.wait(BACKOFF_S * 2 ** (attempt - 1)):

@@ -310,8 +310,7 @@ def ensemble(waves: WaveList, algorithm: str = DEFAULT_ALGORITHM,
     Weights apply to ``avg_wave``/``avg_fft`` (and plugin algorithms); for the others,
     non-uniform weights log a warning that they are ignored.
 
-    >>> a = np.ones((2, 4), np.float32); ensemble([a, 3 * a], "avg_wave", [1, 3])[0, 0]
-    2.5
+    Example: ``ensemble([a, 3 * a], "avg_wave", [1, 3])`` is ``2.5 * a``.
     """
     if not waves:
         raise UsageError("nothing to ensemble: no waveforms given")

@@ -112,8 +112,12 @@ def separate_ensemble(separator: Separator, models: list[str], input_path: str |
     if n < 2:
         raise UsageError("an ensemble needs at least 2 models")
     algorithm = separator.ensemble_algorithm or DEFAULT_ALGORITHM
-    get_algorithm(algorithm)
+    algo = get_algorithm(algorithm)
     weights = resolve_weights(separator.ensemble_weights, n)
+    if weights is not None and not algo.uses_weights:
+        if not np.allclose(weights, weights[0]):
+            log.warning("ensemble algorithm %s does not use weights; ignoring %s", algorithm, weights.tolist())
+        weights = None
     opts = separator._output_options()
     fmt = audio_io.check_output_format(opts.output_format)
     info = audio_io.probe(input_path)
@@ -147,8 +151,8 @@ def separate_ensemble(separator: Separator, models: list[str], input_path: str |
                     if index in group.model_index:
                         raise VsepError(f"model {name} gives two stems that both count as {canon!r} "
                                         f"({', '.join(stems)}); it cannot be ensembled with them")
-                    first_seen.setdefault(canon, (index, order))
-                    path = workdir / f"{canon.replace('/', '_')}-{index}.npy"
+                    first_seen[canon] = min(first_seen.get(canon, (index, order)), (index, order))
+                    path = workdir / f"stem{len(group.waves)}-{list(groups).index(canon)}-{index}.npy"
                     group.waves.append(_store(data, path, rate, opts.sample_rate, out_length))
                     group.model_index.append(index)
                 del stems

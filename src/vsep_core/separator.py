@@ -137,6 +137,7 @@ class Separator:
         self.torch_device: str | None = None
         self.onnx_execution_provider: list[str] | None = None
         self.progress_factory: ProgressFactory | None = None
+        self._model_dirs: dict[str, Path] = {}
         if not info_only:
             self.setup_accelerated_inferencing_device()
 
@@ -225,8 +226,7 @@ class Separator:
     def download_model_files(self, model_filename: str) -> tuple[str, str, str, str, str | None]:
         """Download what a model needs; (filename, type, friendly name, path, yaml or None) as the reference."""
         record, files = self._fetch(model_filename)
-        model_dir = Path(self.model_file_dir)
-        return (record.filename, record.architecture, record.friendly_name, str(model_dir / record.filename),
+        return (record.filename, record.architecture, record.friendly_name, str(files[record.filename]),
                 record.config)
 
     def download_model_and_data(self, model_filename: str) -> dict[str, Any]:
@@ -234,13 +234,19 @@ class Separator:
         from vsep_core import modeldata
 
         record, files = self._fetch(model_filename)
-        _, _, data = modeldata.model_data_for(record, files, Path(self.model_file_dir))
+        model_dir = self._model_dirs.get(record.filename, Path(self.model_file_dir))
+        _, _, data = modeldata.model_data_for(record, files, model_dir)
         return data
 
     def _fetch(self, model_filename: str) -> tuple[ModelRecord, dict[str, Path]]:
         from vsep_core import catalog, download
 
         model_dir = Path(self.model_file_dir)
+        given = Path(model_filename).expanduser()
+        if given.is_file() and (given.is_absolute() or len(given.parts) > 1):
+            # A path to a model file: its own directory is the model directory for this model.
+            model_dir, model_filename = given.parent, given.name
+            self._model_dirs[model_filename] = model_dir
         model_dir.mkdir(parents=True, exist_ok=True)
         record = catalog.resolve_model(model_filename, model_dir)
         plugins.get_architecture(record.architecture, record)
@@ -272,7 +278,7 @@ class Separator:
 
         record, files = self._fetch(model_filename)
         arch = plugins.get_architecture(record.architecture, record)
-        model_dir = Path(self.model_file_dir)
+        model_dir = self._model_dirs.get(record.filename, Path(self.model_file_dir))
         model_path, config_path, model_data = modeldata.model_data_for(record, files, model_dir)
         params = build_params(arch, self._given_params.get(arch.flag_prefix))
         ctx = LoadContext(record=record, model_path=model_path, model_dir=model_dir, config_path=config_path,

@@ -154,7 +154,7 @@ def test_short_clip_rule_and_override(tiny_models: dict) -> None:
 def test_invalid_settings(tiny_models: dict) -> None:
     """Overlap larger than a chunk, an MDX23C segment the U-Net cannot halve, and too many channels fail clearly."""
     with pytest.raises(UsageError, match="overlap"):
-        _load(tiny_models, "bs", overlap=100, segment_size=4).separate(tones(0.1))
+        _load(tiny_models, "bs", overlap=300, segment_size=4).separate(tones(0.1))
     with pytest.raises(UsageError, match="segment"):
         _load(tiny_models, "bs", segment_size=2).separate(tones(0.1))
     with pytest.raises(UsageError, match="multiple of 4"):

@@ -93,8 +93,12 @@ class RayPool:
         except ImportError:
             raise UsageError("--ray-address needs Ray: pip install 'vsep-core[ray]'") from None
         if not ray.is_initialized():
-            ray.init(address=None if self.address == "local" else self.address, log_to_driver=True,
-                     logging_level=logging.WARNING)
+            try:
+                ray.init(address=None if self.address == "local" else self.address, log_to_driver=True,
+                         logging_level=logging.WARNING)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise UsageError(f"cannot connect to Ray at {self.address!r}: {exc} (start a cluster with "
+                                 f"`ray start --head`, or use --ray-address local)") from exc
             self._owns_ray = True
         return ray
 

@@ -54,6 +54,7 @@ class BatchSettings:
             merged["output_format"] = merged["output_format"].upper()
         kept = {k: v for k, v in merged.items()
                 if k not in NOT_FINGERPRINTED and not (k.endswith("_params") and not v)}
+        kept.update(_normalized_arch_params(kept))
         text = json.dumps({"models": list(self.models), "kwargs": kept}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -62,6 +63,27 @@ class BatchSettings:
         if not self.models:
             return None
         return self.models[0] if len(self.models) == 1 else list(self.models)
+
+
+def _normalized_arch_params(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Given ``<prefix>_params`` dicts as full typed dicts (so "0.5" and 0.5 match), for installed plugins."""
+    from vsep_core import plugins
+    from vsep_core.errors import VsepError
+    from vsep_core.params import build_params, params_dict
+
+    out: dict[str, Any] = {}
+    try:
+        archs = {a.flag_prefix: a for a in plugins.architectures().values()}
+    except VsepError:
+        return out
+    for key, value in kwargs.items():
+        prefix = key[: -len("_params")] if key.endswith("_params") else None
+        if prefix in archs and isinstance(value, dict):
+            try:
+                out[key] = params_dict(build_params(archs[prefix], value))
+            except VsepError:
+                pass
+    return out
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     debug = "--debug" in argv or "-d" in argv
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     from vsep_core.errors import VsepError
 
     try:

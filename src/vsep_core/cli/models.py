@@ -119,7 +119,7 @@ def model_info(name: str, model_dir: Path) -> dict[str, Any]:
     for f in record.files:
         path = model_dir / f.name
         urls = download.candidate_urls(record, f)
-        packaged = urls[0].startswith("file:")
+        packaged = urls[-1].startswith("file:")
         files.append({
             "name": f.name,
             "on_disk": path.is_file(),
@@ -128,7 +128,7 @@ def model_info(name: str, model_dir: Path) -> dict[str, Any]:
             "size": f.size,
             "sha256": f.sha256,
             "packaged": packaged,
-            "urls": [] if packaged else urls,
+            "urls": [u for u in urls if not u.startswith("file:")],
         })
     params: dict[str, Any] | None = None
     params_note = ""
@@ -137,7 +137,7 @@ def model_info(name: str, model_dir: Path) -> dict[str, Any]:
     if installed and record.files:
         try:
             if config is not None and not local[config].is_file():
-                source = download.candidate_urls(record, next(f for f in record.files if f.name == config))[0]
+                source = download.candidate_urls(record, next(f for f in record.files if f.name == config))[-1]
                 if source.startswith("file:"):
                     import urllib.parse
                     import urllib.request
@@ -215,7 +215,7 @@ def info_command(
         table.add_column("Source (in order)", overflow="fold")
         for f in info["files"]:
             disk = f"yes, {_size(f['bytes_on_disk'])}" if f["on_disk"] else "no"
-            source = "packaged with the plugin" if f["packaged"] else "\n".join(f["urls"])
+            source = "\n".join(f["urls"] + (["packaged copy (last resort, or offline)"] if f["packaged"] else []))
             table.add_row(f["name"], disk, _size(f["size"]), source)
         console.print(table)
     metrics = [(stem, v) for stem, v in info["scores"].items() if isinstance(v, dict)]
