@@ -84,7 +84,7 @@ def _store(stem: np.ndarray, path: Path, rate_in: int, rate_out: int, length: in
     """Write `stem` resampled to `rate_out` and exactly `length` long into a float32 memory map."""
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(stem.shape[0], length))
     pos = 0
-    for block in pipeline._resampled_blocks(stem, rate_in, rate_out, length, 1.0):
+    for block in pipeline.resampled_blocks(stem, rate_in, rate_out, length, 1.0):
         out[:, pos:pos + block.shape[-1]] = block
         pos += block.shape[-1]
     out.flush()

@@ -82,7 +82,7 @@ def select_stems(available: list[str], single_stem: str | None) -> list[str]:
     return wanted
 
 
-def _resampled_blocks(data: np.ndarray, rate_in: int, rate_out: int, length: int, gain: float,
+def resampled_blocks(data: np.ndarray, rate_in: int, rate_out: int, length: int, gain: float,
                       block: int = audio_io.BLOCK) -> Iterator[np.ndarray]:
     """Stream [channels, samples] from (possibly memory-mapped) `data`, resampled and scaled,
     exactly `length` samples long."""
@@ -110,7 +110,7 @@ def write_stem(data: np.ndarray, path: Path, opts: OutputOptions, model_rate: in
     for start in range(0, data.shape[-1], audio_io.BLOCK):
         peak = max(peak, float(np.max(np.abs(data[:, start:start + audio_io.BLOCK]), initial=0.0)))
     gain = audio_io.normalization_gain(peak, opts.normalization_threshold, opts.amplification_threshold)
-    blocks = _resampled_blocks(data, model_rate, opts.sample_rate, out_length, gain)
+    blocks = resampled_blocks(data, model_rate, opts.sample_rate, out_length, gain)
     return audio_io.write_audio(path, blocks, opts.sample_rate, opts.output_format, bit_depth,
                                 opts.output_bitrate, channels=data.shape[0])
 

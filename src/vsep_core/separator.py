@@ -123,9 +123,10 @@ class Separator:
             self._preset = presets.get_preset(ensemble_preset)
             self.ensemble_algorithm = ensemble_algorithm or self._preset.get("algorithm")
             self.ensemble_weights = ensemble_weights if ensemble_weights is not None else self._preset.get("weights")
-        if self.ensemble_algorithm and self.ensemble_algorithm not in self.VALID_ENSEMBLE_ALGORITHMS:
-            raise UsageError(f"unknown ensemble algorithm {self.ensemble_algorithm!r}: choose one of "
-                             f"{', '.join(self.VALID_ENSEMBLE_ALGORITHMS)}")
+        if self.ensemble_algorithm:
+            from vsep_core import ensemble
+
+            ensemble.get_algorithm(self.ensemble_algorithm)  # built-in or a plugin's; else a UsageError
 
         self.model_instance: SeparationModel | None = None
         self.model_record: ModelRecord | None = None

@@ -28,10 +28,10 @@ def _model(runner, primary: str = "Instrumental", param: str = "4band_v2", **set
     return VRModel(runner, 128, False, bands.load_band_params(param), primary, VRSettings(**settings))
 
 
-def _mix_reconstruction(mix: np.ndarray, param: str = "4band_v2") -> np.ndarray:
+def _mix_reconstruction(mix: np.ndarray, param: str = "4band_v2", v51: bool = False) -> np.ndarray:
     bp = bands.load_band_params(param)
     waves = bands.band_waves(mix, bp)
-    return bands.synthesise(bands.analyse(waves, bp, False, bands.frames_of(waves, bp)).spec, bp, False)
+    return bands.synthesise(bands.analyse(waves, bp, v51, bands.frames_of(waves, bp)).spec, bp, v51)
 
 
 # ---------------------------------------------------------------------------------------------- stems and shapes
@@ -40,6 +40,7 @@ def _mix_reconstruction(mix: np.ndarray, param: str = "4band_v2") -> np.ndarray:
 def test_tiny_v5_and_v51_stems_and_lengths(tiny_dir: Path, mix: np.ndarray):
     for name, data, stems in (("tiny_v5.pth", TINY_V5, ["Instrumental", "Vocals"]),
                               ("tiny_v51.pth", TINY_V51, ["No Echo", "Echo"])):
+        v51 = "nout" in data
         model = load_model(make_ctx(tiny_dir / name, data))
         assert isinstance(model, SeparationModel)
         assert model.sample_rate == 44100 and model.stems == stems
@@ -48,7 +49,7 @@ def test_tiny_v5_and_v51_stems_and_lengths(tiny_dir: Path, mix: np.ndarray):
         for wave in out.values():
             assert wave.shape == (2, 50000) and wave.dtype == np.float32 and np.isfinite(wave).all()
         # the two stems split the mix: primary + secondary == the unmasked round trip
-        rebuilt = _mix_reconstruction(mix[:, :50000])
+        rebuilt = _mix_reconstruction(mix[:, :50000], data["vr_model_param"], v51)
         n = rebuilt.shape[1]
         np.testing.assert_allclose(out[stems[0]][:, :n] + out[stems[1]][:, :n], rebuilt, atol=2e-5)
         assert np.all(out[stems[0]][:, n:] == 0)  # the < 1 hop UVR never produces is silence
@@ -104,12 +105,14 @@ def test_aggression_moves_energy_between_stems(mix: np.ndarray):
     x = mix[:, :30000]
     energy = {}
     for primary in ("Instrumental", "Vocals"):
-        for aggr in (0, 5, 50):
+        for aggr in (0, 5, 50, 100):
             out = _model(_runner_const(0.5), primary, aggression=aggr).separate(x)
             energy[primary, aggr] = float(np.sum(out[primary] ** 2))
-    # accompaniment primary: mask ** (1 + 2a) shrinks it; vocal primary: mask ** (2 - 2a) grows it
-    assert energy["Instrumental", 0] > energy["Instrumental", 5] > energy["Instrumental", 50]
-    assert energy["Vocals", 0] < energy["Vocals", 50] and energy["Vocals", 5] < energy["Vocals", 0]
+    # accompaniment primary: mask ** (1 + a), a = 2 * aggression / 100, shrinks it as aggression grows
+    assert energy["Instrumental", 0] > energy["Instrumental", 5] > energy["Instrumental", 50] > \
+        energy["Instrumental", 100]
+    # vocal primary: UVR uses 1 - a instead (0 stays 0): exponent 1.9 at 5, 1 at 50 (= off), 0 at 100
+    assert energy["Vocals", 5] < energy["Vocals", 50] == energy["Vocals", 0] < energy["Vocals", 100]
 
 
 # ---------------------------------------------------------------------------------------------- windows, batches, TTA

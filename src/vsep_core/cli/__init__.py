@@ -135,8 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         group = build_cli()
         argv = _split_multi_values(map_flat_form(argv, set(group.commands)))
-        group.main(args=argv, prog_name="vsep", standalone_mode=False)
-        return 0
+        return group.main(args=argv, prog_name="vsep", standalone_mode=False) or 0
     except _click_errors("Exit") as exc:
         return exc.exit_code
     except _click_errors("Abort"):

@@ -20,7 +20,7 @@ from vsep_core.params import base_type, field_types
 DEFAULT_MODEL = "model_bs_roformer_ep_317_sdr_12.9755.ckpt"
 ENSEMBLE_ALGORITHMS = ("avg_wave", "median_wave", "min_wave", "max_wave", "avg_fft", "median_fft", "min_fft",
                        "max_fft", "uvr_max_spec", "uvr_min_spec", "ensemble_wav")
-MULTI_VALUE_OPTIONS = ("--extra_models", "--ensemble_weights")
+MULTI_VALUE_OPTIONS = ("--extra_models", "--ensemble_weights", "--models")
 
 
 def _common_options() -> list[click.Parameter]:
@@ -48,8 +48,9 @@ def _common_options() -> list[click.Parameter]:
         o(["--use_directml"], is_flag=True, help="use DirectML on Windows when available"),
         o(["--chunk_duration"], type=float, default=None,
           help="separate inputs longer than this many seconds in crossfaded parts (bounded memory)"),
-        o(["--ensemble_algorithm"], type=click.Choice(ENSEMBLE_ALGORITHMS), default=None,
-          help="how stems of several models are combined (default avg_wave)"),
+        o(["--ensemble_algorithm"], default=None,
+          help=f"how stems of several models are combined: {', '.join(ENSEMBLE_ALGORITHMS)} or a plugin's "
+               "(default avg_wave)"),
         o(["--ensemble_weights"], type=float, multiple=True, help="one weight per model (avg_wave, avg_fft)"),
         o(["--ensemble_preset"], default=None, help="a named ensemble (see vsep presets)"),
         o(["--custom_output_names"], default=None, help='JSON mapping stem -> file name, e.g. {"Vocals": "lead"}'),

@@ -13,12 +13,16 @@ from vsep_core.hookspecs import hookimpl
 class MDXCParams:
     """Parameters of MDXC models (MDX23C and Roformers)."""
 
-    segment_size: int = param(256, "chunk length in STFT frames when the model's own is not used", min=1)
-    override_model_segment_size: bool = param(False, "use segment_size instead of the yaml's inference.dim_t")
-    overlap: int | None = param(None, "windows covering each sample (1 = none); default: yaml num_overlap, else 8",
-                                min=1, max=50)
-    batch_size: int | None = param(None, "chunks per forward pass; default: yaml inference.batch_size, else 1", min=1)
-    pitch_shift: int = param(0, "shift the pitch by this many semitones before separating, and back after",
+    segment_size: int = param(256, "STFT frames per chunk for inputs under 10 s, or always with "
+                                   "--mdxc_override_model_segment_size (MDX23C: a multiple of 32)", min=2)
+    override_model_segment_size: bool = param(False, "use segment_size instead of the yaml's inference.dim_t "
+                                                     "for every input")
+    overlap: int | None = param(None, "windows covering each sample (1 = none); default: the yaml's "
+                                      "inference.num_overlap, else 8", min=1, max=50)
+    batch_size: int | None = param(None, "chunks per forward pass (speed and memory only); default: the yaml's "
+                                         "inference.batch_size, else 1", min=1)
+    pitch_shift: int = param(0, "separate the audio shifted up by this many semitones (resampled, so also "
+                                "faster), then shift the stems back; the output keeps the input's pitch",
                              min=-24, max=24)
 
 
