@@ -149,3 +149,13 @@ def test_m4a_input_decodes_through_pyav(tmp_path):
     path = audio.write_audio(tmp_path / "in.m4a", x, 44100, "M4A")
     back, info = audio.read_audio(Path(path))
     assert info.sample_rate == 44100 and back.shape[0] == 2 and back.shape[1] > 20000
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    path = audio.write_audio(tmp_path / "p.wav", np.zeros((2, 10), np.float32), 44100, "WAV")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

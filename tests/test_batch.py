@@ -482,10 +482,14 @@ def test_bad_settings_are_refused_before_any_worker_starts(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_batch_help_lists_the_scale_out_flags(capsys):
-    from vsep_core.cli import main
+def test_batch_help_lists_the_scale_out_flags_and_imports_no_ray():
+    import subprocess
 
-    assert main(["batch", "--help"]) == 0
-    printed = capsys.readouterr().out
+    from tests.conftest import cli_env
+
+    code = ("import sys; from vsep_core.cli import main; rc = main(['batch', '--help']); assert rc == 0; "
+            "heavy = [m for m in ('ray', 'torch', 'fsspec') if m in sys.modules]; assert not heavy, heavy")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(COLUMNS="200"))
+    assert proc.returncode == 0, proc.stderr
     for flag in ("--ray-address", "--num-gpus-per-worker", "--workers", "--max-retries", "--param", "--output_dir"):
-        assert flag in printed
+        assert flag in proc.stdout

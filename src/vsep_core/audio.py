@@ -213,10 +213,17 @@ def atomic_output(final: Path) -> Iterator[Path]:
         yield tmp
         if tmp.stat().st_size == 0:
             raise AudioWriteError(f"writing {final} produced an empty file")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; published files get the usual mode
         os.replace(tmp, final)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_audio(path: Path, blocks: Iterator[np.ndarray] | np.ndarray, sample_rate: int, fmt: str,

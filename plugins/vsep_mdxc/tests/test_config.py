@@ -39,6 +39,7 @@ def _uvr_yamls() -> list[Path]:
     return sorted(UVR_CONFIGS.glob("*.yaml")) if UVR_CONFIGS.is_dir() else []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _uvr_yamls(), reason="../shared/uvr-data not available")
 def test_every_uvr_mdxc_yaml_builds_or_is_refused_clearly() -> None:
     """Each MDX23C/RoFormer yaml of UVR builds a network (on the meta device) with named stems.

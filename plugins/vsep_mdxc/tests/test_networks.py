@@ -214,3 +214,14 @@ def test_roformer_config_aliases_and_defaults() -> None:
     assert bs.mask_estimator_depth == 2 and bs.num_stems == 1 and bs.freqs_per_bands == (1, 2)
     with pytest.raises(ValueError, match="freqs_per_bands"):
         roformer_config({"dim": 8, "depth": 1}, "bs")
+
+
+def test_read_checkpoint_with_metadata_beside_tensors(tmp_path: Path) -> None:
+    """A dict of tensors plus a few metadata entries keeps the tensors; one without tensors is refused."""
+    state = build_net(TINY_BS).state_dict()
+    path = tmp_path / "meta.ckpt"
+    torch.save({**state, "epoch": 7, "note": "x"}, path)
+    assert list(read_checkpoint(path)) == list(state)
+    torch.save({"epoch": 7}, path)
+    with pytest.raises(ModelLoadError, match="no state dict"):
+        read_checkpoint(path)

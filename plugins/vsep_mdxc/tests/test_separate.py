@@ -54,6 +54,8 @@ def test_clip_shorter_than_one_chunk(tiny_models: dict, kind: str) -> None:
     out = model.separate(audio)
     assert all(s.shape == audio.shape for s in out.values())
     assert np.abs(out["Vocals"][:, -32:]).max() > 0  # no silent tail (the reference leaves up to a hop at 0)
+    tiny = tones(0.002)  # 88 samples: shorter than half the STFT (128), zero-padded for the reflect padding
+    assert all(s.shape == tiny.shape and np.isfinite(s).all() for s in model.separate(tiny).values())
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -214,3 +216,19 @@ def test_params_defaults_follow_the_yaml(tiny_models: dict) -> None:
     model = _load(tiny_models, "mdx23c", overlap=2, batch_size=5)
     assert (model.settings.overlap, model.settings.batch_size) == (2, 5)
     assert MDXCParams().overlap is None
+
+
+def test_mono_model_runs_each_channel_on_its_own(tmp_path: Path) -> None:
+    """A `stereo: false` model separates a stereo input channel by channel."""
+    from mdxc_testlib import make_ctx
+
+    cfg = copy.deepcopy(TINY_BS)
+    cfg["model"]["stereo"] = False
+    ckpt, yml = write_model(tmp_path, cfg, "mono_bs_roformer")
+    model = load_model(make_ctx(ckpt, yml))
+    audio = tones(0.2, peak=0.05)
+    out = model.separate(audio)
+    right = model.separate(audio[1:])
+    assert out["Vocals"].shape == audio.shape
+    np.testing.assert_allclose(out["Vocals"][1], right["Vocals"][0], atol=1e-6)
+    assert not np.allclose(out["Vocals"][0], out["Vocals"][1])

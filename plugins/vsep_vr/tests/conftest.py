@@ -40,7 +40,7 @@ def oracle_mix(reference: Path) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with tiny random VR checkpoints: tiny_v5.pth (ch 4) and tiny_v51.pth (nout 4, nout_lstm 8)."""
+    """A folder with tiny random VR checkpoints: tiny_v5.pth (ch 2) and tiny_v51.pth (nout 4, nout_lstm 8)."""
     d = tmp_path_factory.mktemp("vr_tiny")
     save_tiny(d / "tiny_v5.pth", "v5")
     save_tiny(d / "tiny_v51.pth", "v51")

@@ -59,16 +59,38 @@ def randomize_(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return net
 
 
+def calibrate_(net: torch.nn.Module, window: int = 512, seed: int = 0) -> torch.nn.Module:
+    """Set BatchNorm statistics from one train-mode pass over real VR input windows (as the
+    oracle's files were made), so that the random net's mask varies with its input."""
+    from vsep_vr import bands
+
+    bp = bands.load_band_params("4band_v2")
+    waves = bands.band_waves(noise_mix(3.0, seed=seed + 1), bp)
+    mag = np.abs(bands.analyse(waves, bp, False, bands.frames_of(waves, bp)).spec)
+    mag = np.pad(mag, ((0, 0), (0, 0), (0, max(0, 2 * window - mag.shape[2]))))
+    batch = torch.from_numpy(np.stack([mag[..., :window], mag[..., -window:]]) / mag.max())
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the pass
+    net.train()
+    with torch.no_grad():
+        net(batch.float())
+    return net.eval()
+
+
 def save_tiny(path: Path, generation: str = "v5", seed: int = 0, **kw: Any) -> Path:
-    """Save a small random VR state dict (v5: ch=4; v51: nout=4, nout_lstm=8) for 672 bins."""
+    """Save a small random VR state dict (v5: ch=2; v51: nout=4, nout_lstm=8) for 672 bins,
+    with calibrated BatchNorm statistics."""
     from vsep_vr import nets
 
     torch.manual_seed(seed)
     if generation == "v5":
-        net = nets.CascadedASPPNet(1344, kw.get("ch", 4), kw.get("branches", 5), kw.get("extra_level", False))
+        net = nets.CascadedASPPNet(1344, kw.get("ch", 2), kw.get("branches", 5), kw.get("extra_level", False))
     else:
         net = nets.CascadedNet(1344, kw.get("nout", 4), kw.get("nout_lstm", 8))
-    torch.save(randomize_(net, seed).state_dict(), path)
+    net = calibrate_(randomize_(net, seed), seed=seed)
+    torch.save(net.state_dict(), path)
     return path
 
 

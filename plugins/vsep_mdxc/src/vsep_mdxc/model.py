@@ -67,13 +67,13 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     except Exception as exc:  # noqa: BLE001 - torch raises many types here
         raise ModelLoadError(f"cannot read checkpoint {path.name}: {exc}. Delete the file and run again "
                              "to download it afresh; only plain tensor checkpoints are accepted") from exc
-    seen = 0
-    while isinstance(obj, Mapping) and not _is_state_dict(obj) and seen < 3:
-        inner = next((obj[k] for k in _STATE_DICT_KEYS if isinstance(obj.get(k), Mapping)), None)
-        if inner is None:
+    for _ in range(3):  # a state dict, or one nested under a known key (Lightning, MSST, ...)
+        inner = next((obj[k] for k in _STATE_DICT_KEYS if isinstance(obj, Mapping) and isinstance(obj.get(k), Mapping)),
+                     None)
+        if inner is None or (isinstance(obj, Mapping) and _is_state_dict(obj)):
             break
-        obj, seen = inner, seen + 1
-    if not isinstance(obj, Mapping) or not _is_state_dict(obj):
+        obj = inner
+    if not isinstance(obj, Mapping) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ModelLoadError(f"checkpoint {path.name} holds no state dict (found {type(obj).__name__})")
     state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     for prefix in ("module.", "_orig_mod."):

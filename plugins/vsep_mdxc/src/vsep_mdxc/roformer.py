@@ -68,13 +68,14 @@ class RotaryEmbedding(nn.Module):
     def _cos_sin(self, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """cos and sin of the float32 angles [n, dim] (cached for the last length while inference runs)."""
         key = (n, device, self.freqs.data_ptr(), self.freqs._version)
-        if self._cache is not None and self._cache[0] == key:
+        inference = torch.is_inference_mode_enabled()
+        if inference and self._cache is not None and self._cache[0] == key:
             return self._cache[1], self._cache[2]
         pos = torch.arange(n, device=device, dtype=torch.float32)
         angles = torch.einsum("n,f->nf", pos, self.freqs.to(device, torch.float32))
         angles = torch.repeat_interleave(angles, 2, dim=-1)
         cos, sin = angles.cos(), angles.sin()
-        if torch.is_inference_mode_enabled():
+        if inference:
             self._cache = (key, cos, sin)
         return cos, sin
 
