@@ -27,13 +27,14 @@ OPSET = 17
 
 
 def export_onnx(pth_path: str | os.PathLike, out_path: str | os.PathLike, model_data: Mapping[str, Any],
-                window_size: int = 512) -> Path:
+                window_size: int | None = None) -> Path:
     """Write the VR network of `pth_path` as an ONNX file at `out_path` and return its path.
 
     `model_data` is the model's hash entry (``vr_model_param``, ``primary_stem``, and for
     v5.1 nets ``nout``/``nout_lstm``); it chooses the band parameters (the network's bins)
-    and is stored in the file. `window_size` only sets the example input used for tracing;
-    the exported graph takes any batch and any window width the network accepts.
+    and is stored in the file. `window_size` only sets the example input used for tracing
+    (default: the smallest usable window, 2 * offset + 64 frames); the exported graph takes any
+    batch and any window width the network accepts (a multiple of 32 frames).
     The file is written to a temporary name and renamed.
     """
     try:
@@ -49,7 +50,7 @@ def export_onnx(pth_path: str | os.PathLike, out_path: str | os.PathLike, model_
     bp = bandlib.load_band_params(str(name))
     net, config = load_torch_net(pth_path, bp.bins)
     net.eval()
-    example = torch.rand(1, 2, bp.bins + 1, window_size)
+    example = torch.rand(1, 2, bp.bins + 1, window_size or 2 * config.offset + 64)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
     os.close(fd)
