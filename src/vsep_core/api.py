@@ -122,7 +122,8 @@ class Architecture:
     name: catalogue type ("MDXC"); flag_prefix: CLI/params prefix ("mdxc" -> --mdxc_overlap,
     `mdxc_params`); params: a dataclass built with `param()`; package: the pip distribution;
     extensions: suffixes of model files it can load that are in no catalogue (a plugin
-    confirms with `claims`); load: LoadContext -> SeparationModel.
+    confirms with `claims`); load: LoadContext -> SeparationModel; export_onnx (optional):
+    (model path, output path, model data) -> the written ONNX file, for `vsep export-onnx`.
     """
 
     name: str
@@ -133,6 +134,7 @@ class Architecture:
     extensions: tuple[str, ...] = ()
     claims: Callable[[Path], bool] | None = None
     channels: int = 2
+    export_onnx: Callable[[Path, Path, dict], Path] | None = None
 
     def default_params(self) -> Any:
         """An instance of the params dataclass with every default."""

@@ -163,4 +163,19 @@ def model_data_for(record: ModelRecord, files: dict[str, Path],
         raise ModelDataError(f"model file {model_path} not found; download it first (vsep download {record.filename})")
     if not any(t.architecture == record.architecture for t in hash_tables()):
         return model_path, None, {}  # this family is configured neither by yaml nor by hash
-    return model_path, None, load_model_data_using_hash(model_path, model_dir)
+    try:
+        return model_path, None, load_model_data_using_hash(model_path, model_dir)
+    except ModelDataError:
+        if _claimed_as_self_describing(record, model_path):
+            return model_path, None, {}  # e.g. a vsep-exported VR .onnx that carries its own parameters
+        raise
+
+
+def _claimed_as_self_describing(record: ModelRecord, path: Path) -> bool:
+    from vsep_core.plugins import architectures
+
+    arch = architectures().get(record.architecture)
+    try:
+        return bool(arch and arch.claims and path.suffix == ".onnx" and arch.claims(path))
+    except Exception:  # a plugin's check must not turn a clear error into a crash
+        return False

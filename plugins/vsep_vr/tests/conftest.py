@@ -40,10 +40,13 @@ def oracle_mix(reference: Path) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with tiny random VR checkpoints: tiny_v5.pth (ch 2) and tiny_v51.pth (nout 4, nout_lstm 8)."""
+    """A folder with tiny random VR checkpoints: tiny_v5.pth (ch 2) and tiny_v51.pth (nout 4, nout_lstm 8)
+    for 672 bins (4band), small_v5.pth and small_v51.pth for 256 bins (1band_sr44100_hl256)."""
     d = tmp_path_factory.mktemp("vr_tiny")
     save_tiny(d / "tiny_v5.pth", "v5")
     save_tiny(d / "tiny_v51.pth", "v51")
+    save_tiny(d / "small_v5.pth", "v5", param="1band_sr44100_hl256")
+    save_tiny(d / "small_v51.pth", "v51", param="1band_sr44100_hl256")
     return d
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vr_testlib import TINY_V5, TINY_V51, band_energy, make_ctx, noise_mix, parity_db
+from vr_testlib import SMALL_V5, TINY_V5, TINY_V51, band_energy, make_ctx, noise_mix, parity_db
 from vsep_vr import bands
 from vsep_vr.inference import adjust_aggression, count_batches, merge_artifacts, predict_mask
 from vsep_vr.model import VRModel, VRSettings, load_model, secondary_stem
@@ -136,16 +136,16 @@ def test_window_sizes_cover_every_frame(window: int):
 
 
 def test_window_batch_and_tta_on_a_real_net(tiny_dir: Path, mix: np.ndarray):
-    x = mix[:, :60000]
+    x = mix[:, :32000]  # 126 frames of 256 samples
     runs = {}
     for key, params in {"w512": {}, "w320": {"window_size": 320}, "b3": {"batch_size": 3, "window_size": 320},
                         "tta": {"enable_tta": True}}.items():
         calls: list[tuple[int, int]] = []
-        model = load_model(make_ctx(tiny_dir / "tiny_v5.pth", TINY_V5, **params))
+        model = load_model(make_ctx(tiny_dir / "small_v5.pth", SMALL_V5, **params))
         runs[key] = model.separate(x, progress=lambda done, total, c=calls: c.append((done, total)))["Vocals"]
         assert calls and calls[-1][0] == calls[-1][1]  # progress ends at its total
         runs[key + "_calls"] = calls[-1][1]
-    # 126 frames: one 512 window (roi 256); two 320 windows (roi 64), one batch of 3; TTA: 2 more windows (shifted by roi / 2)
+    # 126 frames: one 512 window (roi 256); two 320 windows (roi 64), one batch of 3; TTA: 2 more windows
     assert (runs["w512_calls"], runs["w320_calls"], runs["b3_calls"], runs["tta_calls"]) == (1, 2, 1, 3)
     assert parity_db(runs["b3"], runs["w320"])[0] > 90  # batching changes speed, not numbers
     assert parity_db(runs["w320"], runs["w512"])[0] < 80  # a different context per window

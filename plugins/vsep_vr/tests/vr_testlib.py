@@ -22,6 +22,9 @@ CASES = ("vr_nets_default", "vr_nets_tta_pp_highend", "vr_nets_new_default")
 # tiny random networks: 4band_v2 band parameters (672 bins), 1.5 s of audio = one 512-frame window
 TINY_V5 = {"vr_model_param": "4band_v2", "primary_stem": "Instrumental"}
 TINY_V51 = {"vr_model_param": "4band_v3", "primary_stem": "No Echo", "nout": 4, "nout_lstm": 8}
+# and on a 256-bin single band (a third of the work per window) for the option-by-option tests
+SMALL_V5 = {"vr_model_param": "1band_sr44100_hl256", "primary_stem": "Vocals"}
+SMALL_V51 = {"vr_model_param": "1band_sr44100_hl256", "primary_stem": "No Reverb", "nout": 4, "nout_lstm": 8}
 
 
 def make_ctx(model_path: Path, model_data: dict[str, Any], **params: Any) -> LoadContext:
@@ -59,12 +62,12 @@ def randomize_(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return net
 
 
-def calibrate_(net: torch.nn.Module, window: int = 512, seed: int = 0) -> torch.nn.Module:
+def calibrate_(net: torch.nn.Module, param: str = "4band_v2", window: int = 512, seed: int = 0) -> torch.nn.Module:
     """Set BatchNorm statistics from one train-mode pass over real VR input windows (as the
     oracle's files were made), so that the random net's mask varies with its input."""
     from vsep_vr import bands
 
-    bp = bands.load_band_params("4band_v2")
+    bp = bands.load_band_params(param)
     waves = bands.band_waves(noise_mix(3.0, seed=seed + 1), bp)
     mag = np.abs(bands.analyse(waves, bp, False, bands.frames_of(waves, bp)).spec)
     mag = np.pad(mag, ((0, 0), (0, 0), (0, max(0, 2 * window - mag.shape[2]))))
@@ -79,17 +82,18 @@ def calibrate_(net: torch.nn.Module, window: int = 512, seed: int = 0) -> torch.
     return net.eval()
 
 
-def save_tiny(path: Path, generation: str = "v5", seed: int = 0, **kw: Any) -> Path:
-    """Save a small random VR state dict (v5: ch=2; v51: nout=4, nout_lstm=8) for 672 bins,
-    with calibrated BatchNorm statistics."""
-    from vsep_vr import nets
+def save_tiny(path: Path, generation: str = "v5", seed: int = 0, param: str = "4band_v2", **kw: Any) -> Path:
+    """Save a small random VR state dict (v5: ch=2; v51: nout=4, nout_lstm=8) for the bins of
+    band parameters `param`, with calibrated BatchNorm statistics."""
+    from vsep_vr import bands, nets
 
+    n_fft = 2 * bands.load_band_params(param).bins
     torch.manual_seed(seed)
     if generation == "v5":
-        net = nets.CascadedASPPNet(1344, kw.get("ch", 2), kw.get("branches", 5), kw.get("extra_level", False))
+        net = nets.CascadedASPPNet(n_fft, kw.get("ch", 2), kw.get("branches", 5), kw.get("extra_level", False))
     else:
-        net = nets.CascadedNet(1344, kw.get("nout", 4), kw.get("nout_lstm", 8))
-    net = calibrate_(randomize_(net, seed), seed=seed)
+        net = nets.CascadedNet(n_fft, kw.get("nout", 4), kw.get("nout_lstm", 8))
+    net = calibrate_(randomize_(net, seed), param, seed=seed)
     torch.save(net.state_dict(), path)
     return path
 

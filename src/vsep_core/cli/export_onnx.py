@@ -59,7 +59,7 @@ def export_model(model: str, output: Path | None, model_dir: Path, offline: bool
         path, _, data = modeldata.model_data_for(record, files, model_dir)
         architecture = record.architecture
     arch = plugins.get_architecture(architecture)
-    exporter = getattr(arch, "export_onnx", None)
+    exporter = arch.export_onnx
     if exporter is None:
         raise UsageError(f"{architecture} models cannot be exported to ONNX by their plugin")
     out = Path(output) if output else path.with_suffix(".onnx")

@@ -194,7 +194,7 @@ def band_waves(wave: np.ndarray, bp: BandParams) -> list[np.ndarray]:
 
 def frames_of(waves: list[np.ndarray], bp: BandParams) -> int:
     """Number of frames of the combined spectrogram (the fewest over bands)."""
-    return min(1 + w.shape[-1] // b.hl for w, b in zip(waves, bp.bands))
+    return min(1 + w.shape[-1] // b.hl for w, b in zip(waves, bp.bands, strict=True))
 
 
 @dataclass
@@ -214,7 +214,7 @@ def analyse(waves: list[np.ndarray], bp: BandParams, v51: bool, frames: int, hig
     The first frames are those UVR computes; padding only adds frames after them.
     """
     specs = []
-    for wave, band in zip(waves, bp.bands):
+    for wave, band in zip(waves, bp.bands, strict=True):
         need = (frames - 1) * band.hl
         if wave.shape[-1] < need:
             wave = dsp.fix_length(wave, need)
@@ -225,7 +225,7 @@ def analyse(waves: list[np.ndarray], bp: BandParams, v51: bool, frames: int, hig
         specs.append(s)
     spec = np.zeros((2, bp.bins + 1, frames), dtype=np.complex64)
     offset = 0
-    for s, band in zip(specs, bp.bands):
+    for s, band in zip(specs, bp.bands, strict=True):
         h = band.crop_stop - band.crop_start
         spec[:, offset:offset + h] = s[:, band.crop_start:band.crop_stop]
         offset += h

@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
+
 @lru_cache(maxsize=16)
 def hann(n: int) -> np.ndarray:
     """Periodic Hann window of length `n` (float64)."""
@@ -168,16 +169,19 @@ def resample_sinc_fastest(x: np.ndarray, orig_sr: int, target_sr: int) -> np.nda
     out = np.zeros((flat.shape[0], n_out), dtype=np.float32)
     j = np.arange(n_out)
     pos, phase = np.divmod(j * down, up)
+    lo = max(-first for first, _ in kernels)
+    hi = max(len(taps) + first for first, taps in kernels)
+    padded = np.pad(flat, ((0, 0), (lo, max(hi, 0) + 1)))
     for p, (first, taps) in enumerate(kernels):
-        sel = phase == p
-        if not sel.any():
+        sel = np.nonzero(phase == p)[0]
+        if not len(sel):
             continue
-        lo, hi = -first, len(taps) - 1 + first  # zeros needed before/after the signal
-        for c in range(flat.shape[0]):
-            padded = np.pad(flat[c], (lo, max(hi, 0) + 1))
-            # r[m] = sum_i taps[i] * x[m + first + i]
-            r = _convolve(padded, taps[::-1])[len(taps) - 1:]
-            out[c, sel] = (scale * r[pos[sel]]).astype(np.float32)
+        # y[j] = sum_k taps[k] * x[pos_j + first + k]: one gather per tap, only the outputs of this phase
+        start = pos[sel] + first + lo
+        acc = np.zeros((flat.shape[0], len(sel)))
+        for k, tap in enumerate(taps):
+            acc += tap * padded[:, start + k]
+        out[:, sel] = (scale * acc).astype(np.float32)
     return out.reshape(*x.shape[:-1], n_out)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+
 import numpy as np
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -125,7 +126,7 @@ def merge_artifacts(mask: np.ndarray, threshold: float = 0.2, min_range: int = 6
 def _fill_weights(weight: np.ndarray, starts: np.ndarray, ends: np.ndarray, fade_size: int, width: int) -> None:
     if len(starts) > 0:
         old_e = None
-        for s, e in zip(starts, ends):
+        for s, e in zip(starts, ends, strict=True):
             if old_e is not None and s - old_e < fade_size:
                 s = old_e - fade_size * 2
             if s != 0:

@@ -60,11 +60,8 @@ def claims(path: Path) -> bool:
 @hookimpl
 def vsep_architectures() -> list[Architecture]:
     """VR: vocal-remover .pth (torch) and .onnx (ONNX Runtime) models."""
-    arch = Architecture(name="VR", flag_prefix="vr", params=VRParams, load=_load, package="vsep-vr",
-                        extensions=(".pth", ".onnx"), claims=claims)
-    # optional capability read by `vsep export-onnx` (getattr; not a field of Architecture yet)
-    arch.export_onnx = _export_onnx  # type: ignore[attr-defined]
-    return [arch]
+    return [Architecture(name="VR", flag_prefix="vr", params=VRParams, load=_load, package="vsep-vr",
+                         extensions=(".pth", ".onnx"), claims=claims, export_onnx=_export_onnx)]
 
 
 @hookimpl
