@@ -75,6 +75,15 @@ def ensure_refenv(env: Path = REFENV, log=print) -> Path:
     return python_of(env)
 
 
+def ensure_plotting(env: Path = REFENV) -> Path:
+    """The reference environment's python, with matplotlib installed (the harness draws its plots there)."""
+    py = ensure_refenv(env)
+    if subprocess.run([str(py), "-c", "import matplotlib"], capture_output=True).returncode != 0:
+        subprocess.run([str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-c",
+                        str(env / "constraints.txt"), "matplotlib"], check=True)
+    return py
+
+
 def versions(py: Path) -> dict[str, str]:
     """Versions of the main packages in the environment of interpreter `py`."""
     code = ("import importlib.metadata as m, json\n"

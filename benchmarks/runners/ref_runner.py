@@ -38,8 +38,7 @@ def main() -> int:
     result = {"tool": "reference", "ok": False}
     t_start = time.perf_counter()
     import numpy as np
-    from audio_separator.separator import Separator
-    from audio_separator.separator import common_separator
+    from audio_separator.separator import Separator, common_separator
     from audio_separator.separator.uvr_lib_v5.demucs import repo as demucs_repo
 
     demucs_repo.check_checksum = lambda path, checksum: None

@@ -19,11 +19,13 @@ writes the stems), ``peak_rss_mb`` (VmHWM right after separate()), and, when ask
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import sys
 import time
+import types
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,6 @@ def vm_hwm_mb() -> float:
 
 def find_modules(root: Any, depth: int = 5) -> list[Any]:
     """Top-level torch modules reachable from `root` (attributes, containers, closures)."""
-    import numpy as np
     import torch
 
     found: list[Any] = []
@@ -54,30 +55,28 @@ def find_modules(root: Any, depth: int = 5) -> list[Any]:
         seen.add(id(obj))
         if isinstance(obj, torch.nn.Module):
             found.append(obj)
-            return
-        if isinstance(obj, (str, bytes, int, float, bool, np.ndarray, torch.Tensor, type)):
-            return
-        if isinstance(obj, dict):
+        elif isinstance(obj, dict):
             for v in obj.values():
                 visit(v, level + 1)
-            return
-        if isinstance(obj, (list, tuple, set)):
+        elif isinstance(obj, (list, tuple, set)):
             for v in obj:
                 visit(v, level + 1)
-            return
-        closure = getattr(obj, "__closure__", None)
-        if closure:
-            for cell in closure:
+        elif isinstance(obj, types.FunctionType):
+            for cell in obj.__closure__ or ():
                 try:
                     visit(cell.cell_contents, level + 1)
-                except ValueError:
+                except ValueError:  # empty cell
                     pass
-        inner = getattr(obj, "__func__", None)
-        if inner is not None:
-            visit(inner, level + 1)
-        attrs = getattr(obj, "__dict__", None)
-        if isinstance(attrs, dict):
-            for k, v in list(attrs.items()):
+        elif isinstance(obj, types.MethodType):
+            visit(obj.__func__, level + 1)
+            visit(obj.__self__, level + 1)
+        elif isinstance(obj, functools.partial):
+            visit(obj.func, level + 1)
+            visit(obj.args, level + 1)
+            visit(obj.keywords, level + 1)
+        elif type(obj).__module__.split(".")[0].startswith("vsep") and isinstance(getattr(obj, "__dict__", None),
+                                                                                   dict):
+            for k, v in list(vars(obj).items()):
                 if not k.startswith("__"):
                     visit(v, level + 1)
 
