@@ -11,7 +11,7 @@ import functools
 import json
 from importlib import resources
 
-from vsep_core.api import DownloadFile, HashTable, ModelRecord
+from vsep_core.api import DownloadFile, ModelRecord
 
 ARCHITECTURE = "Demucs"
 PACKAGE = "vsep-demucs"
@@ -30,8 +30,3 @@ def model_records() -> list[ModelRecord]:
                     files=[DownloadFile(url.rsplit("/", 1)[-1], url=url) for url in urls], package=PACKAGE)
         for name, yaml_name, urls in _models()
     ]
-
-
-def hash_tables() -> list[HashTable]:
-    """None: a Demucs model is described by its yaml and checkpoints."""
-    return []

@@ -42,11 +42,3 @@ def vsep_models() -> list:
     from vsep_demucs.catalog import model_records
 
     return model_records()
-
-
-@hookimpl
-def vsep_hash_tables() -> list:
-    """Hash -> parameter tables of this family."""
-    from vsep_demucs.catalog import hash_tables
-
-    return hash_tables()

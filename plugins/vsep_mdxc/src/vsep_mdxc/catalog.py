@@ -13,7 +13,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from vsep_core.api import DownloadFile, HashTable, ModelRecord
+from vsep_core.api import DownloadFile, ModelRecord
 
 ARCHITECTURE = "MDXC"
 PACKAGE = "vsep-mdxc"
@@ -47,8 +47,3 @@ def model_records() -> list[ModelRecord]:
                     vip="VIP" in name, package=PACKAGE)
         for name, ckpt, config in _models()
     ]
-
-
-def hash_tables() -> list[HashTable]:
-    """None: MDXC models take their parameters from their yaml config."""
-    return []

@@ -49,11 +49,3 @@ def vsep_models() -> list:
     from vsep_mdxc.catalog import model_records
 
     return model_records()
-
-
-@hookimpl
-def vsep_hash_tables() -> list:
-    """Hash -> parameter tables of this family."""
-    from vsep_mdxc.catalog import hash_tables
-
-    return hash_tables()
