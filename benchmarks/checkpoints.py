@@ -59,6 +59,9 @@ VR_HP = "2_HP-UVR.pth"
 HTDEMUCS = "htdemucs.yaml"
 HTDEMUCS_SIG = "955717e8"
 HTDEMUCS_REF_NAME = "955717e8-8726e21a.th"
+#: vsep's catalogue knows htdemucs.yaml and would want the file named 955717e8-8726e21a.th (whose
+#: checksum it verifies): it gets the same bag under a name no catalogue has.
+HTDEMUCS_VSEP = "htdemucs_random.yaml"
 
 #: hash-table parameters of the real models (UVR's model_data_new.json entries)
 MDXNET_PARAMS = {"compensate": 1.022, "mdx_dim_f_set": 3072, "mdx_dim_t_set": 8, "mdx_n_fft_scale_set": 6144,
@@ -96,6 +99,7 @@ class ModelSet:
     vsep_dir: Path
     ref_dir: Path
     files: dict[str, str] = field(default_factory=dict)  # arch key -> model filename (as passed to load_model)
+    vsep_files: dict[str, str] = field(default_factory=dict)  # where vsep is given another name
     notes: dict[str, str] = field(default_factory=dict)
 
 
@@ -364,11 +368,14 @@ def build_models(archs: list[str], log: Callable[[str], None] = print) -> ModelS
             for d in (vdir, rdir):
                 for old in d.glob(f"{HTDEMUCS_SIG}-*.th"):
                     old.unlink()
-                _link(store / HTDEMUCS, d / HTDEMUCS)
+            _link(store / HTDEMUCS, rdir / HTDEMUCS)
+            _link(store / HTDEMUCS, vdir / HTDEMUCS_VSEP)
             _link(th, vdir / th.name)
             _link(th, rdir / HTDEMUCS_REF_NAME)
             ms.files[arch] = HTDEMUCS
-            ms.notes[arch] = f"vsep: {th.name}; reference: {HTDEMUCS_REF_NAME} (its sha256 check disabled)"
+            ms.vsep_files[arch] = HTDEMUCS_VSEP
+            ms.notes[arch] = (f"vsep: {HTDEMUCS_VSEP} -> {th.name}; reference: {HTDEMUCS} -> {HTDEMUCS_REF_NAME} "
+                              "(its sha256 check disabled); same bytes")
         else:
             raise ValueError(f"unknown arch {arch!r}")
     for d in (vdir, rdir):

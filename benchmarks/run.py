@@ -60,9 +60,9 @@ ARCHS = {
 
 #: Settings that make both tools run the same model passes (pinned segment and overlap).
 EQUAL_WORK = {
-    "bs_roformer": {"segment_size": 801, "override_model_segment_size": True, "overlap": 2, "batch_size": 1},
-    "mel_roformer": {"segment_size": 801, "override_model_segment_size": True, "overlap": 2, "batch_size": 1},
-    "mdx23c": {"segment_size": 256, "override_model_segment_size": True, "overlap": 2, "batch_size": 1},
+    "bs_roformer": {"segment_size": 801, "override_model_segment_size": True, "overlap": 1, "batch_size": 1},
+    "mel_roformer": {"segment_size": 801, "override_model_segment_size": True, "overlap": 1, "batch_size": 1},
+    "mdx23c": {"segment_size": 256, "override_model_segment_size": True, "overlap": 1, "batch_size": 1},
     "mdx": {"segment_size": 256, "overlap": 0.25, "batch_size": 1, "hop_length": 1024},
     "vr": {"window_size": 512, "aggression": 5, "batch_size": 1},
     "demucs": {"shifts": 0, "overlap": 0.25, "segment_size": "Default", "segments_enabled": True},
@@ -115,7 +115,7 @@ def plan_cases(args: argparse.Namespace) -> list[Case]:
         for arch in ("bs_roformer", "mdx23c", "mdx", "vr", "demucs"):
             if arch in wanted:
                 cases.append(Case(f"{arch}/equal_work/quick", arch, "equal_work", 12.0, EQUAL_WORK[arch],
-                                  models="tiny", runs=1, flops=True))
+                                  models="tiny", runs=1, flops=False))
         if not args.no_memory and "bs_roformer" in wanted:
             cases.append(Case("bs_roformer/memory/1min", "bs_roformer", "memory", 60.0, {}, models="tiny",
                               parity=False))
@@ -125,21 +125,27 @@ def plan_cases(args: argparse.Namespace) -> list[Case]:
         if arch not in wanted:
             continue
         heavy = arch in ("bs_roformer", "mel_roformer", "mdx23c")
-        runs = args.runs or (1 if heavy else 3)
+        runs = args.runs or (1 if heavy else 2)
         cases.append(Case(f"{arch}/equal_work", arch, "equal_work", seconds, EQUAL_WORK[arch], runs=runs,
                           flops=True))
-        if arch in ("demucs", "mdx", "vr", "bs_roformer") and not args.no_defaults:
+        # vsep's defaults are the reference's (MDXC overlap = the yaml's, MDX overlap 0.25, VR window
+        # 512, Demucs shifts 2), so "defaults" differs from "equal work" only where the pinned overlap
+        # or shifts differ: Demucs (shifts 2) is run; the MDXC defaults (overlap 4/8) would cost 4-8x.
+        if arch == "demucs" and not args.no_defaults:
             cases.append(Case(f"{arch}/defaults", arch, "defaults", seconds, {}, runs=1 if heavy else runs,
                               note=QUALITY_NOTES.get(arch, "")))
     if not args.no_bf16 and "bs_roformer" in wanted:
         for arch in ("bs_roformer", "mel_roformer", "mdx23c"):
-            cases.append(Case(f"{arch}/bf16_vs_fp32/oracle", arch, "bf16", 6.0, EQUAL_WORK[arch] | {
-                "segment_size": 256}, models="tiny", reference=False, vsep_bf16=True))
+            # the oracle's settings (check_reference.py): segment 256, the yaml's overlap
+            cases.append(Case(f"{arch}/bf16_vs_fp32/oracle", arch, "bf16", 6.0, {
+                "segment_size": 256, "override_model_segment_size": True}, models="tiny", reference=False,
+                vsep_bf16=True))
     if not args.no_memory:
-        for arch in args.memory_archs.split(","):
+        for spec in args.memory.split(";"):
+            arch, _, minutes_list = spec.partition(":")
             if arch not in wanted:
                 continue
-            for minutes in [float(m) for m in args.memory_minutes.split(",")]:
+            for minutes in [float(m) for m in minutes_list.split(",")]:
                 cases.append(Case(f"{arch}/memory/{minutes:g}min", arch, "memory", minutes * 60, {}, models="tiny",
                                   parity=False))
     return cases
@@ -193,7 +199,8 @@ def run_case(case: Case, models: checkpoints.ModelSet, tiny: checkpoints.ModelSe
     """Run every repetition of `case` (alternating the tools) and store figures in case.results."""
     _, params_key, _ = ARCHS[case.arch]
     mset = tiny if case.models == "tiny" else models
-    model = mset.files[case.arch]
+    ref_model = mset.files[case.arch]
+    vsep_model = mset.vsep_files.get(case.arch, ref_model)
     input_path = checkpoints.make_input(case.input_seconds) if case.kind != "bf16" else \
         checkpoints.ORACLE / "input" / "mardy20s_6s_16bit.flac"
     kwargs = {params_key: dict(case.params)} if case.params else {}
@@ -207,11 +214,15 @@ def run_case(case: Case, models: checkpoints.ModelSet, tiny: checkpoints.ModelSe
                 continue
             work = Path(tempfile.mkdtemp(prefix=f"bench-{tool}-", dir=work_root))
             capture = str(work / "stems") if case.parity and i == 0 else None
-            job = {"model": model, "model_dir": str(mset.ref_dir if tool == "reference" else mset.vsep_dir),
+            is_ref = tool == "reference"
+            job = {"model": ref_model if is_ref else vsep_model,
+                   "model_dir": str(mset.ref_dir if is_ref else mset.vsep_dir),
                    "input": str(input_path), "output_dir": str(work / "out"), "separator_kwargs": kwargs,
                    "capture": capture, "device": device if device != "cpu" else "cpu",
                    "flops": case.flops and tool == "vsep" and i == 0,
-                   "bf16": case.vsep_bf16 and tool == "vsep"}
+                   "bf16": case.vsep_bf16 and tool == "vsep",
+                   # the harness's MDX-Net ONNX file is a ConvTDFNet export: its FLOPs are counted on the torch twin
+                   "onnx_torch_twin": "mdxnet" if case.arch == "mdx" and case.models == "real" else None}
             if tool == "reference":
                 job.pop("device")
                 res = run_child(ref_python, RUNNERS / "ref_runner.py", job, work, timeout)
@@ -388,8 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", dest="json_out", default=None, help="write the per-case ratios here")
     ap.add_argument("--runs", type=int, default=0, help="runs per tool and case (default: 3, 1 for MDXC)")
     ap.add_argument("--seconds", type=float, default=30.0, help="input length of the timing cases")
-    ap.add_argument("--memory-minutes", default="1,10,60")
-    ap.add_argument("--memory-archs", default="bs_roformer,mdx")
+    ap.add_argument("--memory", default="mdx:1,10,60;bs_roformer:1,10",
+                    help="memory-scaling cases, tiny models: 'arch:minutes,...;arch:minutes,...'")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--no-defaults", action="store_true")
     ap.add_argument("--no-bf16", action="store_true")

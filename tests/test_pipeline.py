@@ -57,6 +57,18 @@ def test_memory_does_not_grow_with_the_song(tmp_path):
     assert [probe(p).frames for p in written] == [120 * 44100] * 4
 
 
+def test_disk_stem_reads_back_what_was_appended(tmp_path):
+    stem = pipeline.DiskStem(tmp_path / "s.f32", 2, 10)
+    data = np.arange(20, dtype=np.float32).reshape(2, 10)
+    stem.append(data[:, :4])
+    stem.append(data[:, 4:])
+    assert stem.shape == (2, 10)
+    assert np.array_equal(stem[:, 3:7], data[:, 3:7])
+    assert np.array_equal(np.asarray(stem), data)
+    assert np.array_equal(stem[0, 8:], data[0, 8:])
+    stem.close()
+
+
 def test_stem_names_and_sanitising():
     assert pipeline.model_name_of("model_bs_roformer_ep_317_sdr_12.9755.ckpt") == "model_bs_roformer_ep_317_sdr_12"
     assert pipeline.sanitize_filename('a<b>:"c"/d|e?*') == "a_b_c_d_e"

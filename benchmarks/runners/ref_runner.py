@@ -33,10 +33,44 @@ def vm_hwm_mb() -> float:
     return float("nan")
 
 
+def stub_torchvision() -> bool:
+    """Stand in for torchvision when its import fails.
+
+    PyPI's torchvision wheels are built for the CUDA torch; on the CPU build of torch their
+    compiled ops do not load and ``import torchvision`` raises (operator torchvision::nms does
+    not exist). The reference imports onnx2torch, which imports torchvision only for its NMS
+    converter (no MDX-Net graph has an NMS node), so an empty stand-in changes nothing it runs.
+    """
+    try:
+        import torchvision  # noqa: F401
+        return False
+    except Exception:  # noqa: BLE001 - RuntimeError from the op registrations
+        import types
+
+        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
+            del sys.modules[name]
+        class _Ops(types.ModuleType):
+            def __getattr__(self, name):
+                if name.startswith("__"):
+                    raise AttributeError(name)
+
+                def missing(*args, **kwargs):
+                    raise NotImplementedError(f"torchvision.ops.{name} (stand-in torchvision)")
+
+                return missing
+
+        stub = types.ModuleType("torchvision")
+        stub.ops = _Ops("torchvision.ops")
+        sys.modules["torchvision"] = stub
+        sys.modules["torchvision.ops"] = stub.ops
+        return True
+
+
 def main() -> int:
     job = json.load(open(sys.argv[1]))
     result = {"tool": "reference", "ok": False}
     t_start = time.perf_counter()
+    result["torchvision_stub"] = stub_torchvision()
     import numpy as np
     from audio_separator.separator import Separator, common_separator
     from audio_separator.separator.uvr_lib_v5.demucs import repo as demucs_repo

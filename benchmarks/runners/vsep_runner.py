@@ -197,7 +197,7 @@ def main() -> int:
         result["stems"] = stems
     if job.get("flops"):
         factory = None
-        if onnx_net is not None:
+        if onnx_net is not None and job.get("onnx_torch_twin") == "mdxnet":
             sys.path.insert(0, str(HERE.parent))
             from checkpoints import mdxnet_module
 

@@ -1,14 +1,18 @@
 """One job: read -> channels -> resample -> model (in parts if asked) -> normalise -> write.
 
 Core owns everything that is the same for every model; the model only maps arrays to stems.
-With ``chunk_duration`` the input is separated part by part and the stems are gathered in
-memory-mapped float files, so a long song does not hold every stem in RAM; the writer then
-streams each stem from disk in blocks, applying the peak gain found on the way in.
+With ``chunk_duration`` (or automatically above AUTO_PART_ABOVE_SECONDS) the input is separated
+part by part and the stems are gathered in float files on disk (`DiskStem`), so a long song
+does not hold every stem in RAM; the writer then streams each stem from disk in blocks,
+applying the peak gain found on the way in. The files are written and read with plain file
+I/O, not memory maps: pages of a memory-mapped file count in the process's resident set for as
+long as they stay mapped, which made the peak RSS grow with the song by its stems' full size.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -27,8 +31,13 @@ from vsep_core.errors import AudioReadError, UsageError
 log = logging.getLogger("vsep")
 
 CROSSFADE_SECONDS = 0.5
-AUTO_PART_ABOVE_SECONDS = 20 * 60  # inputs longer than this run in parts even without --chunk_duration
-AUTO_PART_SECONDS = 10 * 60
+# Inputs longer than AUTO_PART_ABOVE_SECONDS run in parts of AUTO_PART_SECONDS even without
+# --chunk_duration. A whole input costs ~45 (RoFormer) to ~90 (MDX-Net) bytes of peak RSS per stereo
+# frame (mix, stems and the model's buffers: 120-240 MB per minute, docs/benchmarks.md), so 1-minute
+# parts keep the peak within ~150 MB of a 1-minute song's, whatever the length. Songs up to 5 minutes
+# still run whole: no part seams, and exactly the reference's result.
+AUTO_PART_ABOVE_SECONDS = 5 * 60
+AUTO_PART_SECONDS = 60
 Progress = Callable[[int, int], None]
 
 
@@ -154,14 +163,76 @@ class MixSource:
         return audio_io.fit_length(out[:, offset:], stop - start)
 
 
+class DiskStem:
+    """A float32 stem [channels, length] in a file under the work directory, filled in order.
+
+    `append` writes blocks with plain writes (frame-major, so appending is sequential); reads
+    (``stem[:, a:b]``, ``np.asarray(stem)``) use ``os.pread``. Nothing is memory-mapped, so the
+    data sits in the kernel's page cache, not in the process's resident set.
+    """
+
+    dtype = np.dtype(np.float32)
+    ndim = 2
+
+    def __init__(self, path: Path, channels: int, length: int):
+        self.path = Path(path)
+        self.shape = (int(channels), int(length))
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.filled = 0
+
+    def append(self, block: np.ndarray) -> None:
+        """Write [channels, k] samples after the ones already written."""
+        data = np.ascontiguousarray(np.asarray(block, dtype=np.float32).T)
+        if data.shape[1] != self.shape[0] or self.filled + data.shape[0] > self.shape[1]:
+            raise ValueError(f"block {block.shape} does not fit stem {self.shape} at {self.filled}")
+        view = memoryview(data).cast("B")
+        offset = self.filled * self.shape[0] * 4
+        while view:
+            written = os.pwrite(self._fd, view, offset)
+            view, offset = view[written:], offset + written
+        self.filled += data.shape[0]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) as float32 [channels, stop - start] (zeros where nothing was written)."""
+        start, stop = max(0, start), min(self.shape[1], stop)
+        out = np.zeros((max(0, stop - start), self.shape[0]), np.float32)
+        have = max(0, min(stop, self.filled) - start)
+        if have:
+            raw = os.pread(self._fd, have * self.shape[0] * 4, start * self.shape[0] * 4)
+            out[:have] = np.frombuffer(raw, np.float32).reshape(have, self.shape[0])
+        return out.T
+
+    def __getitem__(self, key: object) -> np.ndarray:
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        if rows is Ellipsis:
+            rows = slice(None)
+        if not isinstance(cols, slice) or cols.step not in (None, 1):
+            raise TypeError("DiskStem supports stem[:, a:b] only")
+        start, stop, _ = cols.indices(self.shape[1])
+        return self.read(start, stop)[rows]
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        data = self.read(0, self.shape[1])
+        return data if dtype is None else data.astype(dtype)
+
+    def close(self) -> None:
+        """Close the file (the work directory is removed by the caller)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        self.close()
+
+
 def part_frames_for(opts: OutputOptions, source: MixSource) -> int:
     """Samples per part: --chunk_duration, else the whole input unless it is longer than AUTO_PART_ABOVE."""
     if opts.chunk_duration:
         return int(round(opts.chunk_duration * source.model_rate))
     if source.length > AUTO_PART_ABOVE_SECONDS * source.model_rate:
-        log.info("input is %.0f min long: separating it in %d-minute parts to bound memory "
+        log.info("input is %.0f min long: separating it in %d-second parts to bound memory "
                  "(set --chunk_duration to choose)", source.length / source.model_rate / 60,
-                 AUTO_PART_SECONDS // 60)
+                 AUTO_PART_SECONDS)
         return AUTO_PART_SECONDS * source.model_rate
     return source.length
 
@@ -172,7 +243,7 @@ def separate_audio(model: SeparationModel, source: MixSource, opts: OutputOption
 
     A short input goes to the model whole. A long one (``--chunk_duration``, or longer than
     AUTO_PART_ABOVE_SECONDS) runs part by part with crossfades: each part is read from the file
-    when it is needed and its stems land in memory maps under `workdir`.
+    when it is needed and its stems land in `DiskStem` files under `workdir`.
     """
     n = source.length
     part_frames = part_frames_for(opts, source)
@@ -181,8 +252,7 @@ def separate_audio(model: SeparationModel, source: MixSource, opts: OutputOption
         return {k: audio_io.fit_length(np.asarray(v, dtype=np.float32), n) for k, v in stems.items()}
     parts = plan_parts(n, part_frames, int(CROSSFADE_SECONDS * model.sample_rate))
     joiner = CrossfadeJoiner()
-    out: dict[str, np.memmap] = {}
-    pos: dict[str, int] = {}
+    out: dict[str, DiskStem] = {}
     for i, part in enumerate(parts):
         log.info("part %d of %d (%.1f s - %.1f s)", i + 1, len(parts), part.start / model.sample_rate,
                  part.stop / model.sample_rate)
@@ -193,14 +263,12 @@ def separate_audio(model: SeparationModel, source: MixSource, opts: OutputOption
         overlap_next = parts[i + 1].overlap if i + 1 < len(parts) else 0
         for name, block in joiner.push(stems, part.overlap, overlap_next):
             if name not in out:
-                out[name] = np.lib.format.open_memmap(workdir / f"{len(out)}.npy", mode="w+", dtype=np.float32,
-                                                      shape=(block.shape[0], n))
-                pos[name] = 0
-            out[name][:, pos[name]:pos[name] + block.shape[-1]] = block
-            pos[name] += block.shape[-1]
+                out[name] = DiskStem(workdir / f"{len(out)}.f32", block.shape[0], n)
+            out[name].append(block)
+        stems = block = None  # free this part's stems before the next part runs
         if progress:
             progress(i + 1, len(parts))
-    return dict(out)
+    return dict(out)  # type: ignore[arg-type] - DiskStem reads like a [channels, n] array
 
 
 def separate_file(model: SeparationModel, model_name: str, input_path: Path, opts: OutputOptions,
