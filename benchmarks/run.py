@@ -379,6 +379,19 @@ def json_rows(cases: list[Case], device: str) -> list[dict[str, Any]]:
     return rows
 
 
+def merge_update(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`old` run details with the cases of `new` replacing those of the same name (or appended)."""
+    fresh = {c["name"]: c for c in new["cases"]}
+    cases = [fresh.pop(c["name"], c) for c in old["cases"]] + list(fresh.values())
+    machine = dict(old["machine"])
+    updates = list(machine.get("updates", []))
+    updates.append({"date": new["machine"]["date"], "cases": [c["name"] for c in new["cases"]],
+                    "loadavg_start": new["machine"]["loadavg_start"], "loadavg_end": new["machine"]["loadavg_end"],
+                    "matmul_peak": new["machine"].get("matmul_peak")})
+    machine["updates"] = updates
+    return {"machine": machine, "args": old.get("args"), "cases": cases}
+
+
 def _round(x: float | None, nd: int = 2) -> float | None:
     if x is None:
         return None
@@ -407,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-reference", action="store_true", help="run vsep only")
     ap.add_argument("--no-report", action="store_true", help="do not rewrite docs/benchmarks.md and the plots")
     ap.add_argument("--timeout", type=float, default=7200.0, help="seconds per run before it is killed")
+    ap.add_argument("--update", action="store_true",
+                    help="re-measure the selected cases and replace them in results/last_run.json (others kept)")
     args = ap.parse_args(argv)
 
     started = time.perf_counter()
@@ -443,11 +458,15 @@ def main(argv: list[str] | None = None) -> int:
             achieved = r["flops_total"] / vs["separate_s"] / 1e9
             r["achieved_gflops"] = achieved
             r["peak_fraction"] = achieved / peak
-    rows = json_rows(cases, args.device)
     info["loadavg_end"] = os.getloadavg()
     info["total_s"] = time.perf_counter() - started
     RESULTS.mkdir(exist_ok=True)
-    detail = {"machine": info, "args": vars(args), "cases": [asdict(c) for c in cases], "rows": rows}
+    detail = {"machine": info, "args": vars(args), "cases": [asdict(c) for c in cases]}
+    if args.update and not args.quick and (RESULTS / "last_run.json").exists():
+        detail = merge_update(json.loads((RESULTS / "last_run.json").read_text()), detail)
+        cases = [Case(**{k: v for k, v in c.items()}) for c in detail["cases"]]
+    rows = json_rows(cases, args.device)
+    detail["rows"] = rows
     detail_path = RESULTS / ("quick.json" if args.quick else "last_run.json")
     detail_path.write_text(json.dumps(detail, indent=1, default=str))
     if args.json_out:
