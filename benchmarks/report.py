@@ -83,7 +83,7 @@ def plot_time(detail: dict[str, Any], path: Path) -> None:
 
     cases = [c for c in detail["cases"] if c["kind"] in ("equal_work", "defaults")
              and c["results"].get("vsep", {}).get("separate_s")]
-    labels = [c["name"].replace("/", "\n", 1) for c in cases]
+    labels = [c["name"].replace("/", "\n", 1) + f"\n{c['input_seconds']:g} s" for c in cases]
     vs = [c["results"]["vsep"]["separate_s"] for c in cases]
     rf = [c["results"].get("reference", {}).get("separate_s") or 0 for c in cases]
     fig, ax = plt.subplots(figsize=(8, 3.6), dpi=80)
@@ -93,7 +93,7 @@ def plot_time(detail: dict[str, Any], path: Path) -> None:
     ax.set_xticks(list(xs), labels, fontsize=7)
     ax.set_yscale("log")
     ax.set_ylabel("separation wall time, s (log)")
-    ax.set_title(f"Time per architecture, {cases[0]['input_seconds']:g} s input, CPU" if cases else "Time")
+    ax.set_title("Separation time per architecture (equal work unless 'defaults'), CPU")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
@@ -116,7 +116,14 @@ def plot_rss(detail: dict[str, Any], path: Path) -> None:
             pts = [(c["input_seconds"] / 60, c["results"].get(tool, {}).get("peak_rss_mb")) for c in cases]
             pts = [(x, y) for x, y in pts if y]
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] / 1024 for p in pts], style, label=f"{tool} ({arch}, tiny)")
+                line, = ax.plot([p[0] for p in pts], [p[1] / 1024 for p in pts], style, label=f"{tool} ({arch}, tiny)")
+            longest = cases[-1]["input_seconds"] / 60 if cases else 0
+            if tool == "reference" and len(pts) >= 2 and pts[-1][0] < longest:
+                # not run that long (see --memory-reference-max): its linear trend, drawn dotted
+                slope = (pts[-1][1] - pts[0][1]) / (pts[-1][0] - pts[0][0])
+                at_longest = pts[-1][1] + slope * (longest - pts[-1][0])
+                ax.plot([pts[-1][0], longest], [pts[-1][1] / 1024, at_longest / 1024], ":",
+                        color=line.get_color(), label=f"reference ({arch}), linear extrapolation")
     ax.set_xlabel("input length, minutes")
     ax.set_ylabel("peak RSS, GiB")
     ax.set_title("Peak RSS vs input length (CPU)")
@@ -171,3 +178,7 @@ if __name__ == "__main__":
 
     if len(sys.argv) == 3 and sys.argv[1] == "--plots":
         make_plots(json.loads(Path(sys.argv[2]).read_text()))
+    elif len(sys.argv) == 2:  # regenerate docs/benchmarks.md and the plots from a results JSON
+        write_all(json.loads(Path(sys.argv[1]).read_text()))
+    else:
+        sys.exit("usage: report.py RESULTS.json  (rewrites docs/benchmarks.md and docs/img/bench_*.png)")

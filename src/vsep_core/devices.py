@@ -14,6 +14,26 @@ from vsep_core.errors import DeviceError
 from vsep_core.hookspecs import hookimpl
 
 
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (x86 AVX512-BF16 or AMX-BF16).
+
+    Without it torch emulates bf16 matmuls, which is many times slower than fp32 (measured in
+    docs/benchmarks.md), so a CPU bf16 mode only makes sense where this is True.
+    `cpuinfo` is the text of /proc/cpuinfo (read when None; False where there is none).
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as fh:
+                cpuinfo = fh.read()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return False
+
+
 def _ort_providers() -> list[str]:
     if importlib.util.find_spec("onnxruntime") is None:
         return []

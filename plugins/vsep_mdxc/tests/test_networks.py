@@ -225,3 +225,35 @@ def test_read_checkpoint_with_metadata_beside_tensors(tmp_path: Path) -> None:
     torch.save({"epoch": 7}, path)
     with pytest.raises(ModelLoadError, match="no state dict"):
         read_checkpoint(path)
+
+
+def test_rotary_complex_form_equals_the_half_rotation() -> None:
+    """The complex-multiply rotation (CPU/CUDA) gives the half-rotation's numbers (MPS's form), along
+    any sequence axis and on strided views such as q and k inside a fused qkv projection."""
+    rot = RotaryEmbedding(16)
+    qkv = torch.randn(2, 11, 3, 4, 16)  # [b, n, (q k v), h, d]
+    with torch.inference_mode():
+        fast = rot.rotate(qkv[:, :, :2], seq_dim=1)
+        for j in range(2):
+            per_head = qkv[:, :, j].transpose(1, 2)  # [b, h, n, d]
+            slow = rot._rotate_half(per_head)
+            torch.testing.assert_close(fast[:, :, j].transpose(1, 2), slow, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(rot.rotate(per_head), slow, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(fast[:, 1:], qkv[:, 1:, :2])  # positions > 0 really rotate
+
+
+def test_transformer_groups_of_sequences_give_the_whole_batch_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Running the sequences in token-bounded groups (memory) gives the one-batch result."""
+    from vsep_mdxc.roformer import Transformer
+
+    torch.manual_seed(0)
+    tf = Transformer(dim=16, depth=2, heads=2, dim_head=8, norm_output=True, rotary_embed=RotaryEmbedding(8)).eval()
+    x = torch.randn(7, 5, 16)
+    with torch.inference_mode():
+        whole = tf(x)
+        monkeypatch.setattr(Transformer, "max_tokens", 10)  # groups of 2 sequences: 2+2+2+1
+        calls: list[int] = []
+        monkeypatch.setattr(tf, "_stack", lambda part, f=tf._stack: calls.append(part.shape[0]) or f(part))
+        grouped = tf(x)
+    assert calls == [2, 2, 2, 1]
+    torch.testing.assert_close(grouped, whole, rtol=1e-5, atol=1e-6)

@@ -42,7 +42,7 @@ def _common_options() -> list[click.Parameter]:
         o(["--single_stem"], default=None, help="write only this stem (case-insensitive), e.g. Vocals"),
         o(["--sample_rate"], type=int, default=44100, show_default=True, help="output sample rate"),
         o(["--use_soundfile"], is_flag=True, help="accepted for compatibility (vsep always writes in-process)"),
-        o(["--use_autocast"], is_flag=True, help="mixed precision on GPU (torch autocast)"),
+        o(["--use_autocast"], is_flag=True, help="mixed precision (torch autocast): fp16 on GPU, bf16 on CPUs with native bf16"),
         o(["--use_native_fp16"], is_flag=True, help="run Roformers in float16 on GPU"),
         o(["--use_torch_compile"], is_flag=True, help="compile transformer blocks with torch.compile"),
         o(["--use_directml"], is_flag=True, help="use DirectML on Windows when available"),
