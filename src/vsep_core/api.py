@@ -96,6 +96,7 @@ class LoadContext:
     amplification_threshold: float = 0.0
     invert_using_spec: bool = False
     use_autocast: bool = False
+    use_torch_compile: bool = False
     model_data: dict[str, Any] = field(default_factory=dict)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("vsep"))
 

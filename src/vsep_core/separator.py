@@ -286,7 +286,7 @@ class Separator:
                           params=params, device=self.device, normalization_threshold=self.normalization_threshold,
                           amplification_threshold=self.amplification_threshold,
                           invert_using_spec=self.invert_using_spec, use_autocast=self.use_autocast,
-                          model_data=model_data, logger=log)
+                          use_torch_compile=self.use_torch_compile, model_data=model_data, logger=log)
         try:
             model = arch.load(ctx)
         except VsepError:

@@ -251,7 +251,7 @@ def test_transformer_groups_of_sequences_give_the_whole_batch_result(monkeypatch
     x = torch.randn(7, 5, 16)
     with torch.inference_mode():
         whole = tf(x)
-        monkeypatch.setattr(Transformer, "max_tokens", 10)  # groups of 2 sequences: 2+2+2+1
+        monkeypatch.setattr(Transformer, "max_elements", 10 * 16)  # 10 tokens of dim 16: groups of 2 sequences
         calls: list[int] = []
         monkeypatch.setattr(tf, "_stack", lambda part, f=tf._stack: calls.append(part.shape[0]) or f(part))
         grouped = tf(x)

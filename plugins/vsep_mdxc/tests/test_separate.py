@@ -263,3 +263,21 @@ def test_use_autocast_on_cpu(tiny_models: dict, monkeypatch: pytest.MonkeyPatch,
         assert warned
         for stem in fp32:
             np.testing.assert_array_equal(out[stem], fp32[stem])
+
+
+@pytest.mark.slow
+def test_use_torch_compile_gives_the_eager_result(tiny_models: dict) -> None:
+    """--use_torch_compile runs the network through torch.compile (inductor) with the eager result."""
+    import dataclasses
+
+    import torch
+    from mdxc_testlib import make_ctx
+
+    ckpt, yml = tiny_models["bs"]
+    audio = tones(0.2)
+    eager = load_model(make_ctx(ckpt, yml)).separate(audio)
+    model = load_model(dataclasses.replace(make_ctx(ckpt, yml), use_torch_compile=True))
+    assert isinstance(model.net, torch._dynamo.eval_frame.OptimizedModule)
+    compiled = model.separate(audio)
+    for stem in eager:
+        assert parity_db(compiled[stem], eager[stem]) > 80

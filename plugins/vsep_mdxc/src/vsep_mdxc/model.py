@@ -495,6 +495,11 @@ def load_model(ctx: LoadContext) -> MDXCModel:
         raise UsageError("MDXC segment_size must be at least 2 STFT frames")
     device = torch.device(ctx.device.torch_device or "cpu")
     net.to(device).eval()
+    if ctx.use_torch_compile:
+        # opt-in: a GPU gains most; on a CPU inductor needs a C++ compiler. Every new chunk length
+        # (the last, shorter chunk of a song) compiles once more.
+        ctx.logger.info("--use_torch_compile: the first chunk of each length compiles the network (can take minutes)")
+        net = torch.compile(net)
     if settings.use_autocast and device.type == "cpu" and autocast_dtype(True, "cpu") is None:
         ctx.logger.warning("--use_autocast: this CPU has no native bf16 (AVX512-BF16 or AMX), running in fp32")
     sample_rate = int(audio.get("sample_rate") or model_section.get("sample_rate") or 44100)
