@@ -254,13 +254,15 @@ def summarize(case: Case, runs: dict[str, list[dict[str, Any]]], input_path: Pat
         if not tool_runs:
             continue
         out["runs"][tool] = [{k: r.get(k) for k in ("separate_s", "load_s", "import_s", "process_s",
-                                                      "peak_rss_mb", "maxrss_mb", "rss_after_load_mb", "exit")}
+                                                      "peak_rss_mb", "maxrss_mb", "rss_after_load_mb", "peak_gpu_mb",
+                                                      "exit")}
                              for r in tool_runs]
         out[tool] = {
             "separate_s": _median([r.get("separate_s") for r in good]),
             "load_s": _median([r.get("load_s") for r in good]),
             "with_load_s": _median([r.get("separate_s", 0) + r.get("load_s", 0) for r in good]) if good else None,
             "peak_rss_mb": _median([r.get("peak_rss_mb") for r in good]),
+            "peak_gpu_mb": _median([r.get("peak_gpu_mb") for r in good]),
             "ok_runs": len(good),
         }
     vs, rf = out.get("vsep", {}), out.get("reference", {})

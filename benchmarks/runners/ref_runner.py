@@ -99,6 +99,8 @@ def main() -> int:
     outputs = sep.separate(job["input"])
     result["separate_s"] = time.perf_counter() - t1
     result["peak_rss_mb"] = vm_hwm_mb()
+    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
+        result["peak_gpu_mb"] = sys.modules["torch"].cuda.max_memory_allocated() / 2**20
     result["outputs"] = [str(o) for o in outputs]
 
     if job.get("capture"):
