@@ -66,7 +66,8 @@ def machine_block(detail: dict[str, Any]) -> str:
         f"- vsep {m.get('vsep')} (torch {m.get('vsep_torch')}, onnxruntime {m.get('vsep_onnxruntime')}); reference "
         f"audio-separator {ref.get('audio-separator')} (torch {ref.get('torch')}, onnxruntime "
         f"{ref.get('onnxruntime')}), Python {m.get('python')}",
-    ] + [f"- re-measured {u['date']} (load {_loads(u.get('loadavg_start'))} -> {_loads(u.get('loadavg_end'))}): "
+    ] + [f"- re-measured {u['date']}, vsep commit {u.get('vsep_commit', '?')} "
+         f"(load {_loads(u.get('loadavg_start'))} -> {_loads(u.get('loadavg_end'))}): "
          f"{', '.join(u['cases'])}" for u in m.get("updates", [])])
 
 

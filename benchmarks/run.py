@@ -392,7 +392,8 @@ def merge_update(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     updates = list(machine.get("updates", []))
     updates.append({"date": new["machine"]["date"], "cases": [c["name"] for c in new["cases"]],
                     "loadavg_start": new["machine"]["loadavg_start"], "loadavg_end": new["machine"]["loadavg_end"],
-                    "matmul_peak": new["machine"].get("matmul_peak")})
+                    "matmul_peak": new["machine"].get("matmul_peak"),
+                    "vsep_commit": new["machine"].get("vsep_commit")})
     machine["updates"] = updates
     return {"machine": machine, "args": old.get("args"), "cases": cases}
 
