@@ -97,3 +97,25 @@ def test_unloadable_files_raise_model_load_error(tmp_path: Path):
     torch.save({"net": object()}, pickled)  # needs full unpickling: refused by weights_only
     with pytest.raises(ModelLoadError):
         load_model(make_ctx(pickled, TINY_V5))
+
+
+@pytest.mark.parametrize("net_args", [(256, 16, 5, False), (256, 16, 7, True)])
+def test_conv_bn_fusion_keeps_the_result(net_args) -> None:
+    """Folding BatchNorm into the convs (inference) removes every BatchNorm2d and gives the same masks."""
+    import copy
+
+    torch.manual_seed(0)
+    net = nets.CascadedASPPNet(*net_args).eval()
+    with torch.no_grad():  # non-trivial running statistics, so that the fold has something to do
+        for mod in net.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.5, 0.5)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.2, 0.2)
+    fused = nets.fuse_conv_bn(copy.deepcopy(net))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    x = torch.rand(1, 2, 129, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(x), net(x), rtol=1e-4, atol=1e-5)

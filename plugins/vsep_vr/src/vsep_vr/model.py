@@ -154,9 +154,11 @@ class VRModel:
 def _torch_runner(net: Any, device: str) -> Runner:
     import torch
 
+    from vsep_vr.nets import fuse_conv_bn
+
     # channels_last lets oneDNN/cuDNN pick NHWC convolution kernels: about 25% less time for
     # the same network on CPU (measured on 2_HP-UVR, 512-frame windows), parity > 80 dB.
-    net = net.eval().to(device, memory_format=torch.channels_last)
+    net = fuse_conv_bn(net.eval()).to(device, memory_format=torch.channels_last)
 
     def run(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
