@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="families (mdxc, mdx, vr, demucs) or arch keys (bs_roformer, mel_roformer, mdx23c, ...)")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--json", dest="json_out", default=None, help="write the per-case ratios here")
-    ap.add_argument("--runs", type=int, default=0, help="runs per tool and case (default: 3, 1 for MDXC)")
+    ap.add_argument("--runs", type=int, default=0, help="runs per tool and case (default: 2; 1 for real-size MDXC)")
     ap.add_argument("--seconds", type=float, default=30.0, help="input length of the timing cases")
     ap.add_argument("--memory", default="mdx:1,10,60;bs_roformer:1,10",
                     help="memory-scaling cases, tiny models: 'arch:minutes,...;arch:minutes,...'")
@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     detail = {"machine": info, "args": vars(args), "cases": [asdict(c) for c in cases]}
     if args.update and not args.quick and (RESULTS / "last_run.json").exists():
         detail = merge_update(json.loads((RESULTS / "last_run.json").read_text()), detail)
-        cases = [Case(**{k: v for k, v in c.items()}) for c in detail["cases"]]
+        cases = [Case(**c) for c in detail["cases"]]
     rows = json_rows(cases, args.device)
     detail["rows"] = rows
     detail_path = RESULTS / ("quick.json" if args.quick else "last_run.json")

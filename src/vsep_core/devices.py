@@ -6,6 +6,7 @@ Registered with the plugin manager like any third-party plugin; another plugin's
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import platform
 
@@ -19,19 +20,25 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
 
     Without it torch emulates bf16 matmuls, which is many times slower than fp32 (measured in
     docs/benchmarks.md), so a CPU bf16 mode only makes sense where this is True.
-    `cpuinfo` is the text of /proc/cpuinfo (read when None; False where there is none).
+    `cpuinfo` is the text of /proc/cpuinfo; when None this machine's answer, read once per process
+    (callers may ask for every chunk they run).
     """
     if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as fh:
-                cpuinfo = fh.read()
-        except OSError:
-            return False
+        return _this_cpu_has_native_bf16()
     for line in cpuinfo.splitlines():
         if line.startswith("flags"):
             flags = set(line.partition(":")[2].split())
             return bool(flags & {"avx512_bf16", "amx_bf16"})
     return False
+
+
+@functools.cache
+def _this_cpu_has_native_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return cpu_has_native_bf16(fh.read())
+    except OSError:  # no /proc (macOS, Windows): no x86 bf16 flags to read
+        return False
 
 
 def _ort_providers() -> list[str]:

@@ -32,11 +32,15 @@ from torch import nn
 from vsep_mdxc.spectral import complex_host, istft, stft
 
 
+def _inverse_norm(x: torch.Tensor) -> torch.Tensor:
+    """1 / ||x|| over the last axis, keepdim ([..., 1]), the norm at least 1e-12; float32 for half inputs."""
+    wide = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    return 1.0 / torch.linalg.vector_norm(wide, dim=-1, keepdim=True).clamp_min(1e-12)
+
+
 def _rms_normalize(x: torch.Tensor) -> torch.Tensor:
     """x / ||x|| over the last axis, computed in float32 for half inputs."""
-    if x.dtype in (torch.float16, torch.bfloat16):
-        return F.normalize(x.float(), dim=-1).to(x.dtype)
-    return F.normalize(x, dim=-1)
+    return (x * _inverse_norm(x)).to(x.dtype)
 
 
 class RMSNorm(nn.Module):
@@ -49,11 +53,8 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise the last axis."""
-        # scale / ||x|| on the small [..., 1] tensor first: two passes over x instead of three
-        norm = torch.linalg.vector_norm(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, dim=-1,
-                                        keepdim=True)
-        inv = (self.scale / norm.clamp_min(1e-12)).to(x.dtype)
-        return x * inv * self.gamma
+        # sqrt(dim) / ||x|| on the small [..., 1] tensor first: two passes over x instead of three
+        return x * (self.scale * _inverse_norm(x)).to(x.dtype) * self.gamma
 
 
 class RotaryEmbedding(nn.Module):
@@ -68,34 +69,25 @@ class RotaryEmbedding(nn.Module):
         with torch.device("cpu"):  # a constant: real even when built on meta
             freqs = 1.0 / (theta ** (torch.arange(0, dim, 2)[: dim // 2].float() / dim))
         self.freqs = nn.Parameter(freqs, requires_grad=False)
-        self._cache: tuple[tuple[Any, ...], torch.Tensor, torch.Tensor] | None = None
+        self._cache: tuple[tuple[Any, ...], Any] | None = None
 
-    def _cos_sin(self, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos and sin of the float32 angles [n, dim] (cached for the last length while inference runs)."""
-        key = (n, device, self.freqs.data_ptr(), self.freqs._version)
+    def _table(self, form: str, n: int, device: torch.device) -> Any:
+        """The rotation of positions 0..n-1 from the float32 angles [n, dim / 2]: `form` "cis" gives
+        exp(i * angle) (complex64), "cos_sin" cos and sin repeated per pair ([n, dim] each). The last
+        one is cached while inference runs (a model uses one form, at a few lengths)."""
+        key = (form, n, device, self.freqs.data_ptr(), self.freqs._version)
         inference = torch.is_inference_mode_enabled()
         if inference and self._cache is not None and self._cache[0] == key:
-            return self._cache[1], self._cache[2]
-        pos = torch.arange(n, device=device, dtype=torch.float32)
-        angles = torch.einsum("n,f->nf", pos, self.freqs.to(device, torch.float32))
-        angles = torch.repeat_interleave(angles, 2, dim=-1)
-        cos, sin = angles.cos(), angles.sin()
+            return self._cache[1]
+        angles = torch.outer(torch.arange(n, device=device, dtype=torch.float32), self.freqs.to(device, torch.float32))
+        if form == "cis":
+            table: Any = torch.polar(torch.ones_like(angles), angles)
+        else:
+            angles = torch.repeat_interleave(angles, 2, dim=-1)
+            table = (angles.cos(), angles.sin())
         if inference:
-            self._cache = (key, cos, sin)
-        return cos, sin
-
-    def _cis(self, n: int, device: torch.device) -> torch.Tensor:
-        """exp(i * angle) [n, dim / 2] complex64 (cached like `_cos_sin`)."""
-        key = ("cis", n, device, self.freqs.data_ptr(), self.freqs._version)
-        cache = getattr(self, "_cis_cache", None)
-        if torch.is_inference_mode_enabled() and cache is not None and cache[0] == key:
-            return cache[1]
-        angles = torch.outer(torch.arange(n, device=device, dtype=torch.float32),
-                             self.freqs.to(device, torch.float32))
-        cis = torch.polar(torch.ones_like(angles), angles)
-        if torch.is_inference_mode_enabled():
-            self._cis_cache = (key, cis)
-        return cis
+            self._cache = (key, table)
+        return table
 
     def rotate(self, t: torch.Tensor, seq_dim: int = -2) -> torch.Tensor:
         """Rotate queries or keys [..., seq, ..., dim] by their positions along `seq_dim`.
@@ -112,7 +104,7 @@ class RotaryEmbedding(nn.Module):
             return self._rotate_half(t.movedim(seq_dim, -2)).movedim(-2, seq_dim)
 
     def _rotate_complex(self, t: torch.Tensor, seq_dim: int) -> torch.Tensor:
-        cis = self._cis(t.shape[seq_dim], t.device)
+        cis = self._table("cis", t.shape[seq_dim], t.device)
         cis = cis.view(cis.shape[0], *([1] * (t.ndim - 2 - seq_dim)), cis.shape[1])
         pairs = t.float().unflatten(-1, (-1, 2))
         if pairs.stride(-1) != 1 or any(st % 2 for st in pairs.stride()[:-1]) or pairs.storage_offset() % 2:
@@ -121,7 +113,7 @@ class RotaryEmbedding(nn.Module):
 
     def _rotate_half(self, t: torch.Tensor) -> torch.Tensor:
         """The half-rotation form for [..., seq, dim]: t * cos + (-odd, even) * sin."""
-        cos, sin = self._cos_sin(t.shape[-2], t.device)
+        cos, sin = self._table("cos_sin", t.shape[-2], t.device)
         pairs = t.float().unflatten(-1, (-1, 2))
         rotated_half = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
         return (t.float() * cos + rotated_half * sin).to(t.dtype)
