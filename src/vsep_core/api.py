@@ -41,7 +41,12 @@ class DownloadFile:
 
 @dataclass
 class ModelRecord:
-    """One catalogue entry. `filename` is what users pass with `-m`."""
+    """One catalogue entry. `filename` is what users pass with `-m`.
+
+    `license` is the weights' licence as its authors state it (e.g. "MIT", "CC BY-NC 4.0",
+    "unknown"); `provenance` says where they come from when a user should know before using
+    them (e.g. "converted from a proprietary app's weights").
+    """
 
     filename: str
     architecture: str
@@ -53,6 +58,8 @@ class ModelRecord:
     vip: bool = False
     scores: dict[str, dict[str, float | None]] = field(default_factory=dict)
     package: str | None = None
+    license: str | None = None
+    provenance: str | None = None
 
     @property
     def download_files(self) -> list[str]:

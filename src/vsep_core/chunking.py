@@ -1,7 +1,8 @@
-"""Overlap-add over long inputs, and the crossfaded parts of ``--chunk_duration``.
+"""Core's chunker for plugins, and the crossfaded parts of ``--chunk_duration``.
 
-`overlap_add` is the generic windowed chunker plugins can use (numpy, any leading output
-dims). `plan_parts` + `CrossfadeJoiner` split a very long input into parts that overlap by a
+`demix` is MSST's chunked inference (generic mode: linear fades and a reflect border;
+plain mode: averaged windows), the one chunker plugins call when they run a model as its
+MSST authors do. `plan_parts` + `CrossfadeJoiner` split a very long input into parts that overlap by a
 short crossfade, so joined stems do not click where the reference butts parts together.
 """
 
@@ -13,53 +14,118 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def default_window(chunk: int) -> np.ndarray:
-    """A Hann window with no zero samples, so every covered sample has positive weight."""
-    return np.hanning(chunk + 2)[1:-1].astype(np.float64)
+def fade_window(chunk: int, fade: int) -> np.ndarray:
+    """MSST's window: a linear fade-in over `fade` samples, ones, a linear fade-out over `fade`."""
+    window = np.ones(chunk, dtype=np.float32)
+    if fade > 0:
+        window[:fade] = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+        window[-fade:] = np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    return window
 
 
-def chunk_starts(padded_length: int, chunk: int, hop: int) -> list[int]:
-    """Window starts 0, hop, 2*hop, ... covering `padded_length` samples."""
-    if hop <= 0 or hop > chunk:
-        raise ValueError(f"hop must be in 1..chunk ({chunk}), got {hop}")
-    last = max(padded_length - chunk, 0)
-    starts = list(range(0, last + 1, hop))
-    if starts[-1] != last:
-        starts.append(last)
-    return starts
+@dataclass(frozen=True)
+class DemixPlan:
+    """How :func:`demix` cuts an input: window length, hop, fade and reflect border."""
+
+    chunk: int
+    step: int
+    fade: int
+    border: int
+
+    @classmethod
+    def generic(cls, chunk_size: int, num_overlap: int) -> DemixPlan:
+        """MSST's generic mode: hop chunk//num_overlap, fades of chunk//10, a border of chunk-hop."""
+        _check_plan(chunk_size, num_overlap)
+        step = chunk_size // num_overlap
+        return cls(chunk_size, step, chunk_size // 10, chunk_size - step)
+
+    @classmethod
+    def plain(cls, chunk_size: int, num_overlap: int) -> DemixPlan:
+        """MSST's demucs mode: hop chunk//num_overlap, no fades, no border, plain averaging."""
+        _check_plan(chunk_size, num_overlap)
+        return cls(chunk_size, chunk_size // num_overlap, 0, 0)
 
 
-def overlap_add(audio: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], chunk: int, hop: int,
-                window: np.ndarray | None = None, batch_size: int = 1,
-                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Run `fn` over windows of `audio` [..., samples] and overlap-add the results.
+def _check_plan(chunk_size: int, num_overlap: int) -> None:
+    if chunk_size < 2:
+        raise ValueError(f"chunk size must be at least 2 samples, not {chunk_size}")
+    if not 1 <= num_overlap <= chunk_size:
+        raise ValueError(f"num_overlap must be in 1..{chunk_size}, not {num_overlap}")
 
-    `fn` takes a batch [B, ..., chunk] and returns [B, ..., chunk] (extra leading dims allowed,
-    e.g. stems). The input is zero-padded by `chunk - hop` at the start and up to a whole window
-    at the end, so every sample is covered the same way; outputs are divided by the summed
-    window. A model that returns its input gives back the input.
+
+def demix(mix: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], plan: DemixPlan, batch_size: int = 1,
+          progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Run `fn` over overlapping windows of `mix` [channels, samples] as MSST's ``demix`` does.
+
+    `fn` takes a batch [B, channels, chunk] and returns [B, stems, channels, chunk] (or
+    [B, channels, chunk] for one output). Generic mode (``plan.fade > 0``): the mix is
+    reflect-padded by ``plan.border`` on both sides when it is longer than twice the border; a
+    last window longer than half a chunk is reflect-padded, a shorter one zero-padded; outputs
+    are weighted by the fade window, where a batch that holds only the first window has no
+    fade-in and a batch that ends the input no fade-out (MSST decides per batch, so the batch
+    size changes the result at the edges: kept for parity). Plain mode zero-pads every window
+    and averages. Samples no window weighs are 0. Returns float32 [stems, channels, samples]
+    (or [channels, samples]) exactly as long as `mix`.
     """
-    n = audio.shape[-1]
-    window = default_window(chunk) if window is None else np.asarray(window, dtype=np.float64)
-    left = chunk - hop
-    right = chunk + (-(n + left)) % hop
-    padded = np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(left, right)])
-    starts = chunk_starts(padded.shape[-1], chunk, hop)
-    out = None
-    weight = np.zeros(padded.shape[-1], dtype=np.float64)
-    for i in range(0, len(starts), batch_size):
-        group = starts[i:i + batch_size]
-        batch = np.stack([padded[..., s:s + chunk] for s in group])
-        result = np.asarray(fn(batch))
-        if out is None:
-            out = np.zeros(result.shape[1:-1] + (padded.shape[-1],), dtype=np.float64)
-        for s, r in zip(group, result, strict=True):
-            out[..., s:s + chunk] += r * window
-            weight[s:s + chunk] += window
+    mix = np.asarray(mix, dtype=np.float32)
+    n = mix.shape[-1]
+    chunk, step, fade, border = plan.chunk, plan.step, plan.fade, plan.border
+    generic = fade > 0
+    padded = generic and border > 0 and n > 2 * border
+    if padded:
+        mix = np.pad(mix, ((0, 0), (border, border)), mode="reflect")
+    length = mix.shape[-1]
+    starts = list(range(0, length, step))
+    window = fade_window(chunk, fade) if generic else np.ones(chunk, dtype=np.float32)
+    result: np.ndarray | None = None
+    counter = np.zeros(length, dtype=np.float32)
+    done = 0
+    for first in range(0, len(starts), batch_size):
+        group = starts[first:first + batch_size]
+        parts = []
+        for s in group:
+            part = mix[:, s:s + chunk]
+            short = chunk - part.shape[-1]
+            if short:
+                mode = "reflect" if generic and part.shape[-1] > chunk // 2 else "constant"
+                part = np.pad(part, ((0, 0), (0, short)), mode=mode)
+            parts.append(part)
+        out = np.asarray(fn(np.stack(parts)), dtype=np.float32)
+        if result is None:
+            result = np.zeros(out.shape[1:-1] + (length,), dtype=np.float32)
+        w = window
+        if generic:
+            w = window.copy()
+            if first == 0 and len(group) == 1:
+                w[:fade] = 1.0
+            elif group[-1] + step >= length:
+                w[-fade:] = 1.0
+        for s, y in zip(group, out, strict=True):
+            seg = min(chunk, length - s)
+            result[..., s:s + seg] += y[..., :seg] * w[:seg]
+            counter[s:s + seg] += w[:seg]
+        done += len(group)
         if progress:
-            progress(min(i + batch_size, len(starts)), len(starts))
-    assert out is not None
-    return (out[..., left:left + n] / weight[left:left + n]).astype(np.float32)
+            progress(done, len(starts))
+    assert result is not None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result /= counter
+    np.nan_to_num(result, copy=False, nan=0.0)
+    if padded:
+        result = result[..., border:-border]
+    return np.ascontiguousarray(result)
+
+
+def standardize(mix: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """MSST's ``inference.normalize``: the mix scaled by its mono downmix's mean and std.
+
+    Returns (normalised mix, mean, std); undo on each stem with ``stem * std + mean``.
+    """
+    mono = mix.mean(axis=0)
+    mean, std = float(mono.mean()), float(mono.std())
+    if std == 0.0:
+        std = 1.0
+    return ((mix - mean) / std).astype(np.float32), mean, std
 
 
 @dataclass(frozen=True)
