@@ -1,0 +1,6 @@
+"""Catalogue records of Apollo models."""
+
+
+def model_records() -> list:
+    """Records."""
+    return []
