@@ -41,7 +41,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint, loaded without running code from it.
 
     A plain state dict, or one under ``state_dict`` / ``model_state_dict`` / ``state`` (as MSST's loader
-    unwraps). A ``model.`` (Lightning), ``module.`` (DataParallel) or ``_orig_mod.`` (torch.compile) prefix
+    unwraps). The authors' Lightning checkpoints keep training-only ``loss_handler.*`` tensors (dropped)
+    beside ``model.*``; a ``model.``, ``module.`` (DataParallel) or ``_orig_mod.`` (torch.compile) prefix
     shared by every key is removed.
     """
     try:
@@ -56,7 +57,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             break
     if not isinstance(obj, Mapping) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ModelLoadError(f"{path.name} holds no state dict (found {type(obj).__name__})")
-    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    state = {str(k): v for k, v in obj.items()
+             if isinstance(v, torch.Tensor) and not str(k).startswith("loss_handler.")}
     for prefix in ("model.", "module.", "_orig_mod."):
         if all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
