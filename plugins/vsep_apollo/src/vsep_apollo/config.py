@@ -142,8 +142,9 @@ def network_config(config: Mapping[str, Any]):  # -> network.ApolloConfig (impor
     if unknown:
         raise ConfigError(f"the yaml has 'model.{unknown[0]}', which Apollo does not take")
     cfg = ApolloConfig(**{k: positive_int(model, "model", k) for k in MODEL_KEYS})
-    if cfg.feature_dim % 8:
-        raise ConfigError(f"'model.feature_dim' must be a multiple of 8 (8 attention heads), not {cfg.feature_dim}")
+    if cfg.feature_dim % 16:
+        raise ConfigError(f"'model.feature_dim' must be a multiple of 16 (8 attention heads of an even size for "
+                          f"rotary positions), not {cfg.feature_dim}")
     if cfg.win_samples < 160 or cfg.band_widths[-1] <= 0:
         raise ConfigError(f"'model.win' {cfg.win} ms at 'model.sr' {cfg.sr} gives a {cfg.win_samples}-sample window; "
                           f"Apollo's {N_BANDS} bands need at least 160 samples")

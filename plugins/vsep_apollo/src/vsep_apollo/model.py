@@ -21,7 +21,6 @@ from vsep_apollo.config import (
     MODEL_TYPE,
     ConfigError,
     InferenceSettings,
-    describes_apollo,
     inference_settings,
     load_yaml,
     network_config,
@@ -112,16 +111,14 @@ class ApolloModel:
         return {self.stems[0]: np.ascontiguousarray(out)}
 
 
-def check_model_type(config: Mapping[str, Any], explicit: str | None, name: str) -> None:
-    """ConfigError unless the yaml (and an explicit type, if given) is an Apollo one."""
+def check_model_type(config: Mapping[str, Any], explicit: str | None) -> None:
+    """ConfigError when an explicit type, or the type the yaml states, is not Apollo's (the network
+    settings themselves are checked key by key when the network is built)."""
     if explicit is not None and explicit.strip().lower() != MODEL_TYPE:
         raise ConfigError(f"model type {explicit!r} was given, but vsep-apollo runs only '{MODEL_TYPE}'")
     stated = stated_model_type(config)
     if stated is not None and stated != MODEL_TYPE:
-        raise ConfigError(f"{name} says model_type {stated!r}; vsep-apollo runs only '{MODEL_TYPE}'")
-    if explicit is None and not describes_apollo(config):
-        raise ConfigError(f"{name} is not an Apollo yaml (its 'model' section must have exactly sr, win, "
-                          "feature_dim and layer)")
+        raise ConfigError(f"the yaml says model_type {stated!r}; vsep-apollo runs only '{MODEL_TYPE}'")
 
 
 def load_model(ctx: LoadContext) -> ApolloModel:
@@ -131,7 +128,7 @@ def load_model(ctx: LoadContext) -> ApolloModel:
     name = ctx.config_path.name
     try:
         config = load_yaml(ctx.config_path)
-        check_model_type(config, getattr(ctx.params, "model_type", None), name)
+        check_model_type(config, getattr(ctx.params, "model_type", None))
         cfg = network_config(config)
         settings = inference_settings(config)
         stem = output_name(config)
