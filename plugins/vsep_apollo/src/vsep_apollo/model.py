@@ -91,6 +91,7 @@ class ApolloModel:
         self.settings = settings
         self.device = device
         self.sample_rate = settings.sample_rate
+        self.channels = settings.channels  # audio.num_channels: 1 for a mono model (MSST keeps a mono file mono)
         self.stems = [stem]
         self.plan = DemixPlan.generic(settings.chunk_size, overlap or settings.num_overlap)
         self.batch_size = batch_size or settings.batch_size
