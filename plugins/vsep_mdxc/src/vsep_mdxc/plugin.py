@@ -33,7 +33,19 @@ def _load(ctx: LoadContext) -> SeparationModel:
 
 
 def _claims(path: Path) -> bool:
-    return path.suffix == ".ckpt" and any(path.with_suffix(s).exists() for s in (".yaml", ".yml"))
+    """A ``.ckpt`` whose yaml beside it describes an MDX23C or RoFormer network (not SCNet, BandIt, Apollo ...)."""
+    if path.suffix != ".ckpt":
+        return False
+    yaml_path = next((path.with_suffix(s) for s in (".yaml", ".yml") if path.with_suffix(s).exists()), None)
+    if yaml_path is None:
+        return False
+    from vsep_mdxc.config import detect_kind, load_yaml
+
+    try:
+        detect_kind(load_yaml(yaml_path), [path.name])
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 @hookimpl
