@@ -28,3 +28,12 @@ def test_record_points_at_the_authors_weights_and_the_packaged_yaml() -> None:
 
 def test_core_resolves_the_catalogue_name() -> None:
     assert resolve_model("apollo_lq_mp3.bin", "/nonexistent").architecture == "Apollo"
+
+
+def test_core_gives_a_local_apollo_ckpt_to_this_plugin_alone(tmp_path) -> None:
+    """MSST names Apollo checkpoints .ckpt too; with the yaml beside it no other plugin claims it."""
+    from apollo_testlib import write_model
+
+    path = write_model(tmp_path, "apollo_model", seed=3)
+    record = resolve_model(path.name, tmp_path)
+    assert record.architecture == "Apollo" and record.config == "apollo_model.yaml"

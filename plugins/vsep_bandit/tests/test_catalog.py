@@ -34,3 +34,12 @@ def test_records_point_at_zenodo_and_the_packaged_yaml() -> None:
 def test_core_resolves_the_catalogue_name() -> None:
     record = resolve_model("checkpoint-multi.ckpt", "/nonexistent")
     assert record.architecture == "BandIt" and record.package == "vsep-bandit"
+
+
+def test_core_gives_a_local_bandit_ckpt_to_this_plugin_alone(tmp_path) -> None:
+    """A .ckpt with a BandIt v2 yaml beside it is BandIt's (vsep-mdxc does not claim it: no conflict)."""
+    from bandit_testlib import write_model
+
+    path = write_model(tmp_path, "checkpoint-multi_state_dict", seed=3)
+    record = resolve_model(path.name, tmp_path)
+    assert record.architecture == "BandIt" and record.config == "checkpoint-multi_state_dict.yaml"
