@@ -14,7 +14,7 @@ import sys
 import click
 
 DEFAULT_MODEL = "model_bs_roformer_ep_317_sdr_12.9755.ckpt"
-COMMAND_MODULES = ("info", "models", "download", "presets", "serve", "remote", "export_onnx", "batch")
+COMMAND_MODULES = ("info", "models", "download", "presets", "serve", "ui", "remote", "export_onnx", "batch")
 FLAT_ACTIONS = {"-l": "models", "--list_models": "models", "--list_presets": "presets", "-e": "env",
                 "--env_info": "env", "--download_model_only": "download"}
 LIST_FLAGS = {"--list_filter", "--list_limit", "--list_format"}
