@@ -162,13 +162,24 @@ class UI:
 
     def install(self, api: FastAPI) -> None:
         """Add the page's routes to the API (call before the middleware is added)."""
-        api.add_api_route("/ui/api/info", self.info, methods=["GET"], summary="Page: limits, models, presets, fields")
-        api.add_api_route("/ui/api/jobs", self.jobs, methods=["GET"], summary="Page: every job, newest first")
+        from vsep_core.remote.server import ErrorDetail
+
+        def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+            return {code: {"model": ErrorDetail} for code in codes}
+
+        file = {200: {"content": {"application/octet-stream": {}}}}
+        api.add_api_route("/ui/api/info", self.info, methods=["GET"], responses=errors(401, 500),
+                          summary="Page: limits, models, presets and the form fields of POST /separate")
+        api.add_api_route("/ui/api/jobs", self.jobs, methods=["GET"], responses=errors(401),
+                          summary="Page: every job, newest first")
         api.add_api_route("/ui/api/jobs/{task_id}/peaks", self.peaks, methods=["GET"],
+                          responses=errors(401, 404, 409, 410, 500),
                           summary="Page: waveform peaks of a finished job's stems (cached with the job)")
         api.add_api_route("/ui/api/jobs/{task_id}/mix", self.mix, methods=["POST"], response_class=FileResponse,
+                          responses={**file, **errors(400, 401, 404, 409, 410, 500)},
                           summary="Page: the stems mixed with per-stem gains, in WAV, FLAC or MP3")
         api.add_api_route("/ui/api/jobs/{task_id}/zip", self.zip, methods=["GET"], response_class=FileResponse,
+                          responses={**file, **errors(401, 404, 409, 410)},
                           summary="Page: every stem of a finished job in one zip file")
 
     # -- routes ---------------------------------------------------------------------------------
