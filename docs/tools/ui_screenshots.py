@@ -43,6 +43,7 @@ def main() -> None:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 720})
             page.goto(server.url + "/")
+            expect(page.locator("#app")).to_be_visible()
             page.set_input_files("#file-input", str(args.clip))
             page.fill("#model-search", "mdx")
             page.select_option("#model-select", f"model:{FAST_MODEL}")
@@ -66,7 +67,13 @@ def main() -> None:
             page.locator(".job[data-status=completed] .actions button").first.click()
             expect(page.locator("#player-message")).to_have_text("Ready.", timeout=60_000)
             page.locator(".lane").first.locator(".mute").click()
-            page.locator(".lane .wave").first.click(position={"x": 500, "y": 30})
+            wave = page.locator(".lane .wave").nth(1).bounding_box()
+            y = wave["y"] + wave["height"] / 2
+            page.mouse.move(wave["x"] + 0.55 * wave["width"], y)  # drag across a lane: a loop region
+            page.mouse.down()
+            page.mouse.move(wave["x"] + 0.85 * wave["width"], y, steps=8)
+            page.mouse.up()
+            page.locator(".lane .wave").first.click(position={"x": 0.62 * wave["width"], "y": 30})
             page.screenshot(path=str(args.out / "ui-player.png"))
 
             page.wait_for_selector(".job[data-status=processing]", state="detached", timeout=600_000)

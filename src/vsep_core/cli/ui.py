@@ -51,9 +51,9 @@ def open_when_ready(url: str, token: str | None, timeout: float = 120.0) -> thre
 
 @app.command("ui")
 def ui_command(
-    port: int = typer.Option(0, "--port", min=0, max=65535, help="TCP port [default: a free one]."),
+    port: int = typer.Option(0, "--port", min=0, max=65535, help="TCP port (0, the default: a free one)."),
     token: str = typer.Option(None, "--token", envvar="VSEP_API_TOKEN", show_default=False,
-                              help="Require this token (the page is opened with it) [env VSEP_API_TOKEN]."),
+                              help="Require this token; the page is opened with it."),
     data_dir: Path = typer.Option(None, "--data-dir", envvar="VSEP_SERVER_DATA_DIR", show_default=False,
                                   help="Job database, uploads and results (the same default as vsep serve)."),
     model_file_dir: Path = typer.Option(None, "--model_file_dir", "--model-file-dir", show_default=False,
