@@ -194,6 +194,23 @@ def test_upload_separate_play_mute_solo_volume_and_export_the_mix(page, server, 
     page.select_option("#mix-format", "wav")
     assert len(export_mix(page, tmp_path, "after-restart.wav")) == frames
 
+    # the job on screen goes away while it plays (expired here): playback stops, the page says why
+    def expired(route):
+        jobs = route.fetch().json()
+        for job in jobs:
+            if job["task_id"] == task_id:
+                job.update(status="expired", files={}, error="the results were removed (test)")
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(jobs))
+
+    page.click("#play-button")
+    expect(page.locator("#play-button")).to_have_text("Pause")
+    page.route("**/ui/api/jobs", expired)
+    expect(page.locator("#player-message")).to_have_text(
+        "This job is no longer available (the results were removed (test)); playback stopped.", timeout=10_000)
+    expect(page.locator("#play-button")).to_have_text("Play")
+    expect(page.locator("#play-button")).to_be_disabled()
+    expect(page.locator(".lane")).to_have_count(0)
+
 
 def test_cancel_a_running_job(page, server):
     from playwright.sync_api import expect
