@@ -17,6 +17,7 @@ import pytest
 import soundfile as sf
 
 from tests.conftest import REFERENCE, cli_env
+from vsep_core.audio import AUDIO_EXTENSIONS
 from vsep_core.remote.testing import CHROMIUM, CHROMIUM_ARGS, LiveServer
 
 pytestmark = pytest.mark.slow
@@ -164,6 +165,14 @@ def test_upload_separate_play_mute_solo_volume_and_export_the_mix(page, server, 
     time.sleep(0.3)
     assert page.locator("#time-display").text_content() == paused_at
 
+    # export is reachable from the transport with the keyboard alone
+    page.focus("#play-button")
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "export-mix":
+            break
+    assert page.evaluate("document.activeElement.id") == "export-mix"
+
     # seek by clicking a lane: a click at 3/4 of the width lands at 3/4 of the song
     box = vocals.locator(".wave").bounding_box()
     vocals.locator(".wave").click(position={"x": box["width"] * 0.75, "y": box["height"] / 2})
@@ -230,6 +239,15 @@ def test_bad_files_and_bad_parameters_are_refused_with_a_message(page, server, t
     from playwright.sync_api import expect
 
     before = {p.name for p in (server.data_dir / "jobs").iterdir()}
+    page.locator("#drop-zone").evaluate("""zone => {
+        const files = new DataTransfer();
+        files.items.add(new File(["not audio"], "dropped.txt", {type: "text/plain"}));
+        files.items.add(new File([new Uint8Array(4000)], "dropped.wav", {type: "audio/wav"}));
+        zone.dispatchEvent(new DragEvent("drop", {dataTransfer: files, bubbles: true, cancelable: true}));
+    }""")
+    readable = " ".join(AUDIO_EXTENSIONS)
+    expect(page.locator("#chosen-files li")).to_have_text([f"dropped.txt: not an audio file vsep reads ({readable})",
+                                                           "dropped.wav (4 KiB)"])
     (tmp_path / "notes.txt").write_text("not audio")
     page.set_input_files("#file-input", str(tmp_path / "notes.txt"))
     expect(page.locator("#chosen-files li.bad")).to_contain_text("notes.txt: not an audio file vsep reads")
