@@ -134,6 +134,17 @@ def test_jobs_list_peaks_mix_and_zip(http, server, tmp_path):
     got, rate = sf.read(io.BytesIO(silent.content))
     assert silent.status_code == 200 and rate == 32000 and got.shape == stems["Vocals"].shape and not got.any()
 
+    mp3 = http.post(f"/ui/api/jobs/{task_id}/mix", headers=AUTH, json={"format": "mp3", "gains": {ids["Vocals"]: 1}})
+    assert mp3.status_code == 200 and "Song%20one_%28Mix%29.mp3" in mp3.headers["content-disposition"]
+    decoded_path = tmp_path / "mix.mp3"
+    decoded_path.write_bytes(mp3.content)
+    from vsep_core.audio import read_audio
+
+    decoded, info = read_audio(decoded_path)
+    assert info.sample_rate == 32000 and abs(decoded.shape[1] - len(stems["Vocals"])) < 2048
+    rms = float(np.sqrt(np.mean(decoded.astype(np.float64) ** 2)))
+    assert rms == pytest.approx(float(np.sqrt(np.mean(stems["Vocals"] ** 2))), rel=0.2)  # lossy, but the vocals
+
     archive = zipfile.ZipFile(io.BytesIO(http.get(f"/ui/api/jobs/{task_id}/zip", headers=AUTH).content))
     assert sorted(archive.namelist()) == sorted(job["files"].values())
     for name in archive.namelist():

@@ -179,6 +179,12 @@ def test_upload_separate_play_mute_solo_volume_and_export_the_mix(page, server, 
     expect(page.locator("#time-display")).to_have_text("0:04.5 / 0:06.0")
 
     with page.expect_download() as info:
+        vocals.locator(".download").click()
+    info.value.save_as(tmp_path / "vocals-download")
+    vocals_file = next((server.data_dir / "jobs" / task_id / "output").glob("*_(Vocals)_*"))
+    assert info.value.suggested_filename == vocals_file.name
+    assert (tmp_path / "vocals-download").read_bytes() == vocals_file.read_bytes()
+    with page.expect_download() as info:
         page.click("#export-zip")
     import zipfile
 

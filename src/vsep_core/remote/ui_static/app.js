@@ -824,6 +824,18 @@ function bindWave(lane) {
   });
 }
 
+async function downloadStem(taskId, lane) {
+  // fetched again rather than kept: the decoded audio is all the page holds in memory
+  const message = $("#export-message");
+  try {
+    const response = await api(`/download/${taskId}/${lane.id}`);
+    saveBlob(await response.blob(), filenameOf(response, lane.name));
+    message.textContent = `${lane.name} downloaded.`;
+  } catch (err) {
+    message.textContent = `Cannot download ${lane.name}: ${err.message}`;
+  }
+}
+
 async function openPlayer(taskId) {
   player.reset();
   const job = state.jobs.get(taskId);
@@ -854,7 +866,7 @@ async function openPlayer(taskId) {
     $("#lanes").append(el);
     const gainNode = player.ctx.createGain();
     gainNode.connect(player.ctx.destination);
-    const lane = { ...stem, el, gainNode, muted: false, solo: false, volume: 1, buffer: null, bytes: null, source: null,
+    const lane = { ...stem, el, gainNode, muted: false, solo: false, volume: 1, buffer: null, source: null,
                    head: el.querySelector(".head"), loopEl: el.querySelector(".loop") };
     drawWave(el.querySelector("canvas"), stem.peaks);
     el.querySelector(".mute").addEventListener("click", () => toggleLane(lane, "muted"));
@@ -863,8 +875,7 @@ async function openPlayer(taskId) {
       lane.volume = Number(e.target.value);
       player.applyGains();
     });
-    el.querySelector(".download").addEventListener("click", () => saveBlob(new Blob([lane.bytes]), lane.name));
-    el.querySelector(".download").disabled = true;
+    el.querySelector(".download").addEventListener("click", () => downloadStem(taskId, lane));
     bindWave(lane);
     return lane;
   });
@@ -877,9 +888,7 @@ async function openPlayer(taskId) {
     await Promise.all(player.lanes.map(async (lane) => {
       const bytes = await (await api(`/download/${taskId}/${lane.id}`)).arrayBuffer();
       if (loadToken !== player.loadToken) return;
-      lane.bytes = bytes;
-      lane.buffer = await player.ctx.decodeAudioData(bytes.slice(0));
-      lane.el.querySelector(".download").disabled = false;
+      lane.buffer = await player.ctx.decodeAudioData(bytes);
       loaded += 1;
       message.textContent = `Loading the audio (${loaded} of ${player.lanes.length})…`;
     }));
