@@ -89,6 +89,7 @@ def test_info_carries_the_servers_own_form_fields_models_and_limits(http):
     assert info["max_upload_bytes"] == 5 * 2**20 and ".flac" in info["audio_extensions"]
     assert {m["filename"] for m in info["models"]} == {"fake-gain.ckpt", "fake-slow.ckpt", "fake-fail.ckpt"}
     assert info["models"][0]["stems"] == ["vocals", "instrumental"] and "fake_pair" in info["presets"]
+    assert info["default_model"] == "fake-gain.ckpt"  # the backend's own default
 
 
 def test_the_server_enforces_the_fields_the_page_enforces(http, tmp_path):

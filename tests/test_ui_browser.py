@@ -264,6 +264,14 @@ def test_bad_files_and_bad_parameters_are_refused_with_a_message(page, server, t
     page.set_input_files("#file-input", str(big))
     expect(page.locator("#chosen-files li.bad")).to_contain_text("larger than this server accepts (2.0 MiB)")
 
+    # the form is the server's: one control per field of POST /separate, grouped by architecture
+    import httpx
+
+    fields = httpx.get(f"{server.url}/ui/api/info", headers=server.headers()).json()["fields"]
+    names = page.locator("#param-groups .field :is(input, select)").evaluate_all("es => es.map(e => e.name)")
+    assert names == [f["name"] for f in fields] and "mdxc_overlap" in names and "vr_aggression" in names
+    assert page.locator("#field-output_bit_depth option").all_text_contents() == ["server default", "16", "24", "32"]
+
     # the browser enforces the form's limits ...
     page.set_input_files("#file-input", str(CLIP))
     page.locator("#params summary").first.click()

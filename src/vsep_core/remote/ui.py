@@ -135,8 +135,9 @@ def catalogue(models_json: dict[str, Any], model_dir: str | None) -> list[dict[s
             scores = entry.get("scores") or {}
             stems = [str(s).rstrip("*") for s in entry.get("stems") or []]
             sdr = {s: (scores.get(s) or {}).get("SDR") if isinstance(scores.get(s), dict) else None for s in stems}
-            files = [f for f in entry.get("download_files") or [filename] if "/" not in f] or [filename]
-            on_disk = bool(model_dir) and all((Path(model_dir) / f).is_file() for f in {filename, *files})
+            # a URL's last path part is the local file name (as the downloader saves it)
+            files = {str(f).split("?")[0].rsplit("/", 1)[-1] for f in entry.get("download_files") or []}
+            on_disk = bool(model_dir) and all((Path(model_dir) / f).is_file() for f in files | {filename})
             out.append({"filename": filename, "name": name, "architecture": arch, "stems": stems,
                         "target_stem": entry.get("target_stem"), "sdr": sdr, "on_disk": on_disk})
     return out
@@ -186,17 +187,17 @@ class UI:
     def info(self) -> dict[str, Any]:
         """What the page needs to draw its upload form."""
         from vsep_core.audio import AUDIO_EXTENSIONS
-        from vsep_core.remote.backend import DEFAULT_MODEL
         from vsep_core.remote.server import server_version
 
         backend = self.app.backend
         try:
             models = catalogue(backend.models_json(), getattr(backend, "model_file_dir", None))
+            default = backend.check_selection([], None)[0]  # what a job without a model runs
         except VsepError as exc:
             raise HTTPException(500, f"cannot list the models: {exc}") from exc
         presets = backend.presets()
         presets = presets.get("presets", presets) if isinstance(presets, dict) else {}
-        return {"version": server_version(), "default_model": DEFAULT_MODEL,
+        return {"version": server_version(), "default_model": default,
                 "max_upload_bytes": int(self.app.settings.max_upload_mb * 2**20),
                 "audio_extensions": list(AUDIO_EXTENSIONS), "mix_formats": list(MIX_FORMATS),
                 "models": models, "presets": presets,
