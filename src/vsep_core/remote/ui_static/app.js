@@ -496,7 +496,8 @@ function jobState(job) {
     case "submitted": return "Queued";
     case "processing": {
       const model = job.total_models > 1 ? ` · model ${job.current_model_index + 1} of ${job.total_models}` : "";
-      return `Running${model} · ${job.progress} %`;
+      // the worker reports 5 % when it starts, 10 % once the model is loaded, then after every chunk
+      return `Running${model} · ${job.progress < 10 ? "loading the model" : `${job.progress} %`}`;
     }
     case "completed": return `Done · ${Object.keys(job.files).length} stems`;
     case "error": return `Failed: ${job.error ?? "unknown error"}`;
