@@ -283,6 +283,20 @@ def test_bad_files_and_bad_parameters_are_refused_with_a_message(page, server, t
     expect(page.locator("#upload-message")).to_have_text("Fix the highlighted parameter first.")
     assert {p.name for p in (server.data_dir / "jobs").iterdir()} == before
 
+    # a file that only looks like audio is uploaded, fails on the server, and the list says why
+    page.fill("#field-mdx_overlap", "")
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF" + bytes(range(256)) * 8)
+    page.set_input_files("#file-input", str(broken))
+    page.click("#separate-button")
+    row = page.locator(".job").filter(has_text="broken.wav").first
+    expect(row).to_have_attribute("data-status", "error", timeout=JOB_TIMEOUT_MS)
+    expect(row.locator(".state")).to_contain_text("Failed: ")
+    expect(row.locator(".state")).to_contain_text("cannot decode broken.wav: ")
+    assert str(server.data_dir) not in row.locator(".state").text_content()  # no server paths on the page
+    task_id = row.get_attribute("data-id")
+    assert not any((server.data_dir / "jobs" / task_id).rglob("*.*"))  # no upload, no half-written stem
+
 
 def test_the_server_enforces_the_limits_again_when_the_page_does_not(browser, server, tmp_path):
     from playwright.sync_api import expect

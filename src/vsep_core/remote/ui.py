@@ -212,6 +212,10 @@ class UI:
         for job in reversed(jobs):
             doc = job.public()
             doc["stems"] = {fid: stem_label(name) for fid, name in job.files.items()}
+            if doc.get("error"):  # the worker's message names the upload's path on the server: keep the name only
+                for folder in (self.app.storage.input_path(job.task_id, "x").parent,
+                               self.app.storage.output_dir(job.task_id)):
+                    doc["error"] = doc["error"].replace(f"{folder}{os.sep}", "")
             docs.append(doc)
         return docs
 
