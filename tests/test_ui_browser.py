@@ -126,6 +126,10 @@ def test_upload_separate_play_mute_solo_volume_and_export_the_mix(page, server, 
     assert sorted(lanes.evaluate_all("ls => ls.map(l => l.dataset.stem)")) == sorted(stems) == ["Instrumental",
                                                                                                "Vocals"]
     frames = len(stems["Vocals"])
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll("input, select, button")]
+        .filter(e => !(e.labels?.length || e.getAttribute("aria-label") || e.textContent.trim()))
+        .map(e => e.id || e.outerHTML.slice(0, 80))""")
+    assert unlabelled == []  # every control has a name a screen reader can say
 
     vocals = page.locator(".lane[data-stem=Vocals]")
     vocals.locator(".mute").click()
