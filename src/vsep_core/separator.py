@@ -2,7 +2,7 @@
 
     from vsep_core import Separator
     sep = Separator(output_dir="out", output_format="FLAC")
-    sep.load_model("model_bs_roformer_ep_317_sdr_12.9755.ckpt")
+    sep.load_model()  # the default model (vsep_core.config.DEFAULT_MODEL_FILENAME)
     files = sep.separate("song.flac")
 """
 

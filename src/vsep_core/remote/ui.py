@@ -304,11 +304,9 @@ class UI:
 
 
 def _write_atomically(path: Path, body: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as out:
-        out.write(body)
-    os.replace(tmp, path)
+    from vsep_core.helpers import publish_atomically
+
+    publish_atomically(body, path)
 
 
 def _attachment(path: Path, work: Path) -> FileResponse:
