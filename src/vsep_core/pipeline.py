@@ -54,6 +54,7 @@ class OutputOptions:
     sample_rate: int = 44100
     output_single_stem: str | None = None
     chunk_duration: float | None = None
+    stem_layout: str | None = None  # STEM format: which stems go to the file's four tracks (vsep_core.stemfile)
 
 
 _UNSAFE = re.compile(r'[<>:"/\\|?*]')
@@ -276,6 +277,10 @@ def separate_file(model: SeparationModel, model_name: str, input_path: Path, opt
                   channels: int = 2) -> list[Path]:
     """Separate one input file with one loaded model and write its stems; returns the written paths."""
     fmt = audio_io.check_output_format(opts.output_format)
+    if fmt == audio_io.STEM_FORMAT:
+        from vsep_core import stemfile
+
+        stemfile.check_request(opts, list(model.stems))
     info = audio_io.probe(input_path)
     if info.frames == 0:
         raise AudioReadError(f"input has no audio samples: {input_path}")
@@ -291,6 +296,10 @@ def separate_file(model: SeparationModel, model_name: str, input_path: Path, opt
         missing = [s for s in wanted if s not in stems]
         if missing:
             raise UsageError(f"the model did not produce stem(s) {', '.join(missing)}")
+        if fmt == audio_io.STEM_FORMAT:
+            path = stemfile.write_for_input(input_path, stems, model.sample_rate, opts, out_length)
+            log.info("wrote %s", path)
+            return [path]
         opts.output_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for stem in wanted:

@@ -50,7 +50,7 @@ class Separator:
                  ensemble_weights: list[float] | None = None, ensemble_preset: str | None = None,
                  info_only: bool = False, *, output_bit_depth: int | None = None, device: str | None = None,
                  offline: bool = False, use_torch_compile: bool = False, use_native_fp16: bool = False,
-                 **other_params: dict):
+                 stem_layout: str | None = None, **other_params: dict):
         self.logger = log
         self.log_level = log_level
         log.setLevel(log_level)
@@ -97,6 +97,11 @@ class Separator:
         self.device_request = device
         self.offline = offline or os.environ.get("VSEP_OFFLINE", "") not in ("", "0")
         self.info_only = info_only
+        self.stem_layout = stem_layout
+        if self.output_format == audio_io.STEM_FORMAT:
+            from vsep_core import stemfile
+
+            stemfile.check_request(self._output_options())
 
         given = {"mdx": mdx_params, "vr": vr_params, "demucs": demucs_params, "mdxc": mdxc_params}
         for key, value in other_params.items():
@@ -309,7 +314,8 @@ class Separator:
             output_dir=Path(self.output_dir), output_format=self.output_format, output_bitrate=self.output_bitrate,
             output_bit_depth=self.output_bit_depth, normalization_threshold=self.normalization_threshold,
             amplification_threshold=self.amplification_threshold, sample_rate=self.sample_rate,
-            output_single_stem=self.output_single_stem, chunk_duration=self.chunk_duration)
+            output_single_stem=self.output_single_stem, chunk_duration=self.chunk_duration,
+            stem_layout=self.stem_layout)
 
     def separate(self, audio_file_path: str | os.PathLike | list, custom_output_names: dict[str, str] | None = None,
                  ) -> list[str]:

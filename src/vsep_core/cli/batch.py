@@ -156,7 +156,9 @@ def batch(
                                    "(path or fsspec URL)"),
     model_filename: str = typer.Option(DEFAULT_MODEL, "-m", "--model_filename", help="model to separate with"),
     extra_models: list[str] = typer.Option([], "--extra_models", help="more models: their stems are ensembled"),
-    output_format: str = typer.Option("FLAC", "--output_format", help="WAV, FLAC, MP3, OGG, OPUS, M4A or AIFF"),
+    output_format: str = typer.Option("FLAC", "--output_format", help="WAV, FLAC, MP3, OGG, OPUS, M4A, AIFF, or STEM "
+                                      "(one NI Stems .stem.mp4 per input: docs/dj.md)"),
+    stem_layout: str | None = typer.Option(None, "--stem_layout", help="STEM: the four stem tracks (docs/dj.md)"),
     output_bitrate: str | None = typer.Option(None, "--output_bitrate", help="bitrate of lossy formats, e.g. 320k"),
     output_bit_depth: int | None = typer.Option(None, "--output_bit_depth", help="16, 24 or 32; default: the input's"),
     model_file_dir: str | None = typer.Option(None, "--model_file_dir", help="model directory (on every worker)"),
@@ -207,7 +209,7 @@ def batch(
         use_autocast=use_autocast, chunk_duration=chunk_duration, ensemble_algorithm=ensemble_algorithm,
         ensemble_weights=list(ensemble_weights) or None, ensemble_preset=ensemble_preset,
         output_bit_depth=output_bit_depth, device=device, offline=offline, use_torch_compile=use_torch_compile,
-        use_native_fp16=use_native_fp16, **arch_params)
+        use_native_fp16=use_native_fp16, stem_layout=stem_layout, **arch_params)
     if ensemble_preset and model_filename == DEFAULT_MODEL and not extra_models:
         models: tuple[str, ...] = ()
     else:

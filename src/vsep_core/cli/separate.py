@@ -29,10 +29,14 @@ def _common_options() -> list[click.Parameter]:
         click.Argument(["audio_files"], nargs=-1, type=click.Path()),
         o(["-m", "--model_filename"], default=DEFAULT_MODEL, show_default=True, help="model to separate with"),
         o(["--extra_models"], multiple=True, help="more models: their stems are ensembled"),
-        o(["--output_format"], default="FLAC", show_default=True, help="WAV, FLAC, MP3, OGG, OPUS, M4A or AIFF"),
+        o(["--output_format"], default="FLAC", show_default=True,
+          help="WAV, FLAC, MP3, OGG, OPUS, M4A, AIFF, or STEM (one NI Stems .stem.mp4 per input: docs/dj.md)"),
         o(["--output_bitrate"], default=None, help="bitrate of lossy formats, e.g. 320k"),
         o(["--output_bit_depth"], type=click.Choice(["16", "24", "32"]), default=None,
-          help="WAV/FLAC/AIFF bit depth (32 = float WAV); default: the input's"),
+          help="WAV/FLAC/AIFF bit depth (32 = float WAV); default: the input's. STEM: lossless ALAC at 16/24"),
+        o(["--stem_layout"], default=None,
+          help="STEM: the four stem tracks, 'default' (drums, bass, melody, vocals), 'vocals-instrumental' or "
+               "NAME=STEMS[#RRGGBB],... (docs/dj.md)"),
         o(["--output_dir"], default=None, help="where stems are written (created); default: current directory"),
         o(["--model_file_dir"], default=None, help="model directory; default: VSEP_MODEL_DIR or the user cache"),
         o(["--invert_spect"], is_flag=True, help="derive the secondary stem by spectrogram inversion"),
@@ -144,7 +148,7 @@ def _run(**kw: Any) -> None:
         ensemble_weights=list(kw["ensemble_weights"]) or None, ensemble_preset=kw["ensemble_preset"],
         output_bit_depth=int(kw["output_bit_depth"]) if kw["output_bit_depth"] else None, device=kw["device"],
         offline=kw["offline"], use_torch_compile=kw["use_torch_compile"], use_native_fp16=kw["use_native_fp16"],
-        **arch_params,
+        stem_layout=kw["stem_layout"], **arch_params,
     )
     sep.progress_factory = progress_factory()
     models = [kw["model_filename"], *kw["extra_models"]]
