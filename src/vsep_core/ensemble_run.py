@@ -123,7 +123,7 @@ def separate_ensemble(separator: Separator, models: list[str], input_path: str |
     if fmt == audio_io.STEM_FORMAT:
         from vsep_core import stemfile
 
-        stemfile.check_request(opts)
+        stemfile.check_request(opts, None, custom_output_names)
     info = audio_io.probe(input_path)
     if info.frames == 0:
         raise AudioReadError(f"input has no audio samples: {input_path}")

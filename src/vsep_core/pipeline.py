@@ -280,7 +280,7 @@ def separate_file(model: SeparationModel, model_name: str, input_path: Path, opt
     if fmt == audio_io.STEM_FORMAT:
         from vsep_core import stemfile
 
-        stemfile.check_request(opts, list(model.stems))
+        stemfile.check_request(opts, list(model.stems), custom_output_names)
     info = audio_io.probe(input_path)
     if info.frames == 0:
         raise AudioReadError(f"input has no audio samples: {input_path}")

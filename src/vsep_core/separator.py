@@ -264,6 +264,7 @@ class Separator:
 
     def load_model(self, model_filename: str | list[str] = DEFAULT_MODEL, force_reload: bool = False) -> None:
         """Load one model (download it first if needed), or remember several for an ensemble."""
+        given_one = isinstance(model_filename, (str, os.PathLike))  # ensembles load theirs as one-element lists
         if self._preset and model_filename == DEFAULT_MODEL:
             model_filename = list(self._preset["models"])
         if isinstance(model_filename, (list, tuple)):
@@ -300,6 +301,10 @@ class Separator:
             from vsep_core.errors import ModelLoadError
 
             raise ModelLoadError(f"cannot load {record.filename}: {exc}") from exc
+        if self.output_format == audio_io.STEM_FORMAT and given_one:
+            from vsep_core import stemfile
+
+            stemfile.check_request(self._output_options(), list(model.stems))  # a 2-stem model: refused here
         self.model_instance = model
         self.model_record = record
         self.model_filename = model_filename

@@ -172,8 +172,12 @@ def encoding_for(output_bitrate: str | None, output_bit_depth: int | None, sampl
     return StemEncoding("aac", bitrate)
 
 
-def check_request(opts: Any, stems: list[str] | None = None) -> tuple[tuple[StemSlot, ...], StemEncoding]:
+def check_request(opts: Any, stems: list[str] | None = None, custom_output_names: dict | None = None,
+                  ) -> tuple[tuple[StemSlot, ...], StemEncoding]:
     """Validate the output options for a stem file (and the model's stems when known) before any work."""
+    if custom_output_names:
+        raise UsageError("--custom_output_names does not go with --output_format STEM: the file is named "
+                         "<input>.stem.mp4 and its tracks by --stem_layout")
     if opts.output_single_stem:
         raise UsageError("--single_stem does not go with --output_format STEM: a stem file holds every stem")
     if opts.sample_rate not in STEM_RATES:
