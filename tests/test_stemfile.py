@@ -212,9 +212,14 @@ def test_bad_requests_fail_before_any_work_with_one_line(four_stem_dir, audio_fi
             separator(four_stem_dir, tmp_path / "out", **kwargs)
         assert "\n" not in str(err.value)
     sep = separator(four_stem_dir, tmp_path / "out")
-    sep.load_model("vocal_split.gain")
+    with pytest.raises(UsageError, match="4-stem model"):
+        sep.load_model("vocal_split.gain")  # refused when the model is loaded
+    sep.load_model(["vocal_split.gain"])  # (how ensembles load their members: checked per input instead)
     with pytest.raises(UsageError, match="4-stem model"):
         sep.separate(str(song))
+    sep.load_model("four.gain")
+    with pytest.raises(UsageError, match="--custom_output_names"):
+        sep.separate(str(song), custom_output_names={"Vocals": "lead"})
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
     with pytest.raises(UsageError, match="stemfile"):
         write_audio(tmp_path / "x.stem.mp4", np.zeros((2, 10), np.float32), 44100, "STEM")
@@ -226,7 +231,13 @@ def test_cli_refuses_a_two_stem_model_in_one_line(gain_model_dir, audio_file, tm
     rc = main([str(audio_file("song.wav")), "-m", "vocal_split.gain", "--model_file_dir", str(gain_model_dir),
                "--output_format", "STEM", "--output_dir", str(tmp_path / "out"), "--offline"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc != 0 and len(err) == 1 and "4-stem model" in err[0], err
+    assert rc != 0 and len(err) == 1 and err[0].startswith("error: ") and "4-stem model" in err[0], err
+    assert not (tmp_path / "out").exists()
+    rc = main(["batch", str(tmp_path), "--output_dir", str(tmp_path / "stems"), "-m", "vocal_split.gain",
+               "--model_file_dir", str(gain_model_dir), "--output_format", "STEM", "--offline", "--workers", "0"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "could not load the model" in err and "4-stem model" in err, err
+    assert not list((tmp_path / "stems").glob("*.mp4"))
 
 
 # -- written files --------------------------------------------------------------------------------------------
