@@ -247,7 +247,9 @@ def test_stem_file_tracks_lengths_and_boxes(four_stem_dir, tmp_path):
     """A 48 kHz mono input, a 4-stem (gain) model, AAC at 44.1 kHz: every reader check, and what each track holds."""
     mono = make_tone(1.7, 48000, channels=1, amplitude=0.6)[:, 0]
     song = tmp_path / "My Song.flac"
-    sf.write(str(song), mono, 48000, subtype="PCM_24")
+    with sf.SoundFile(str(song), "w", 48000, 1, subtype="PCM_24") as f:
+        f.title, f.artist, f.album = "A Title", "An Artist", "An Album"  # Vorbis comments
+        f.write(mono)
     sep = separator(four_stem_dir, tmp_path / "out")
     sep.load_model("four.gain")
     [written] = sep.separate(str(song))
@@ -257,6 +259,9 @@ def test_stem_file_tracks_lengths_and_boxes(four_stem_dir, tmp_path):
     assert (found["codec"], found["rate"], found["length"]) == ("aac", 44100, out_length)
     assert [s["name"] for s in found["manifest"]["stems"]] == ["Drums", "Bass", "Melody", "Vocals"]
     assert _data_of(found["ilst"][b"TAUT"][0]) == (1, b"STEM")
+    with av.open(written) as container:
+        assert {k: container.metadata.get(k) for k in ("title", "artist", "album")} == {
+            "title": "A Title", "artist": "An Artist", "album": "An Album"}
     tracks = check_lengths(Path(written), found)
     mix = soxr.resample(mono, 48000, 44100, quality="HQ")[:out_length]
     for track, gain in zip(tracks, TRACK_GAINS, strict=True):
@@ -323,6 +328,24 @@ def test_six_stem_model_and_custom_layout(four_stem_dir, audio_file, tmp_path):
     tracks = check_lengths(Path(written), found)
     for track, gain in zip(tracks[1:], [0.3, 0.1, 0.2, 0.2], strict=True):
         np.testing.assert_allclose(track, tracks[0] * gain, atol=3e-4)
+
+
+@pytest.mark.parametrize("length", [1, 1023, 1025, 44101])
+@pytest.mark.parametrize("rate", [44100, 48000])
+@pytest.mark.parametrize("encoding", [stemfile.StemEncoding("aac", 192_000), stemfile.StemEncoding("alac", 0, 24)])
+def test_every_track_declares_and_decodes_the_same_length(tmp_path, length, rate, encoding):
+    """The writer alone, at awkward lengths: one declared length for all five tracks, sample-exact."""
+    rng = np.random.default_rng(length)
+    data = [(0.1 * rng.standard_normal((2, length))).astype(np.float32) for _ in range(5)]
+    blocks = [iter(np.array_split(d, 3, axis=1)) for d in data]  # uneven blocks, as the resampler gives them
+    path = stemfile.write_stem_file(tmp_path / "x.stem.mp4", blocks, rate, length, stemfile.parse_layout(None),
+                                    encoding)
+    found = reader_checks(path)
+    assert (found["codec"], found["rate"], found["length"]) == (encoding.codec, rate, length)
+    tracks = check_lengths(path, found)
+    if encoding.codec == "alac":
+        for got, want in zip(tracks, data, strict=True):
+            np.testing.assert_allclose(got, want, atol=1 / 2**23)
 
 
 def test_reader_checks_reject_files_that_break_the_format(four_stem_dir, audio_file, tmp_path):
@@ -396,4 +419,4 @@ def test_oracle_demucs_model_writes_a_stem_file(tmp_path):
     assert snr_db(tracks[0], sf.read(str(clip), dtype="float32")[0].T) > 20
     expected = REFERENCE / "expected" / "demucs_shifts0"
     for track, name in zip(tracks[1:], ["Drums", "Bass", "Other", "Vocals"], strict=True):
-        assert snr_db(track, np.load(expected / f"{name}.npy")) > 10, name
+        assert snr_db(track, np.load(expected / f"{name}.npy")) > 15, name
