@@ -197,7 +197,7 @@ def separate_ensemble(separator: Separator, models: list[str], input_path: str |
             del result, waves
             group.waves.clear()
         if gathered:
-            written.append(stemfile.write_for_input(input_path, gathered, opts.sample_rate, opts, out_length))
+            written.append(stemfile.write_for_input(input_path, gathered, opts.sample_rate, opts, out_length, info))
             log.info("wrote %s", written[-1])
         log.info("ensembled %s with %d models (%s) in %.2f s", input_path.name, n, algorithm,
                  time.perf_counter() - started)

@@ -297,7 +297,7 @@ def separate_file(model: SeparationModel, model_name: str, input_path: Path, opt
         if missing:
             raise UsageError(f"the model did not produce stem(s) {', '.join(missing)}")
         if fmt == audio_io.STEM_FORMAT:
-            path = stemfile.write_for_input(input_path, stems, model.sample_rate, opts, out_length)
+            path = stemfile.write_for_input(input_path, stems, model.sample_rate, opts, out_length, info)
             log.info("wrote %s", path)
             return [path]
         opts.output_dir.mkdir(parents=True, exist_ok=True)

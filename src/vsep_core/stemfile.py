@@ -249,11 +249,13 @@ def _peak(data: Any) -> float:
     return peak
 
 
-def write_for_input(input_path: Path, stems: dict[str, Any], stem_rate: int, opts: Any, out_length: int) -> Path:
+def write_for_input(input_path: Path, stems: dict[str, Any], stem_rate: int, opts: Any, out_length: int,
+                    info: audio_io.AudioInfo | None = None) -> Path:
     """Write ``<input>.stem.mp4`` for one separated input: its mix and the stems as the layout maps them.
 
     `stems` are [channels, n] arrays (or DiskStems) at `stem_rate`; they are resampled to
     ``opts.sample_rate`` and cut to `out_length`, as are the other output formats' stems.
+    `info` is the input's probe when the caller has it.
     """
     slots, encoding = check_request(opts)
     groups = assign_stems(slots, list(stems))
@@ -263,7 +265,7 @@ def write_for_input(input_path: Path, stems: dict[str, Any], stem_rate: int, opt
     gain = audio_io.normalization_gain(peak, opts.normalization_threshold, opts.amplification_threshold)
     from vsep_core.pipeline import resampled_blocks
 
-    info = audio_io.probe(input_path)
+    info = info or audio_io.probe(input_path)
     mix = resampled_blocks(_InputStereo(info), info.sample_rate, opts.sample_rate, out_length, 1.0)
     stem_blocks = [resampled_blocks(t, stem_rate, opts.sample_rate, out_length, gain) for t in tracks]
     tags, cover = read_tags(input_path)
