@@ -190,8 +190,10 @@ def test_stems_are_assigned_by_name_rest_and_canonical_name():
     assert stemfile.assign_stems(summed, ["vocals", "other"])[0] == ["other"]  # a vocals model's "other"
     with pytest.raises(UsageError, match="4-stem model.*vocals-instrumental"):
         stemfile.assign_stems(default, ["Vocals", "Instrumental"])
-    with pytest.raises(UsageError, match="takes the 'vocals' stem.*gives Echo, No Echo"):
+    with pytest.raises(UsageError, match="'vocals' stem.*gives Echo, No Echo\\): use a 4-stem model.*or name"):
         stemfile.assign_stems(two, ["Echo", "No Echo"])
+    with pytest.raises(UsageError, match="takes the 'drums' stem.*gives Echo, No Echo\\): use a 4-stem model.*or name"):
+        stemfile.assign_stems(default, ["Echo", "No Echo"])
 
 
 def test_encoding_is_aac_at_the_bitrate_or_alac_at_the_bit_depth():

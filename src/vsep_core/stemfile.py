@@ -143,13 +143,17 @@ def assign_stems(slots: tuple[StemSlot, ...], stems: list[str]) -> list[list[str
 
 
 def _missing_message(index: int, slot: StemSlot, source: str, stems: list[str]) -> str:
+    from vsep_core.ensemble_run import canonical_stem
+
     message = (f"stem file track {index + 1} ({slot.name}) takes the {source!r} stem, which this model does not "
                f"give (it gives {', '.join(stems)})")
-    if len(stems) < 4:
-        return (f"{message}: a stem file holds drums, bass, melody and vocals, so use a 4-stem model (list them "
-                "with `vsep models --list_filter drums`), or --stem_layout vocals-instrumental to write a "
-                "vocals model's instrumental and vocals with two silent tracks")
-    return f"{message}: name the model's stems in --stem_layout (see docs/dj.md)"
+    if len(stems) >= 4:
+        return f"{message}: name the model's stems in --stem_layout (see docs/dj.md)"
+    models = "use a 4-stem model (list them with `vsep models --list_filter drums`)"
+    if source != "vocals" and any(canonical_stem(s, stems) == "Vocals" for s in stems):
+        return (f"{message}: a stem file holds drums, bass, melody and vocals, so {models}, or --stem_layout "
+                "vocals-instrumental to write this vocals model's instrumental and vocals with two silent tracks")
+    return f"{message}: {models}, or name this model's stems in --stem_layout (see docs/dj.md)"
 
 
 def encoding_for(output_bitrate: str | None, output_bit_depth: int | None, sample_rate: int) -> StemEncoding:
