@@ -18,12 +18,15 @@ from typing import Any
 from vsep_core import audio as audio_io
 from vsep_core import envinfo, pipeline, plugins
 from vsep_core.api import Device, LoadContext, ModelRecord, SeparationModel
+from vsep_core.config import DEFAULT_MODEL_FILENAME
+from vsep_core.ensemble import VALID_ENSEMBLE_ALGORITHMS
 from vsep_core.errors import SeparationError, UsageError, VsepError
+from vsep_core.options import Settings
 from vsep_core.params import build_params, params_dict
 
 log = logging.getLogger("vsep")
 
-DEFAULT_MODEL = "model_bs_roformer_ep_317_sdr_12.9755.ckpt"
+DEFAULT_MODEL = DEFAULT_MODEL_FILENAME
 REFERENCE_PARAM_PREFIXES = ("mdx", "vr", "demucs", "mdxc")
 """The reference's four `<prefix>_params` arguments: accepted (and ignored) when their plugin is not
 installed, so code written for audio-separator that passes all four keeps working."""
@@ -38,8 +41,8 @@ class Separator:
     `<prefix>_params`) are merged over the plugin's typed defaults.
     """
 
-    VALID_ENSEMBLE_ALGORITHMS = ("avg_wave", "median_wave", "min_wave", "max_wave", "avg_fft", "median_fft",
-                                 "min_fft", "max_fft", "uvr_max_spec", "uvr_min_spec", "ensemble_wav")
+    VALID_ENSEMBLE_ALGORITHMS = VALID_ENSEMBLE_ALGORITHMS
+    """The reference's built-in algorithm ids; plugins may add more (see `vsep_core.ensemble.algorithms`)."""
 
     def __init__(self, log_level: int = logging.INFO, log_formatter: logging.Formatter | None = None,
                  model_file_dir: str | os.PathLike | None = None, output_dir: str | os.PathLike | None = None,
@@ -53,7 +56,8 @@ class Separator:
                  ensemble_weights: list[float] | None = None, ensemble_preset: str | None = None,
                  info_only: bool = False, *, output_bit_depth: int | None = None, device: str | None = None,
                  offline: bool = False, use_torch_compile: bool = False, use_native_fp16: bool = False,
-                 stem_layout: str | None = None, **other_params: dict):
+                 extract_instrumental: bool = False, use_tta: bool = False, stem_layout: str | None = None,
+                 **other_params: dict):
         self.logger = log
         self.log_level = log_level
         log.setLevel(log_level)
@@ -62,56 +66,54 @@ class Separator:
             handler.setFormatter(log_formatter or logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
             log.addHandler(handler)
 
-        if not (0 < float(normalization_threshold) <= 1):
-            raise UsageError(f"normalization_threshold must be in (0, 1], not {normalization_threshold}")
-        if not (0 <= float(amplification_threshold) <= 1):
-            raise UsageError(f"amplification_threshold must be in [0, 1], not {amplification_threshold}")
-        try:
-            rate = int(sample_rate)
-        except (TypeError, ValueError):
-            raise UsageError(f"sample_rate must be a positive whole number, not {sample_rate!r}") from None
-        if rate != float(sample_rate) or not 0 < rate < 12_800_000:
-            raise UsageError(f"sample_rate must be a positive whole number below 12800000, not {sample_rate!r}")
-        if chunk_duration is not None and not float(chunk_duration) > 0:
-            raise UsageError(f"chunk_duration must be greater than 0 seconds, not {chunk_duration}")
-        if use_autocast and use_native_fp16:
-            raise UsageError("use_autocast and use_native_fp16 exclude each other: choose one")
-        if output_bit_depth is not None and output_bit_depth not in (16, 24, 32):
-            raise UsageError(f"output_bit_depth must be 16, 24 or 32, not {output_bit_depth}")
-
-        from vsep_core import config
-
-        self.model_file_dir = str(Path(model_file_dir) if model_file_dir else config.default_model_dir())
-        self.output_dir = str(Path(output_dir) if output_dir else Path.cwd())
-        self.output_format = audio_io.check_output_format(output_format or "WAV")
-        self.output_bitrate = output_bitrate
-        self.output_bit_depth = output_bit_depth
-        self.normalization_threshold = float(normalization_threshold)
-        self.amplification_threshold = float(amplification_threshold)
-        self.output_single_stem = output_single_stem
-        self.invert_using_spec = invert_using_spec
-        self.sample_rate = rate
-        self.use_soundfile = use_soundfile  # vsep always writes in-process; kept for compatibility
-        self.use_autocast = use_autocast
-        self.use_directml = use_directml
-        self.use_torch_compile = use_torch_compile
-        self.use_native_fp16 = use_native_fp16
-        self.chunk_duration = float(chunk_duration) if chunk_duration is not None else None
-        self.device_request = device
-        self.offline = offline or os.environ.get("VSEP_OFFLINE", "") not in ("", "0")
-        self.info_only = info_only
-        self.stem_layout = stem_layout
-        if self.output_format == audio_io.STEM_FORMAT:
-            from vsep_core import stemfile
-
-            stemfile.check_request(self._output_options())
-
         given = {"mdx": mdx_params, "vr": vr_params, "demucs": demucs_params, "mdxc": mdxc_params}
         for key, value in other_params.items():
             if not key.endswith("_params"):
                 raise TypeError(f"Separator() got an unexpected keyword argument {key!r}")
             given[key[: -len("_params")]] = value
-        self._given_params = {k: dict(v) for k, v in given.items() if v}
+        if use_autocast and use_native_fp16:
+            raise UsageError("use_autocast and use_native_fp16 exclude each other: choose one")
+        from vsep_core import config
+
+        self.settings = Settings.create(
+            model_file_dir=str(model_file_dir) if model_file_dir else str(config.default_model_dir()),
+            output_dir=str(output_dir) if output_dir else str(Path.cwd()), output_format=output_format or "WAV",
+            output_bitrate=output_bitrate, output_bit_depth=output_bit_depth,
+            normalization_threshold=normalization_threshold, amplification_threshold=amplification_threshold,
+            output_single_stem=output_single_stem, invert_using_spec=invert_using_spec, sample_rate=sample_rate,
+            extract_instrumental=extract_instrumental, use_tta=use_tta, use_soundfile=use_soundfile,
+            use_autocast=use_autocast, use_native_fp16=use_native_fp16, use_torch_compile=use_torch_compile,
+            use_directml=use_directml, chunk_duration=chunk_duration, ensemble_algorithm=ensemble_algorithm,
+            ensemble_weights=ensemble_weights, ensemble_preset=ensemble_preset, device=device, stem_layout=stem_layout,
+            offline=bool(offline) or config.offline_from_env(),
+            arch_params={k: v for k, v in given.items() if v})
+        st = self.settings
+        self.model_file_dir = st.model_file_dir
+        self.output_dir = st.output_dir
+        self.output_format = st.output_format
+        self.output_bitrate = st.output_bitrate
+        self.output_bit_depth = st.output_bit_depth
+        self.normalization_threshold = st.normalization_threshold
+        self.amplification_threshold = st.amplification_threshold
+        self.output_single_stem = st.output_single_stem
+        self.invert_using_spec = st.invert_using_spec
+        self.sample_rate = st.sample_rate
+        self.use_soundfile = st.use_soundfile  # vsep always writes in-process; kept for compatibility
+        self.use_autocast = st.use_autocast
+        self.use_directml = st.use_directml
+        self.use_torch_compile = st.use_torch_compile
+        self.use_native_fp16 = st.use_native_fp16
+        self.chunk_duration = st.chunk_duration
+        self.device_request = st.device
+        self.offline = st.offline
+        self.info_only = info_only
+        self.stem_layout = st.stem_layout
+        if self.output_format == audio_io.STEM_FORMAT:
+            from vsep_core import stemfile
+
+            stemfile.check_request(self._output_options())
+
+        self._given_params = {k: dict(v) for k, v in st.arch_params.items()}
         owned = {a.flag_prefix for a in plugins.architectures().values()}
         for prefix in self._given_params:
             if prefix not in owned and prefix not in REFERENCE_PARAM_PREFIXES:
@@ -125,20 +127,17 @@ class Separator:
         for prefix in REFERENCE_PARAM_PREFIXES:
             setattr(self, f"{prefix}_params", self.arch_params.get(prefix, {}))
 
-        self.ensemble_algorithm = ensemble_algorithm
-        self.ensemble_weights = ensemble_weights
-        self.ensemble_preset = ensemble_preset
+        self.ensemble_algorithm = st.ensemble_algorithm
+        self.ensemble_weights = list(st.ensemble_weights) if st.ensemble_weights is not None else None
+        self.ensemble_preset = st.ensemble_preset
         self._preset: dict[str, Any] | None = None
-        if ensemble_preset:
+        if st.ensemble_preset:
             from vsep_core import presets
 
-            self._preset = presets.get_preset(ensemble_preset)
-            self.ensemble_algorithm = ensemble_algorithm or self._preset.get("algorithm")
-            self.ensemble_weights = ensemble_weights if ensemble_weights is not None else self._preset.get("weights")
-        if self.ensemble_algorithm:
-            from vsep_core import ensemble
-
-            ensemble.get_algorithm(self.ensemble_algorithm)  # built-in or a plugin's; else a UsageError
+            self._preset = presets.get_preset(st.ensemble_preset)
+            self.ensemble_algorithm = st.ensemble_algorithm or self._preset.get("algorithm")
+            if self.ensemble_weights is None:
+                self.ensemble_weights = self._preset.get("weights")
 
         self.model_instance: SeparationModel | None = None
         self.model_record: ModelRecord | None = None

@@ -11,7 +11,8 @@ import functools
 import json
 from importlib import resources
 
-from vsep_core.api import DownloadFile, ModelRecord
+from vsep_core.api import ModelRecord
+from vsep_core.sources import with_fallback
 
 ARCHITECTURE = "Demucs"
 PACKAGE = "vsep-demucs"
@@ -27,6 +28,6 @@ def model_records() -> list[ModelRecord]:
     """Catalogue records of Demucs v4 models: the bag yaml plus its ``.th`` checkpoints, by URL."""
     return [
         ModelRecord(filename=yaml_name, architecture=ARCHITECTURE, friendly_name=name,
-                    files=[DownloadFile(url.rsplit("/", 1)[-1], url=url) for url in urls], package=PACKAGE)
+                    files=[with_fallback(url.rsplit("/", 1)[-1], url) for url in urls], package=PACKAGE)
         for name, yaml_name, urls in _models()
     ]
