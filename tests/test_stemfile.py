@@ -21,12 +21,11 @@ import pytest
 import soundfile as sf
 import soxr
 
+from tests.conftest import REFERENCE, make_tone
 from vsep_core import mp4boxes, stemfile
 from vsep_core.audio import write_audio
 from vsep_core.errors import UsageError
 from vsep_core.separator import Separator
-
-from .conftest import REFERENCE, make_tone
 
 GAINS = {"Bass": 0.3, "Drums": 0.4, "Other": 0.2, "Vocals": 0.1}  # not in track order, on purpose
 TRACK_GAINS = [1.0, 0.4, 0.3, 0.2, 0.1]  # mix, Drums, Bass, Melody (= Other), Vocals
