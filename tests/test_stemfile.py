@@ -226,6 +226,7 @@ def test_bad_requests_fail_before_any_work_with_one_line(four_stem_dir, audio_fi
         write_audio(tmp_path / "x.stem.mp4", np.zeros((2, 10), np.float32), 44100, "STEM")
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_two_stem_model_in_one_line(gain_model_dir, audio_file, tmp_path, capsys):
     from vsep_core.cli import main
 
