@@ -183,7 +183,8 @@ def check_value(f: dataclasses.Field, value: Any) -> Any:
         if f.name == "output_format" and value.upper() == "AIF":
             matched = "AIFF"
         if matched is None:
-            raise UsageError(f"{label} must be one of {', '.join(allowed)}, not {value!r}")
+            human = label.replace("_", " ")
+            raise UsageError(f"unknown {human} {value!r} ({label}): choose one of {', '.join(allowed)}")
         return matched
     value = coerce(f, hint, value, label)
     above = f.metadata.get("above")

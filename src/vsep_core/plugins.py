@@ -123,10 +123,8 @@ def plugin_failures() -> tuple[PluginFailure, ...]:
 def reset() -> None:
     """Forget the loaded plugins (tests; after installing a plugin in a running process)."""
     _manager.cache_clear()
-    architectures.cache_clear()
 
 
-@functools.cache
 def architectures() -> dict[str, Architecture]:
     """Every installed architecture by name; a name added twice is an error."""
     found: dict[str, Architecture] = {}

@@ -2,7 +2,7 @@
 
     from vsep_core import Separator
     sep = Separator(output_dir="out", output_format="FLAC")
-    sep.load_model("model_bs_roformer_ep_317_sdr_12.9755.ckpt")
+    sep.load_model()  # the default model (vsep_core.config.DEFAULT_MODEL_FILENAME)
     files = sep.separate("song.flac")
 """
 
@@ -17,10 +17,11 @@ from typing import Any
 
 from vsep_core import audio as audio_io
 from vsep_core import envinfo, pipeline, plugins
-from vsep_core.api import Device, LoadContext, ModelRecord, SeparationModel
+from vsep_core.api import Device, ModelRecord, SeparationModel
 from vsep_core.config import DEFAULT_MODEL_FILENAME
 from vsep_core.ensemble import VALID_ENSEMBLE_ALGORITHMS
 from vsep_core.errors import SeparationError, UsageError, VsepError
+from vsep_core.loader import LoadedModel, ModelLoader
 from vsep_core.options import Settings
 from vsep_core.params import build_params, params_dict
 
@@ -149,7 +150,8 @@ class Separator:
         self.torch_device: str | None = None
         self.onnx_execution_provider: list[str] | None = None
         self.progress_factory: ProgressFactory | None = None
-        self._model_dirs: dict[str, Path] = {}
+        self._loader: ModelLoader | None = None
+        self._loaded: list[LoadedModel] = []
         if not info_only:
             self.setup_accelerated_inferencing_device()
 
@@ -237,7 +239,7 @@ class Separator:
 
     def download_model_files(self, model_filename: str) -> tuple[str, str, str, str, str | None]:
         """Download what a model needs; (filename, type, friendly name, path, yaml or None) as the reference."""
-        record, files = self._fetch(model_filename)
+        record, files, _ = self._model_loader().fetch(model_filename)
         return (record.filename, record.architecture, record.friendly_name, str(files[record.filename]),
                 record.config)
 
@@ -245,88 +247,74 @@ class Separator:
         """Download a model and load its parameters without building it."""
         from vsep_core import modeldata
 
-        record, files = self._fetch(model_filename)
-        model_dir = self._model_dirs.get(record.filename, Path(self.model_file_dir))
+        record, files, model_dir = self._model_loader().fetch(model_filename)
         _, _, data = modeldata.model_data_for(record, files, model_dir)
         return data
 
-    def _fetch(self, model_filename: str) -> tuple[ModelRecord, dict[str, Path]]:
-        from vsep_core import catalog, download
-
-        model_dir = Path(self.model_file_dir)
-        given = Path(model_filename).expanduser()
-        if given.is_file() and (given.is_absolute() or len(given.parts) > 1):
-            # A path to a model file: its own directory is the model directory for this model.
-            model_dir, model_filename = given.parent, given.name
-            self._model_dirs[model_filename] = model_dir
-        model_dir.mkdir(parents=True, exist_ok=True)
-        record = catalog.resolve_model(model_filename, model_dir)
-        plugins.get_architecture(record.architecture, record)
-        files = download.ensure_model_files(record, model_dir, offline=self.offline,
-                                            show_progress=self.progress_factory is not None)
-        return record, files
+    def _model_loader(self) -> ModelLoader:
+        if self._loader is None:
+            if self.device is None:
+                self.setup_accelerated_inferencing_device()
+            assert self.device is not None
+            self._loader = ModelLoader(self.settings, self.device, show_progress=self.progress_factory is not None)
+        self._loader.show_progress = self.progress_factory is not None
+        return self._loader
 
     # -- loading and separating ---------------------------------------------------------------------------
 
     def load_model(self, model_filename: str | list[str] = DEFAULT_MODEL, force_reload: bool = False) -> None:
-        """Load one model (download it first if needed), or remember several for an ensemble."""
-        given_one = isinstance(model_filename, (str, os.PathLike))  # ensembles load theirs as one-element lists
+        """Load one model (download it first if needed), or remember several for an ensemble.
+
+        As the reference, a list of several models loads nothing yet: each is loaded when the
+        first input is separated, and stays loaded for the next inputs (each model loads once).
+        """
         if self._preset and model_filename == DEFAULT_MODEL:
             model_filename = list(self._preset["models"])
-        if isinstance(model_filename, (list, tuple)):
-            names = list(model_filename)
-            if not names:
-                raise UsageError("load_model got an empty model list")
-            if len(names) > 1:
-                self.model_filenames = names
-                self.model_instance = None
-                return
-            model_filename = names[0]
-        if (not force_reload and self.model_instance is not None and self.model_filename == model_filename):
+        names = list(model_filename) if isinstance(model_filename, (list, tuple)) else [model_filename]
+        if not names:
+            raise UsageError("load_model got an empty model list")
+        loader = self._model_loader()
+        loader.reserve(len(names))
+        if force_reload:
+            loader.forget()
+        self.model_filenames = names
+        self._loaded = []
+        self.model_instance = None
+        if len(names) > 1:
             return
-        if self.device is None:
-            self.setup_accelerated_inferencing_device()
-        started = time.perf_counter()
-        from vsep_core import modeldata
-
-        record, files = self._fetch(model_filename)
-        arch = plugins.get_architecture(record.architecture, record)
-        model_dir = self._model_dirs.get(record.filename, Path(self.model_file_dir))
-        model_path, config_path, model_data = modeldata.model_data_for(record, files, model_dir)
-        params = build_params(arch, self._given_params.get(arch.flag_prefix))
-        ctx = LoadContext(record=record, model_path=model_path, model_dir=model_dir, config_path=config_path,
-                          params=params, device=self.device, normalization_threshold=self.normalization_threshold,
-                          amplification_threshold=self.amplification_threshold,
-                          invert_using_spec=self.invert_using_spec, use_autocast=self.use_autocast,
-                          use_torch_compile=self.use_torch_compile, model_data=model_data, logger=log)
-        try:
-            model = arch.load(ctx)
-        except VsepError:
-            raise
-        except Exception as exc:
-            from vsep_core.errors import ModelLoadError
-
-            raise ModelLoadError(f"cannot load {record.filename}: {exc}") from exc
-        if self.output_format == audio_io.STEM_FORMAT and given_one:
+        loaded = loader.load(names[0])
+        if self.output_format == audio_io.STEM_FORMAT:
             from vsep_core import stemfile
 
-            stemfile.check_request(self._output_options(), list(model.stems))  # a 2-stem model: refused here
-        self.model_instance = model
-        self.model_record = record
-        self.model_filename = model_filename
-        self.model_filenames = [model_filename]
-        self.model_name = pipeline.model_name_of(record.filename)
-        self.model_type = arch.name
-        self._channels = arch.channels
-        log.info("loaded %s (%s) in %.2f s", record.filename, arch.name, time.perf_counter() - started)
+            stemfile.check_request(self._output_options(), list(loaded.model.stems))  # a 2-stem model: refused here
+        self._loaded = [loaded]
+        self.model_instance = loaded.model
+        self.model_record = loaded.record
+        self.model_filename = names[0]
+        self.model_name = loaded.name
+        self.model_type = loaded.architecture.name
+        self._channels = loaded.channels
+
+    def _ensemble_models(self) -> list[LoadedModel]:
+        """Every model of the ensemble, loaded (from the loader's cache after the first input)."""
+        loader = self._model_loader()
+        loaded = []
+        for index, name in enumerate(self.model_filenames, start=1):
+            try:
+                loaded.append(loader.load(name))
+            except VsepError as exc:
+                exc.args = (f"ensemble model {name} ({index} of {len(self.model_filenames)}): {exc}", *exc.args[1:])
+                raise
+        return loaded
 
     def _output_options(self) -> pipeline.OutputOptions:
+        st = self.settings
         return pipeline.OutputOptions(
             output_dir=Path(self.output_dir), output_format=self.output_format, output_bitrate=self.output_bitrate,
             output_bit_depth=self.output_bit_depth, normalization_threshold=self.normalization_threshold,
             amplification_threshold=self.amplification_threshold, sample_rate=self.sample_rate,
             output_single_stem=self.output_single_stem, chunk_duration=self.chunk_duration,
-            stem_layout=self.stem_layout)
+            extract_instrumental=st.extract_instrumental, use_tta=st.use_tta, stem_layout=st.stem_layout)
 
     def separate(self, audio_file_path: str | os.PathLike | list, custom_output_names: dict[str, str] | None = None,
                  ) -> list[str]:
@@ -335,26 +323,18 @@ class Separator:
         A single file raises its error directly. With several inputs every input is attempted and
         failures are raised together afterwards as `SeparationError` (files of good inputs stay).
         """
+        if not self._loaded and len(self.model_filenames) < 2:
+            raise UsageError("no model loaded: call load_model() before separate()")
         single = isinstance(audio_file_path, (str, os.PathLike)) and not Path(audio_file_path).is_dir()
         inputs = [audio_file_path] if isinstance(audio_file_path, (str, os.PathLike)) else list(audio_file_path)
         paths = audio_io.find_audio_files(inputs)
-        if len(self.model_filenames) > 1:
-            # TODO(ensemble): multi-model runs go through ensemble_run.
-            from vsep_core import ensemble_run
-
-            run_one = lambda p: ensemble_run.separate_ensemble(self, self.model_filenames, p,  # noqa: E731
-                                                               custom_output_names)
-        else:
-            if self.model_instance is None:
-                raise UsageError("no model loaded: call load_model() before separate()")
-            run_one = lambda p: self._separate_file(p, custom_output_names)  # noqa: E731
         if single:
-            return [str(p) for p in run_one(paths[0])]
+            return [str(p) for p in self._separate_file(paths[0], custom_output_names)]
         outputs: list[str] = []
         failures: list[tuple[str, BaseException]] = []
         for path in paths:
             try:
-                outputs.extend(str(p) for p in run_one(path))
+                outputs.extend(str(p) for p in self._separate_file(path, custom_output_names))
             except (VsepError, OSError, ValueError, RuntimeError) as exc:
                 log.error("%s: %s", path, exc)
                 failures.append((str(path), exc))
@@ -364,10 +344,18 @@ class Separator:
         return outputs
 
     def _separate_file(self, path: Path, custom_output_names: dict[str, str] | None) -> list[Path]:
-        assert self.model_instance is not None and self.model_name is not None
         started = time.perf_counter()
-        progress = self.progress_factory(f"{path.name} · {self.model_name}") if self.progress_factory else None
-        written = pipeline.separate_file(self.model_instance, self.model_name, Path(path), self._output_options(),
-                                         custom_output_names, progress, getattr(self, "_channels", 2))
-        log.info("separated %s in %.2f s", path.name, time.perf_counter() - started)
+        opts = self._output_options()
+        if len(self.model_filenames) > 1:
+            from vsep_core import ensemble_run
+
+            written = ensemble_run.separate_ensemble(
+                self._ensemble_models(), path, opts, self.ensemble_algorithm, self.ensemble_weights,
+                ensemble_run.output_label(self.ensemble_preset), custom_output_names, self.progress_factory)
+        else:
+            loaded = self._loaded[0]
+            progress = self.progress_factory(f"{path.name} · {loaded.name}") if self.progress_factory else None
+            written = pipeline.separate_file(loaded.model, loaded.name, Path(path), opts, custom_output_names,
+                                             progress, loaded.channels)
+        log.info("separated %s in %.2f s", Path(path).name, time.perf_counter() - started)
         return written

@@ -184,6 +184,9 @@ def check_request(opts: Any, stems: list[str] | None = None, custom_output_names
                          "<input>.stem.mp4 and its tracks by --stem_layout")
     if opts.output_single_stem:
         raise UsageError("--single_stem does not go with --output_format STEM: a stem file holds every stem")
+    if getattr(opts, "extract_instrumental", False):
+        raise UsageError("--extract_instrumental does not go with --output_format STEM: the stem tracks are the "
+                         "model's stems (for a vocals model, use --stem_layout vocals-instrumental)")
     if opts.sample_rate not in STEM_RATES:
         raise UsageError(f"stem files are {' or '.join(map(str, STEM_RATES))} Hz (the Stems spec's rates), not "
                          f"{opts.sample_rate}: use --sample_rate 44100")
