@@ -28,6 +28,11 @@ from vsep_core.params import build_params, params_dict
 log = logging.getLogger("vsep")
 
 DEFAULT_MODEL = DEFAULT_MODEL_FILENAME
+REFERENCE_ATTRIBUTES = ("model_file_dir", "output_dir", "output_format", "output_bitrate", "output_bit_depth",
+                        "normalization_threshold", "amplification_threshold", "output_single_stem",
+                        "invert_using_spec", "sample_rate", "use_soundfile", "use_autocast", "use_directml",
+                        "use_torch_compile", "use_native_fp16", "chunk_duration", "offline", "stem_layout")
+"""Settings the facade also exposes as attributes of the same name (the reference's, plus vsep's own)."""
 REFERENCE_PARAM_PREFIXES = ("mdx", "vr", "demucs", "mdxc")
 """The reference's four `<prefix>_params` arguments: accepted (and ignored) when their plugin is not
 installed, so code written for audio-separator that passes all four keeps working."""
@@ -89,26 +94,10 @@ class Separator:
             offline=bool(offline) or config.offline_from_env(),
             arch_params={k: v for k, v in given.items() if v})
         st = self.settings
-        self.model_file_dir = st.model_file_dir
-        self.output_dir = st.output_dir
-        self.output_format = st.output_format
-        self.output_bitrate = st.output_bitrate
-        self.output_bit_depth = st.output_bit_depth
-        self.normalization_threshold = st.normalization_threshold
-        self.amplification_threshold = st.amplification_threshold
-        self.output_single_stem = st.output_single_stem
-        self.invert_using_spec = st.invert_using_spec
-        self.sample_rate = st.sample_rate
-        self.use_soundfile = st.use_soundfile  # vsep always writes in-process; kept for compatibility
-        self.use_autocast = st.use_autocast
-        self.use_directml = st.use_directml
-        self.use_torch_compile = st.use_torch_compile
-        self.use_native_fp16 = st.use_native_fp16
-        self.chunk_duration = st.chunk_duration
+        for name in REFERENCE_ATTRIBUTES:  # the reference's attribute names, read by code written for it
+            setattr(self, name, getattr(st, name))
         self.device_request = st.device
-        self.offline = st.offline
         self.info_only = info_only
-        self.stem_layout = st.stem_layout
         if self.output_format == audio_io.STEM_FORMAT:
             from vsep_core import stemfile
 
