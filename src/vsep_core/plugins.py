@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pluggy
 
-from vsep_core import hookspecs
+from vsep_core import __version__, hookspecs
 from vsep_core.api import Architecture, ModelRecord
 from vsep_core.errors import PluginMissingError, UsageError, VsepError
 
@@ -153,15 +153,7 @@ def plugin_infos() -> list[PluginInfo]:
         impl = getattr(plugin, "vsep_architectures", None)
         if impl is not None:
             archs = tuple(a.name for a in impl() or [])
-        dist_name, version = dists.get(name, ("vsep-core (built-in)", core_version()))
+        dist_name, version = dists.get(name, ("vsep-core (built-in)", __version__))
         infos.append(PluginInfo(name, dist_name, version, archs))
     infos += list(plugin_failures())
     return infos
-
-
-def core_version() -> str:
-    """The installed version of vsep-core ("0+unknown" when run from an uninstalled tree)."""
-    try:
-        return md.version("vsep-core")
-    except md.PackageNotFoundError:
-        return "0+unknown"
