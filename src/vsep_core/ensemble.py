@@ -277,27 +277,29 @@ def get_algorithm(name: str) -> EnsembleAlgorithm:
     return found[name]
 
 
-def resolve_weights(weights: Sequence[float] | None, count: int) -> np.ndarray | None:
+def resolve_weights(weights: Sequence[float] | None, count: int,
+                    log: logging.Logger | None = None) -> np.ndarray | None:
     """Validated weights as float64, or None for equal weights.
 
-    As the reference: a wrong count, a non-finite value or a zero sum logs a warning and
-    falls back to equal weights.
+    As the reference: a wrong count, a non-finite value or a zero sum logs a warning (on
+    ``log``, default this module's logger) and falls back to equal weights.
     """
+    log = log or logger
     if weights is None:
         return None
     try:
         w = np.asarray([float(x) for x in weights], dtype=np.float64)
     except (TypeError, ValueError):
-        logger.warning("ensemble weights %r are not numbers; using equal weights", weights)
+        log.warning("ensemble weights %r are not numbers; using equal weights", weights)
         return None
     if len(w) != count:
-        logger.warning("%d ensemble weights given for %d inputs; using equal weights", len(w), count)
+        log.warning("%d ensemble weights given for %d inputs; using equal weights", len(w), count)
         return None
     if not np.all(np.isfinite(w)):
-        logger.warning("ensemble weights %s contain a non-finite value; using equal weights", w.tolist())
+        log.warning("ensemble weights %s contain a non-finite value; using equal weights", w.tolist())
         return None
-    if w.sum() == 0:
-        logger.warning("ensemble weights %s sum to zero; using equal weights", w.tolist())
+    if w.sum() == 0 or not np.isfinite(w.sum()):
+        log.warning("ensemble weights %s sum to zero (or overflow); using equal weights", w.tolist())
         return None
     return w
 
