@@ -20,6 +20,7 @@ from vsep_core import envinfo, pipeline, plugins
 from vsep_core.api import Device, LoadContext, ModelRecord, SeparationModel
 from vsep_core.errors import SeparationError, UsageError, VsepError
 from vsep_core.params import build_params, params_dict
+from vsep_core.separator_compat import ReferenceSeparatorAPI, mark_roformer
 
 log = logging.getLogger("vsep")
 
@@ -27,12 +28,14 @@ DEFAULT_MODEL = "model_bs_roformer_ep_317_sdr_12.9755.ckpt"
 ProgressFactory = Callable[[str], Callable[[int, int], None] | None]
 
 
-class Separator:
+class Separator(ReferenceSeparatorAPI):
     """Separate audio files into stems with any installed architecture.
 
     The constructor takes the reference's arguments (same names, defaults and validation);
     architecture dicts (`mdx_params`, `mdxc_params`, ... or any installed plugin's
-    `<prefix>_params`) are merged over the plugin's typed defaults.
+    `<prefix>_params`) are merged over the plugin's typed defaults. The reference's other
+    public names (device set-up methods, `torch_device`, `model_friendly_name`, ...) come from
+    :class:`~vsep_core.separator_compat.ReferenceSeparatorAPI`.
     """
 
     VALID_ENSEMBLE_ALGORITHMS = ("avg_wave", "median_wave", "min_wave", "max_wave", "avg_fft", "median_fft",
@@ -127,6 +130,8 @@ class Separator:
             from vsep_core import ensemble
 
             ensemble.get_algorithm(self.ensemble_algorithm)  # built-in or a plugin's; else a UsageError
+        self.ensemble_algorithm = self.ensemble_algorithm or "avg_wave"  # the reference's default
+        self._ensemble_preset_models = list(self._preset["models"]) if self._preset else None
 
         self.model_instance: SeparationModel | None = None
         self.model_record: ModelRecord | None = None
@@ -216,13 +221,16 @@ class Separator:
         return modeldata.load_model_data_using_hash(Path(model_path), Path(self.model_file_dir))
 
     def load_model_data_from_yaml(self, yaml_config_filename: str | os.PathLike) -> dict[str, Any]:
-        """A model yaml (MDXC/Demucs), looked up in the model directory when not a path."""
+        """A model yaml (MDXC/Demucs), looked up in the model directory when not a path.
+
+        Sets ``is_roformer`` as the reference does (:func:`~vsep_core.separator_compat.mark_roformer`).
+        """
         from vsep_core import modeldata
 
         path = Path(yaml_config_filename)
         if not path.exists():
             path = Path(self.model_file_dir) / path
-        return modeldata.load_model_data_from_yaml(path)
+        return mark_roformer(modeldata.load_model_data_from_yaml(path), path)
 
     def download_model_files(self, model_filename: str) -> tuple[str, str, str, str, str | None]:
         """Download what a model needs; (filename, type, friendly name, path, yaml or None) as the reference."""
