@@ -356,6 +356,11 @@ class Separator(ReferenceSeparatorAPI):
 
     def _separate_file(self, path: Path, custom_output_names: dict[str, str] | None) -> list[Path]:
         assert self.model_instance is not None and self.model_name is not None
+        try:
+            pipeline.select_stems(list(self.model_instance.stems), self.output_single_stem)
+        except UsageError as exc:  # as the reference: nothing written, no error, so a loop over models goes on
+            log.warning("%s: %s; nothing written", Path(path).name, exc)
+            return []
         started = time.perf_counter()
         progress = self.progress_factory(f"{path.name} · {self.model_name}") if self.progress_factory else None
         written = pipeline.separate_file(self.model_instance, self.model_name, Path(path), self._output_options(),
