@@ -114,10 +114,10 @@ def _run(**kw: Any) -> None:
     if not kw["audio_files"]:
         raise UsageError("no input files given: vsep separate SONG.flac [-m MODEL] (see vsep separate --help)")
     missing = [f for f in kw["audio_files"] if not Path(f).exists()]
-    if missing:
-        from vsep_core.errors import AudioReadError
+    if len(missing) == len(kw["audio_files"]):  # nothing to do; with some inputs there, those are separated
+        from vsep_core.errors import InputNotFoundError
 
-        raise AudioReadError(f"input not found: {', '.join(missing)}")
+        raise InputNotFoundError(f"input not found: {', '.join(missing)}")
     custom = None
     if kw["custom_output_names"]:
         try:
@@ -153,9 +153,21 @@ def _run(**kw: Any) -> None:
         sep.load_model()
     else:
         sep.load_model(models if len(models) > 1 else models[0])
-    outputs = sep.separate(list(kw["audio_files"]), custom_output_names=custom)
+    if kw["single_stem"] and sep.model_instance is not None and len(sep.model_filenames) <= 1:
+        from vsep_core.pipeline import select_stems
+
+        select_stems(list(sep.model_instance.stems), kw["single_stem"])  # a miss: one line, before any work
+    from vsep_core.errors import SeparationError
+
+    try:
+        outputs = sep.separate(list(kw["audio_files"]), custom_output_names=custom)
+    except SeparationError as exc:  # some inputs failed: still list what the others wrote
+        for path in exc.successful_files:
+            click.echo(path)
+        raise
     if not outputs:
-        raise UsageError("separation produced no output files")
+        hint = f": --single_stem {kw['single_stem']!r} matches no stem" if kw["single_stem"] else ""
+        raise UsageError(f"separation produced no output files{hint}")
     for path in outputs:
         click.echo(path)
     sys.stdout.flush()
