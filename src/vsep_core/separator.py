@@ -18,6 +18,7 @@ from typing import Any
 from vsep_core import audio as audio_io
 from vsep_core import envinfo, pipeline, plugins
 from vsep_core.api import Device, LoadContext, ModelRecord, SeparationModel
+from vsep_core.ensemble_run import STEM_NAME_MAP  # noqa: F401 - the reference exports it from this module
 from vsep_core.errors import SeparationError, UsageError, VsepError
 from vsep_core.params import build_params, params_dict
 from vsep_core.separator_compat import ReferenceSeparatorAPI, mark_roformer
