@@ -81,6 +81,28 @@ def test_unknown_model_is_a_value_error(ref, tmp_path, gain_model_dir):
         sep.load_model("no_such_model.ckpt")
 
 
+def test_failed_loads_and_runs_are_runtime_errors(ref, tmp_path, gain_model_dir, audio_file, monkeypatch):
+    (gain_model_dir / "broken.gain").write_text(json.dumps({"stems": {"Vocals": "loud"}}))
+    song = audio_file("r.wav", seconds=0.2)
+    sep = _separator(ref, gain_model_dir, tmp_path / "out")
+    with pytest.raises(RuntimeError, match="broken.gain"):
+        sep.load_model("broken.gain")
+    sep.load_model(["vocal_split.gain", "broken.gain"])
+    with pytest.raises(RuntimeError, match="broken.gain"):
+        sep.separate(str(song))
+
+    import vsep_gain.plugin
+
+    def fail(self, audio, progress=None):
+        raise ZeroDivisionError("the network broke")
+
+    monkeypatch.setattr(vsep_gain.plugin.GainModel, "separate", fail)
+    sep.load_model(["vocal_split.gain", "local_trio.gain"])
+    with pytest.raises(RuntimeError, match="vocal_split.gain.*the network broke"):
+        sep.separate(str(song))
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
 def test_missing_single_input_is_a_file_not_found_error(ref, tmp_path, gain_model_dir):
     sep = _separator(ref, gain_model_dir, tmp_path / "out")
     sep.load_model("vocal_split.gain")

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from vsep_core.errors import UsageError, VsepError
+from vsep_core.errors import InvalidAudioDataError, UsageError, VsepError
 from vsep_core.hookspecs import hookimpl
 
 logger = logging.getLogger("vsep.ensemble")
@@ -320,7 +320,7 @@ def ensemble(waves: WaveList, algorithm: str = DEFAULT_ALGORITHM,
     channel_counts = {w.shape[0] if w.ndim == 2 else None for w in waves}
     if len(channel_counts) != 1 or None in channel_counts:
         shapes = ", ".join(str(tuple(w.shape)) for w in waves)
-        raise VsepError(f"cannot ensemble waveforms of different channel counts or ranks: {shapes}")
+        raise InvalidAudioDataError(f"cannot ensemble waveforms of different channel counts or ranks: {shapes}")
     w = resolve_weights(weights, len(waves))
     if w is not None and not algo.uses_weights:
         if not np.allclose(w, w[0]):

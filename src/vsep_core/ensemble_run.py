@@ -24,7 +24,7 @@ import numpy as np
 from vsep_core import audio as audio_io
 from vsep_core import pipeline
 from vsep_core.ensemble import DEFAULT_ALGORITHM, ensemble, get_algorithm, resolve_weights
-from vsep_core.errors import AudioReadError, UsageError, VsepError
+from vsep_core.errors import AudioReadError, ModelLoadError, ModelRunError, UsageError, VsepError
 
 if TYPE_CHECKING:
     from vsep_core.separator import Separator
@@ -198,7 +198,7 @@ def separate_ensemble(separator: Separator, models: list[str], input_path: str |
                             *exc.args[1:])
                 raise
             except Exception as exc:
-                raise VsepError(f"ensemble model {name} ({step} of {n}) failed on {input_path.name}: "
+                raise ModelRunError(f"ensemble model {name} ({step} of {n}) failed on {input_path.name}: "
                                 f"{type(exc).__name__}: {exc}") from exc
         if wanted is not None and not groups:  # as the reference: nothing written, no error
             log.warning("%s: --single_stem %r matches no stem of the ensemble (its models give %s); nothing written",
@@ -239,7 +239,7 @@ def _run_model(separator: Separator, name: str, info: audio_io.AudioInfo, opts: 
     separator.load_model([name])
     model = separator.model_instance
     if model is None:
-        raise VsepError(f"model {name} did not load")
+        raise ModelLoadError(f"model {name} did not load")
     source = pipeline.MixSource(info, model.sample_rate, getattr(separator, "_channels", 2))
     workdir.mkdir(parents=True, exist_ok=True)
     progress = separator.progress_factory(description) if separator.progress_factory else None

@@ -75,6 +75,10 @@ class ModelFileNotFoundError(ModelDataError, FileNotFoundError):
     """A model file or its yaml config is not on disk."""
 
 
+class ModelRunError(VsepError, RuntimeError):
+    """A loaded model failed while separating an input (the network or its plugin raised)."""
+
+
 class PluginMissingError(VsepError):
     """The model's architecture needs a plugin package that is not installed."""
 
