@@ -91,8 +91,11 @@ def run_side(python: Path, work: Path, xml: Path, shim: bool, timeout: int) -> s
     return subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def parse_junit(xml: Path) -> dict[str, Counter]:
-    """{test file name: Counter(passed, failed, error, skipped)} from pytest's JUnit XML (xunit1)."""
+def parse_junit(xml: Path, passed: set[str] | None = None) -> dict[str, Counter]:
+    """{test file name: Counter(passed, failed, error, skipped)} from pytest's JUnit XML (xunit1).
+
+    The ids (``file::class.name``) of the tests that passed are added to `passed` when given.
+    """
     counts: dict[str, Counter] = {}
     if not xml.is_file():
         return counts
@@ -113,6 +116,8 @@ def parse_junit(xml: Path) -> dict[str, Counter]:
         else:
             outcome = "passed"
         counts.setdefault(name, Counter())[outcome] += 1
+        if outcome == "passed" and passed is not None:
+            passed.add(f"{name}::{case.get('classname')}.{case.get('name')}")
     return counts
 
 
@@ -179,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     sides = ["reference", "vsep"] if args.side == "both" else [args.side]
     work = Path(tempfile.mkdtemp(prefix="vsep-upstream-tests-"))
     results: dict[str, dict[str, Counter]] = {}
+    passed: dict[str, set[str]] = {}
     try:
         for side in sides:
             side_dir = work / side
@@ -190,11 +196,17 @@ def main(argv: list[str] | None = None) -> int:
             (side_dir / "pytest.log").write_text(proc.stdout + proc.stderr)
             summary = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
             print(f"{side}: {summary}", file=sys.stderr)
-            results[side] = parse_junit(xml)
+            passed[side] = set()
+            results[side] = parse_junit(xml, passed[side])
         rows = table(results, unit)
         print(format_rows(rows, sides, args.markdown))
+        if len(sides) == 2:
+            both = passed["reference"] & passed["vsep"]
+            print(f"\n{len(both)} of the {len(passed['reference'])} tests that pass on the reference pass on vsep; "
+                  f"{len(passed['vsep'] - passed['reference'])} pass on vsep only")
         if args.json:
-            args.json.write_text(json.dumps({"tests": str(unit), "rows": rows}, indent=2) + "\n")
+            args.json.write_text(json.dumps({"tests": str(unit), "rows": rows,
+                                             "passed": {k: sorted(v) for k, v in passed.items()}}, indent=2) + "\n")
     finally:
         if args.keep:
             print(f"work folder kept: {work}", file=sys.stderr)

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
-from vsep_core.errors import VsepError
+from vsep_core.errors import UsageError, VsepError
 from vsep_core.remote.files import safe_filename
 
 RETRY_STATUSES = (502, 503, 504)
@@ -152,7 +152,7 @@ class AudioSeparatorAPIClient:
         ``mdxc_overlap=4``, ``vr_enable_tta=True``, ...).
         """
         if (file_path is None) == (gcs_uri is None):
-            raise ValueError("give exactly one of file_path and gcs_uri")
+            raise UsageError("Must provide either file_path or gcs_uri, not both")  # the reference's words
         data: dict[str, str] = {}
         if preset:
             data["preset"] = preset
