@@ -185,6 +185,17 @@ def test_single_stem_the_model_lacks_writes_nothing_and_returns_empty(ref, tmp_p
     assert sorted(p.name for p in out.iterdir()) == ["s_(Vocals)_vocal_split.wav"]
 
 
+def test_batch_single_stem_miss_fails_the_file(tmp_path, gain_model_dir, audio_file):
+    from vsep_core.batch.worker import BatchSettings, Task, WorkerState
+
+    song = audio_file("b.wav", seconds=0.2)
+    settings = BatchSettings({"model_file_dir": str(gain_model_dir), "output_format": "WAV", "device": "cpu",
+                              "offline": True, "output_single_stem": "Piano"}, ("vocal_split.gain",))
+    result = WorkerState(settings, "w0").process(Task("b.wav", str(song), str(tmp_path / "out"), ""))
+    assert not result.ok and "Piano" in result.error and result.outputs == []
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.wav"))
+
+
 @pytest.mark.slow
 def test_cli_single_stem_miss_is_one_line_and_non_zero(tmp_path, gain_model_dir, audio_file):
     song = audio_file("s.wav", seconds=0.3)
