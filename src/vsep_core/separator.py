@@ -2,7 +2,7 @@
 
     from vsep_core import Separator
     sep = Separator(output_dir="out", output_format="FLAC")
-    sep.load_model("model_bs_roformer_ep_317_sdr_12.9755.ckpt")
+    sep.load_model()  # the default model (vsep_core.config.DEFAULT_MODEL_FILENAME)
     files = sep.separate("song.flac")
 """
 
@@ -19,27 +19,36 @@ from vsep_core import audio as audio_io
 from vsep_core import envinfo, pipeline, plugins
 from vsep_core.api import Device, ModelRecord, SeparationModel
 from vsep_core.config import DEFAULT_MODEL_FILENAME
-from vsep_core.ensemble import VALID_ENSEMBLE_ALGORITHMS
+from vsep_core.ensemble import DEFAULT_ALGORITHM, VALID_ENSEMBLE_ALGORITHMS
+from vsep_core.ensemble_run import STEM_NAME_MAP  # noqa: F401 - the reference exports it from this module
 from vsep_core.errors import SeparationError, UsageError, VsepError
 from vsep_core.loader import LoadedModel, ModelLoader
 from vsep_core.options import Settings
 from vsep_core.params import build_params, params_dict
+from vsep_core.separator_compat import ReferenceSeparatorAPI, mark_roformer
 
 log = logging.getLogger("vsep")
 
 DEFAULT_MODEL = DEFAULT_MODEL_FILENAME
+REFERENCE_ATTRIBUTES = ("model_file_dir", "output_dir", "output_format", "output_bitrate", "output_bit_depth",
+                        "normalization_threshold", "amplification_threshold", "output_single_stem",
+                        "invert_using_spec", "sample_rate", "use_soundfile", "use_autocast", "use_directml",
+                        "use_torch_compile", "use_native_fp16", "chunk_duration", "offline", "stem_layout")
+"""Settings the facade also exposes as attributes of the same name (the reference's, plus vsep's own)."""
 REFERENCE_PARAM_PREFIXES = ("mdx", "vr", "demucs", "mdxc")
 """The reference's four `<prefix>_params` arguments: accepted (and ignored) when their plugin is not
 installed, so code written for audio-separator that passes all four keeps working."""
 ProgressFactory = Callable[[str], Callable[[int, int], None] | None]
 
 
-class Separator:
+class Separator(ReferenceSeparatorAPI):
     """Separate audio files into stems with any installed architecture.
 
     The constructor takes the reference's arguments (same names, defaults and validation);
     architecture dicts (`mdx_params`, `mdxc_params`, ... or any installed plugin's
-    `<prefix>_params`) are merged over the plugin's typed defaults.
+    `<prefix>_params`) are merged over the plugin's typed defaults. The reference's other
+    public names (device set-up methods, `torch_device`, `model_friendly_name`, ...) come from
+    :class:`~vsep_core.separator_compat.ReferenceSeparatorAPI`.
     """
 
     VALID_ENSEMBLE_ALGORITHMS = VALID_ENSEMBLE_ALGORITHMS
@@ -57,7 +66,8 @@ class Separator:
                  ensemble_weights: list[float] | None = None, ensemble_preset: str | None = None,
                  info_only: bool = False, *, output_bit_depth: int | None = None, device: str | None = None,
                  offline: bool = False, use_torch_compile: bool = False, use_native_fp16: bool = False,
-                 extract_instrumental: bool = False, use_tta: bool = False, **other_params: dict):
+                 extract_instrumental: bool = False, use_tta: bool = False, stem_layout: str | None = None,
+                 **other_params: dict):
         self.logger = log
         self.log_level = log_level
         log.setLevel(log_level)
@@ -84,29 +94,18 @@ class Separator:
             extract_instrumental=extract_instrumental, use_tta=use_tta, use_soundfile=use_soundfile,
             use_autocast=use_autocast, use_native_fp16=use_native_fp16, use_torch_compile=use_torch_compile,
             use_directml=use_directml, chunk_duration=chunk_duration, ensemble_algorithm=ensemble_algorithm,
-            ensemble_weights=ensemble_weights, ensemble_preset=ensemble_preset, device=device,
+            ensemble_weights=ensemble_weights, ensemble_preset=ensemble_preset, device=device, stem_layout=stem_layout,
             offline=bool(offline) or config.offline_from_env(),
             arch_params={k: v for k, v in given.items() if v})
         st = self.settings
-        self.model_file_dir = st.model_file_dir
-        self.output_dir = st.output_dir
-        self.output_format = st.output_format
-        self.output_bitrate = st.output_bitrate
-        self.output_bit_depth = st.output_bit_depth
-        self.normalization_threshold = st.normalization_threshold
-        self.amplification_threshold = st.amplification_threshold
-        self.output_single_stem = st.output_single_stem
-        self.invert_using_spec = st.invert_using_spec
-        self.sample_rate = st.sample_rate
-        self.use_soundfile = st.use_soundfile  # vsep always writes in-process; kept for compatibility
-        self.use_autocast = st.use_autocast
-        self.use_directml = st.use_directml
-        self.use_torch_compile = st.use_torch_compile
-        self.use_native_fp16 = st.use_native_fp16
-        self.chunk_duration = st.chunk_duration
+        for name in REFERENCE_ATTRIBUTES:  # the reference's attribute names, read by code written for it
+            setattr(self, name, getattr(st, name))
         self.device_request = st.device
-        self.offline = st.offline
         self.info_only = info_only
+        if self.output_format == audio_io.STEM_FORMAT:
+            from vsep_core import stemfile
+
+            stemfile.check_request(self._output_options())
 
         self._given_params = {k: dict(v) for k, v in st.arch_params.items()}
         owned = {a.flag_prefix for a in plugins.architectures().values()}
@@ -133,6 +132,8 @@ class Separator:
             self.ensemble_algorithm = st.ensemble_algorithm or self._preset.get("algorithm")
             if self.ensemble_weights is None:
                 self.ensemble_weights = self._preset.get("weights")
+        self.ensemble_algorithm = self.ensemble_algorithm or DEFAULT_ALGORITHM  # the reference's default
+        self._ensemble_preset_models = list(self._preset["models"]) if self._preset else None
 
         self.model_instance: SeparationModel | None = None
         self.model_record: ModelRecord | None = None
@@ -223,13 +224,16 @@ class Separator:
         return modeldata.load_model_data_using_hash(Path(model_path), Path(self.model_file_dir))
 
     def load_model_data_from_yaml(self, yaml_config_filename: str | os.PathLike) -> dict[str, Any]:
-        """A model yaml (MDXC/Demucs), looked up in the model directory when not a path."""
+        """A model yaml (MDXC/Demucs), looked up in the model directory when not a path.
+
+        Sets ``is_roformer`` as the reference does (:func:`~vsep_core.separator_compat.mark_roformer`).
+        """
         from vsep_core import modeldata
 
         path = Path(yaml_config_filename)
         if not path.exists():
             path = Path(self.model_file_dir) / path
-        return modeldata.load_model_data_from_yaml(path)
+        return mark_roformer(modeldata.load_model_data_from_yaml(path), path)
 
     def download_model_files(self, model_filename: str) -> tuple[str, str, str, str, str | None]:
         """Download what a model needs; (filename, type, friendly name, path, yaml or None) as the reference."""
@@ -277,6 +281,10 @@ class Separator:
         if len(names) > 1:
             return
         loaded = loader.load(names[0])
+        if self.output_format == audio_io.STEM_FORMAT:
+            from vsep_core import stemfile
+
+            stemfile.check_request(self._output_options(), list(loaded.model.stems))  # a 2-stem model: refused here
         self._loaded = [loaded]
         self.model_instance = loaded.model
         self.model_record = loaded.record
@@ -304,7 +312,7 @@ class Separator:
             output_bit_depth=self.output_bit_depth, normalization_threshold=self.normalization_threshold,
             amplification_threshold=self.amplification_threshold, sample_rate=self.sample_rate,
             output_single_stem=self.output_single_stem, chunk_duration=self.chunk_duration,
-            extract_instrumental=st.extract_instrumental, use_tta=st.use_tta)
+            extract_instrumental=st.extract_instrumental, use_tta=st.use_tta, stem_layout=st.stem_layout)
 
     def separate(self, audio_file_path: str | os.PathLike | list, custom_output_names: dict[str, str] | None = None,
                  ) -> list[str]:
@@ -341,9 +349,15 @@ class Separator:
 
             written = ensemble_run.separate_ensemble(
                 self._ensemble_models(), path, opts, self.ensemble_algorithm, self.ensemble_weights,
-                ensemble_run.output_label(self.ensemble_preset), custom_output_names, self.progress_factory)
+                ensemble_run.output_label(self.ensemble_preset, self.model_filenames), custom_output_names,
+                self.progress_factory)
         else:
             loaded = self._loaded[0]
+            try:
+                pipeline.select_stems(list(loaded.model.stems), self.output_single_stem)
+            except UsageError as exc:  # as the reference: nothing written, no error, so a loop over models goes on
+                log.warning("%s: %s; nothing written", Path(path).name, exc)
+                return []
             progress = self.progress_factory(f"{path.name} · {loaded.name}") if self.progress_factory else None
             written = pipeline.separate_file(loaded.model, loaded.name, Path(path), opts, custom_output_names,
                                              progress, loaded.channels)

@@ -124,6 +124,13 @@ def _fake_warm_up() -> None:
 fake_separation.warm_up = _fake_warm_up  # type: ignore[attr-defined]
 
 
+CHROMIUM = os.environ.get("VSEP_CHROMIUM", "/usr/bin/chromium")
+"""The browser the page's tests and screenshots drive: Debian's Chromium (``apt-get install -y chromium``)."""
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--autoplay-policy=no-user-gesture-required"]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
