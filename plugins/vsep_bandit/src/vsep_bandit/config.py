@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from vsep_core import helpers
+
 MODEL_TYPE = "bandit_v2"
 YAML_SUFFIXES = (".yaml", ".yml")
 _NETWORK_KEYS = {"n_sqm_modules", "band_type"}
@@ -28,22 +30,11 @@ class ConfigError(ValueError):
     """The yaml is not a usable BandIt v2 config; the message names the key."""
 
 
-class _SafeTupleLoader(yaml.SafeLoader):
-    """A SafeLoader that also reads ``!!python/tuple`` (MSST writes ``mixup_probs`` that way)."""
-
-
-def _construct_tuple(loader: yaml.SafeLoader, node: yaml.Node) -> tuple:
-    return tuple(loader.construct_sequence(node, deep=True))  # type: ignore[arg-type]
-
-
-_SafeTupleLoader.add_constructor("tag:yaml.org,2002:python/tuple", _construct_tuple)
-
-
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Parse a yaml safely (tuples allowed, no other Python tags); a mapping or ConfigError."""
+    """Parse a yaml with core's safe config loader (``!!python/tuple`` allowed, no other Python tags); a
+    mapping or ConfigError."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.load(fh, Loader=_SafeTupleLoader)  # noqa: S506 - SafeLoader subclass
+        data = helpers.load_yaml(path)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{Path(path).name} is not valid yaml: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, dict):
