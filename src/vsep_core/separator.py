@@ -350,7 +350,12 @@ class Separator:
         assert self.model_instance is not None and self.model_name is not None
         started = time.perf_counter()
         progress = self.progress_factory(f"{path.name} · {self.model_name}") if self.progress_factory else None
+        channels = getattr(self, "_channels", 2)
+        if getattr(self.model_instance, "channels", None) == 1:
+            # a model that declares itself mono gets the input's own channels: mono stays mono, and a
+            # stereo input goes whole to the model, which separates it one channel at a time
+            channels = min(max(audio_io.probe(Path(path)).channels, 1), 2)
         written = pipeline.separate_file(self.model_instance, self.model_name, Path(path), self._output_options(),
-                                         custom_output_names, progress, getattr(self, "_channels", 2))
+                                         custom_output_names, progress, channels)
         log.info("separated %s in %.2f s", path.name, time.perf_counter() - started)
         return written
