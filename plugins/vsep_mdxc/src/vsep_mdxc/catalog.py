@@ -28,6 +28,11 @@ def _models() -> list[list[str]]:
     return json.loads((_data() / "models.json").read_text(encoding="utf-8"))["models"]
 
 
+def reference_checkpoints() -> frozenset[str]:
+    """The checkpoint file names of audio-separator's MDXC model list."""
+    return frozenset(ckpt for _, ckpt, _ in _models())
+
+
 def packaged_config(name: str) -> Path | None:
     """The packaged copy of yaml config ``name``, or None when it is not packaged."""
     path = _data() / "configs" / name
