@@ -43,8 +43,8 @@ def test_every_family_lists_the_reference_models() -> None:
     for record in catalog.all_records():
         by_arch.setdefault(record.architecture, []).append(record)
     counts = {arch: len(by_arch.get(arch, [])) for arch in catalog.REFERENCE_TYPES}
-    # UVR lists + audio-separator 0.47.1 models.json (roformer_download_list has 84 entries)
-    assert counts == {"VR": 29, "MDX": 39, "Demucs": 4, "MDXC": 97}
+    # UVR lists + audio-separator 0.47.1 models.json (roformer_download_list has 84 entries), MSST extras
+    assert counts == {"VR": 29, "MDX": 39, "Demucs": 4, "MDXC": 100}  # + 3 RoFormers only MSST lists
     filenames = [r.filename for r in catalog.all_records()]
     assert len(filenames) == len(set(filenames))
 
