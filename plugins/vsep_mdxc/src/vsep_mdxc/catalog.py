@@ -12,6 +12,7 @@ import functools
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from vsep_core.api import DownloadFile, ModelRecord
 
@@ -44,11 +45,48 @@ def _config_file(name: str) -> DownloadFile:
     return DownloadFile(name, url=path.as_uri() if path else None)
 
 
+@functools.cache
+def _msst_models() -> list[dict[str, Any]]:
+    return json.loads((_data() / "msst_models.json").read_text(encoding="utf-8"))["models"]
+
+
+def msst_scores(entry: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """MSST's published scores of a model as record scores, keyed ``"<stem> (<dataset>)"`` so that they
+    keep their dataset and never mix with the MUSDB18-HQ medians core measures for the same stem."""
+    scores: dict[str, dict[str, float | None]] = {}
+    for table in entry.get("scores", []):
+        for stem, value in table["values"].items():
+            scores[f"{stem} ({table['dataset']})"] = {table["metric"]: value}
+    return scores
+
+
+def _msst_record(entry: dict[str, Any]) -> ModelRecord:
+    config = entry["config"]
+    packaged = packaged_config(config)
+    config_file = DownloadFile(config, url=packaged.as_uri() if packaged else entry["config_url"])
+    return ModelRecord(filename=entry["checkpoint"], architecture=ARCHITECTURE, friendly_name=entry["name"],
+                       files=[DownloadFile(entry["checkpoint"], url=entry["checkpoint_url"]), config_file],
+                       stems=list(entry.get("stems", [])), config=config, scores=msst_scores(entry),
+                       package=PACKAGE, license=entry.get("license"), provenance=entry.get("provenance"))
+
+
 def model_records() -> list[ModelRecord]:
-    """Catalogue records of MDXC models: the checkpoint and its yaml config (``record.config``)."""
-    return [
-        ModelRecord(filename=ckpt, architecture=ARCHITECTURE, friendly_name=name,
-                    files=[DownloadFile(ckpt), _config_file(config)], config=config,
-                    vip="VIP" in name, package=PACKAGE)
-        for name, ckpt, config in _models()
-    ]
+    """Catalogue records of MDXC models: the checkpoint and its yaml config (``record.config``).
+
+    audio-separator's list first (in its order), with MSST's scores, licence and provenance added
+    where MSST's model list has the same file; then the RoFormers only MSST's list has
+    (``data/msst_models.json``).
+    """
+    extends = {e["checkpoint"]: e for e in _msst_models() if e["mode"] == "extends"}
+    records = []
+    for name, ckpt, config in _models():
+        record = ModelRecord(filename=ckpt, architecture=ARCHITECTURE, friendly_name=name,
+                             files=[DownloadFile(ckpt), _config_file(config)], config=config,
+                             vip="VIP" in name, package=PACKAGE)
+        extra = extends.get(ckpt)
+        if extra:
+            record.scores = msst_scores(extra)
+            record.license, record.provenance = extra.get("license"), extra.get("provenance")
+        records.append(record)
+    records += [_msst_record(e) for e in _msst_models() if e["mode"] == "new"]
+    return records
