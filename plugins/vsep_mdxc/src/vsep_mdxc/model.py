@@ -47,7 +47,7 @@ from vsep_mdxc.config import (
     plan_stems,
     resolve_int,
 )
-from vsep_mdxc.roformer import RoformerConfig, build_roformer, normalize_model_section, roformer_config
+from vsep_mdxc.roformer import RoformerConfig, build_roformer, normalize_model_section, roformer_config, to_bool
 from vsep_mdxc.tfc_tdf import TFCTDFConfig, TFCTDFNet
 from vsep_mdxc.variants import VariantContext, VariantError, installed_variants, variant_for
 
@@ -506,7 +506,9 @@ _EXPERIMENTAL_TENSORS = (".static_alpha", ".to_value_residual_mix.")
 def is_experimental(section: Mapping[str, Any], state: Mapping[str, Any], model_type: str | None) -> bool:
     """Whether the network is MSST's ``*_roformer_experimental``: from the explicit type, else from the
     yaml keys only that network has, else from its tensors (hyper-connections, value-residual gates)."""
-    uses_keys = any(k in section and section[k] not in (None, False, 1) for k in _EXPERIMENTAL_KEYS)
+    streams = section.get("num_residual_streams")
+    residual = section.get("use_value_residual_learning")
+    uses_keys = (streams is not None and int(streams) != 1) or (residual is not None and to_bool(residual))
     if model_type is not None:
         experimental = model_type.endswith("_experimental")
         if not experimental and uses_keys:
@@ -514,6 +516,12 @@ def is_experimental(section: Mapping[str, Any], state: Mapping[str, Any], model_
             raise ValueError(f"{keys} belong to MSST's {model_type}_experimental network, not {model_type}")
         return experimental
     return uses_keys or any(t in name for name in state for t in _EXPERIMENTAL_TENSORS)
+
+
+def _count_streams(state: Mapping[str, torch.Tensor]) -> int | None:
+    """Hyper-connection streams of a checkpoint (``static_alpha`` is [streams, streams + 1]), or None."""
+    alpha = next((t for name, t in state.items() if name.endswith(".static_alpha")), None)
+    return int(alpha.shape[0]) if alpha is not None and alpha.ndim == 2 else None
 
 
 def default_inference(model_path: Path) -> str:
@@ -539,7 +547,8 @@ def _build_roformer_from(config: Mapping[str, Any], kind: str, state: Mapping[st
     rcfg = roformer_config({k: v for k, v in model_section.items() if k not in owned}, variant_kind,
                            num_stems=_count_indexed(state, "mask_estimators."),
                            num_bands=_count_indexed(state, "band_split.to_features."),
-                           owned=owned, experimental=is_experimental(model_section, state, model_type))
+                           owned=owned, experimental=is_experimental(model_section, state, model_type),
+                           num_residual_streams=_count_streams(state))
     if variant is None:
         return (lambda: build_roformer(rcfg, variant_kind)), rcfg
     vctx = VariantContext(kind=variant_kind, model=model_section,

@@ -766,7 +766,8 @@ def normalize_model_section(model: Mapping[str, Any]) -> dict[str, Any]:
     return {_ALIASES.get(k, k): v for k, v in model.items()}
 
 
-def _to_bool(value: Any) -> bool:
+def to_bool(value: Any) -> bool:
+    """A yaml flag as a bool (strings true/1/yes/on are true)."""
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes", "on")
     return bool(value)
@@ -774,11 +775,11 @@ def _to_bool(value: Any) -> bool:
 
 def roformer_config(model: Mapping[str, Any], variant: str, num_stems: int | None = None,
                     num_bands: int | None = None, owned: Collection[str] = (),
-                    experimental: bool = False) -> RoformerConfig:
+                    experimental: bool = False, num_residual_streams: int | None = None) -> RoformerConfig:
     """Build the options of `variant` ("bs" or "mel") from a yaml ``model`` section.
 
-    Missing ``num_stems``/``num_bands`` fall back to the given values (counted from the
-    checkpoint by the caller), then to 1 / 60. Missing ``mask_estimator_depth`` is 2 for BS
+    Missing ``num_stems``/``num_bands``/``num_residual_streams`` fall back to the given values
+    (counted from the checkpoint by the caller), then to 1 / 60 / 1. Missing ``mask_estimator_depth`` is 2 for BS
     and 1 for Mel, the constructors' defaults. A key that is neither built in (`known_keys`) nor
     in `owned` (the keys of installed variants) is a ValueError naming it.
     """
@@ -797,7 +798,7 @@ def roformer_config(model: Mapping[str, Any], variant: str, num_stems: int | Non
         if key not in names or value is None:
             continue
         if key in _BOOL_KEYS:
-            kwargs[key] = _to_bool(value)
+            kwargs[key] = to_bool(value)
         elif key == "freqs_per_bands":
             kwargs[key] = tuple(int(v) for v in value)
         else:
@@ -807,6 +808,8 @@ def roformer_config(model: Mapping[str, Any], variant: str, num_stems: int | Non
             raise ValueError(f"the yaml model section has no {required!r}")
     if "num_stems" not in kwargs:
         kwargs["num_stems"] = num_stems or 1
+    if "num_residual_streams" not in kwargs and num_residual_streams:
+        kwargs["num_residual_streams"] = num_residual_streams
     if kwargs.get("num_residual_streams", 1) < 1:
         raise ValueError("num_residual_streams must be at least 1")
     if variant == "bs":
