@@ -186,7 +186,11 @@ class Attention(nn.Module):
             v = v.lerp(value_residual, mix)
         if self.pope_embed is not None:
             q, k = self.pope_embed.apply(qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2))
-            out = F.scaled_dot_product_attention(q, k, v.to(q.dtype), scale=self.scale).to(v.dtype)
+            # values zero-padded to the polar queries' width: equal head sizes keep SDPA on its fused
+            # kernels (about 10x faster on CPU than the math fallback for unequal sizes)
+            d = v.shape[-1]
+            padded = F.pad(v.to(q.dtype), (0, q.shape[-1] - d))
+            out = F.scaled_dot_product_attention(q, k, padded, scale=self.scale)[..., :d].to(v.dtype)
         elif self.rotary_embed is not None:  # q and k rotated in one pass
             qk = self.rotary_embed.rotate(qkv[:, :, :2], seq_dim=1)
             q, k = qk.permute(2, 0, 3, 1, 4)
