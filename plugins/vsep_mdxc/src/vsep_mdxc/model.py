@@ -1,6 +1,11 @@
 """Loading an MDXC checkpoint and running it: chunking, overlap-add, pitch shift, stems.
 
-Numbers follow the reference implementation (audio-separator 0.47.1, ``MDXCSeparator``):
+Two inference styles (docs/mdxc.md): ``msst`` runs the model as MSST's ``inference.py`` does (core's
+`vsep_core.chunking.demix` with the yaml's chunk size and overlap, ``inference.normalize``, ``zero_dc``,
+MSST's stems, no peak normalisation); ``audio_separator`` as audio-separator 0.47.1 does. The default
+is ``audio_separator`` for a file of audio-separator's model list, ``msst`` for any other.
+
+In the ``audio_separator`` style, numbers follow the reference implementation (``MDXCSeparator``):
 
 - the mix is peak-normalised to ``normalization_threshold`` (or amplified to
   ``amplification_threshold``) before separation, and every stem is peak-normalised the same way;

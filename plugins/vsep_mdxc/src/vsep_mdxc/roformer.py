@@ -13,9 +13,12 @@ extended by ZFTurbo's Music-Source-Separation-Training and UVR):
 Options of community yamls that change the network: ``num_stems``, ``mask_estimator_depth``
 (BS: depth-1 hidden layers, Mel: depth hidden layers), ``mlp_expansion_factor`` (hidden width
 of the mask MLPs), ``linear_transformer_depth``, ``skip_connection`` (each depth step adds the
-outputs of all earlier steps), ``stereo``, the STFT settings, BS ``freqs_per_bands`` and Mel
-``num_bands``/``sample_rate``. ``zero_dc``, ``flash_attn``, ``sage_attention``,
-``use_torch_checkpoint`` and dropouts do not change inference.
+outputs of all earlier steps), ``use_pope`` (polar positions, `PolarPositions`), MSST's experimental
+``num_residual_streams`` (`HyperConnection`) and ``use_value_residual_learning``, ``zero_dc`` (applied
+when the model runs in MSST's style), ``stereo``, the STFT settings, BS ``freqs_per_bands`` and Mel
+``num_bands``/``sample_rate``. ``flash_attn``, ``sage_attention``, ``use_torch_checkpoint`` and
+dropouts do not change inference (`NO_EFFECT_KEYS`); any other key is an error unless an installed
+variant (vsep_mdxc.variants) owns it.
 """
 
 from __future__ import annotations
