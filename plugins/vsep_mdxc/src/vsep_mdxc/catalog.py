@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from vsep_core.api import DownloadFile, ModelRecord
+from vsep_core.helpers import attach_scores
+from vsep_core.sources import uvr_config_file, uvr_model_file
 
 ARCHITECTURE = "MDXC"
 PACKAGE = "vsep-mdxc"
@@ -41,8 +43,11 @@ def packaged_config(name: str) -> Path | None:
 
 
 def _config_file(name: str) -> DownloadFile:
-    path = packaged_config(name)
-    return DownloadFile(name, url=path.as_uri() if path else None)
+    return uvr_config_file(name, packaged_config(name))
+
+
+def _scores() -> dict:
+    return json.loads(resources.files(__package__).joinpath("data", "scores.json").read_text(encoding="utf-8"))
 
 
 @functools.cache
@@ -63,7 +68,7 @@ def msst_scores(entry: dict[str, Any]) -> dict[str, dict[str, float | None]]:
 def _msst_record(entry: dict[str, Any]) -> ModelRecord:
     config = entry["config"]
     packaged = packaged_config(config)
-    config_file = DownloadFile(config, url=packaged.as_uri() if packaged else entry["config_url"])
+    config_file = DownloadFile(config, url=entry["config_url"], mirrors=(packaged.as_uri(),) if packaged else ())
     return ModelRecord(filename=entry["checkpoint"], architecture=ARCHITECTURE, friendly_name=entry["name"],
                        files=[DownloadFile(entry["checkpoint"], url=entry["checkpoint_url"]), config_file],
                        stems=list(entry.get("stems", [])), config=config, scores=msst_scores(entry),
@@ -75,13 +80,13 @@ def model_records() -> list[ModelRecord]:
 
     audio-separator's list first (in its order), with MSST's scores, licence and provenance added
     where MSST's model list has the same file; then the RoFormers only MSST's list has
-    (``data/msst_models.json``).
+    (``data/msst_models.json``). The MUSDB18-HQ medians of ``data/scores.json`` are attached to all.
     """
     extends = {e["checkpoint"]: e for e in _msst_models() if e["mode"] == "extends"}
     records = []
     for name, ckpt, config in _models():
         record = ModelRecord(filename=ckpt, architecture=ARCHITECTURE, friendly_name=name,
-                             files=[DownloadFile(ckpt), _config_file(config)], config=config,
+                             files=[uvr_model_file(ckpt, vip="VIP" in name), _config_file(config)], config=config,
                              vip="VIP" in name, package=PACKAGE)
         extra = extends.get(ckpt)
         if extra:
@@ -89,4 +94,4 @@ def model_records() -> list[ModelRecord]:
             record.license, record.provenance = extra.get("license"), extra.get("provenance")
         records.append(record)
     records += [_msst_record(e) for e in _msst_models() if e["mode"] == "new"]
-    return records
+    return attach_scores(records, _scores())
