@@ -21,7 +21,8 @@ from vsep_core.helpers import fit_length
 from vsep_core.helpers import peak_gain as normalization_gain
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif", ".ac3", ".aac", ".wma")
-OUTPUT_FORMATS = ("WAV", "FLAC", "MP3", "OGG", "OPUS", "M4A", "AIFF")
+OUTPUT_FORMATS = ("WAV", "FLAC", "MP3", "OGG", "OPUS", "M4A", "AIFF", "STEM")
+STEM_FORMAT = "STEM"  # NI Stems (.stem.mp4): the mix and four stems in one file, written by vsep_core.stemfile
 LOSSLESS_FORMATS = ("WAV", "FLAC", "AIFF")
 DEFAULT_BITRATES = {"MP3": "320k", "M4A": "256k", "OPUS": "192k", "OGG": "192k"}
 BLOCK = 1 << 18  # samples per block when streaming to and from disk
@@ -190,6 +191,8 @@ def write_audio(path: Path, blocks: Iterator[np.ndarray] | np.ndarray, sample_ra
     WAV/FLAC/AIFF and OGG go through soundfile; MP3, M4A and OPUS through PyAV's bundled encoders.
     """
     fmt = check_output_format(fmt)
+    if fmt == STEM_FORMAT:
+        raise UsageError("STEM files hold the mix and four stems: write them with vsep_core.stemfile")
     if isinstance(blocks, np.ndarray):
         channels = blocks.shape[0]
         blocks = iter([blocks])

@@ -114,6 +114,10 @@ def separate_ensemble(models: list[LoadedModel], input_path: str | Path, opts: p
             log.warning("ensemble algorithm %s does not use weights; ignoring %s", algorithm, resolved.tolist())
         resolved = None
     fmt = audio_io.check_output_format(opts.output_format)
+    if fmt == audio_io.STEM_FORMAT:
+        from vsep_core import stemfile
+
+        stemfile.check_request(opts, None, custom_output_names)
     info = audio_io.probe(input_path)
     if info.frames == 0:
         raise AudioReadError(f"input has no audio samples: {input_path}")
@@ -167,6 +171,7 @@ def separate_ensemble(models: list[LoadedModel], input_path: str | Path, opts: p
                              f"its models give {', '.join(seen_names)}")
         opts.output_dir.mkdir(parents=True, exist_ok=True)
         written = []
+        gathered: dict[str, np.ndarray] = {}  # STEM: the ensembled stems, kept on disk until the file is written
         for canon in sorted(groups, key=lambda c: first_seen[c]):
             group = groups[canon]
             order = np.argsort(group.model_index)
@@ -178,14 +183,21 @@ def separate_ensemble(models: list[LoadedModel], input_path: str | Path, opts: p
             if len(waves) < n:
                 log.info("%s: only %d of %d models give %s", input_path.name, len(waves), n, canon)
             result = ensemble(waves, algorithm, stem_weights)
-            path = opts.output_dir / pipeline.stem_output_name(input_path, canon, label, fmt, custom_output_names)
-            pipeline.write_stem(result, path, opts, opts.sample_rate, out_length, bit_depth)
-            log.info("wrote %s", path)
-            written.append(path)
+            if fmt == audio_io.STEM_FORMAT:
+                store = workdir / f"ensembled-{len(gathered)}.npy"
+                gathered[canon] = _store(result, store, opts.sample_rate, opts.sample_rate, out_length)
+            else:
+                path = opts.output_dir / pipeline.stem_output_name(input_path, canon, label, fmt, custom_output_names)
+                pipeline.write_stem(result, path, opts, opts.sample_rate, out_length, bit_depth)
+                log.info("wrote %s", path)
+                written.append(path)
             del result, waves
             for wave in group.waves:
                 wave.close()
             group.waves.clear()
+        if gathered:
+            written.append(stemfile.write_for_input(input_path, gathered, opts.sample_rate, opts, out_length, info))
+            log.info("wrote %s", written[-1])
         log.info("ensembled %s with %d models (%s) in %.2f s", input_path.name, n, algorithm,
                  time.perf_counter() - started)
         return written

@@ -80,8 +80,11 @@ class Settings:
     output_format: str = option("WAV", "output format", choices_from="output_formats", cli_default="FLAC",
                                 pattern=r"^[A-Za-z0-9]{1,10}$")
     output_bitrate: str | None = option(None, "bitrate of lossy formats, e.g. 320k", pattern=r"^[0-9]{1,7}[kKmM]?$")
-    output_bit_depth: int | None = option(None, "WAV/FLAC/AIFF bit depth (32 = float WAV); default: the input's",
-                                          choices=(16, 24, 32))
+    output_bit_depth: int | None = option(None, "WAV/FLAC/AIFF bit depth (32 = float WAV); default: the input's; "
+                                          "STEM: 16 or 24 = lossless ALAC", choices=(16, 24, 32))
+    stem_layout: str | None = option(None, "STEM: the four stem tracks: default (drums, bass, melody, vocals), "
+                                     "vocals-instrumental, or NAME=STEMS[#RRGGBB],... (docs/dj.md)",
+                                     pattern=r"^[^\x00]{1,400}$")
     normalization_threshold: float = option(0.9, "max peak of every stem (0-1]", cli="normalization", above=0,
                                             max=1)
     amplification_threshold: float = option(0.0, "min peak: quieter stems are amplified to it (0 = off)",

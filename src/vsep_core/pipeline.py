@@ -56,6 +56,7 @@ class OutputOptions:
     chunk_duration: float | None = None
     extract_instrumental: bool = False
     use_tta: bool = False
+    stem_layout: str | None = None  # STEM format: which stems go to the file's four tracks (vsep_core.stemfile)
 
 
 _UNSAFE = re.compile(r'[<>:"/\\|?*]')
@@ -358,6 +359,10 @@ def separate_file(model: SeparationModel, model_name: str, input_path: Path, opt
     `channels` is what the model takes when it does not say itself (its architecture's).
     """
     fmt = audio_io.check_output_format(opts.output_format)
+    if fmt == audio_io.STEM_FORMAT:
+        from vsep_core import stemfile
+
+        stemfile.check_request(opts, list(model.stems), custom_output_names)
     info = audio_io.probe(input_path)
     if info.frames == 0:
         raise AudioReadError(f"input has no audio samples: {input_path}")
@@ -373,6 +378,10 @@ def separate_file(model: SeparationModel, model_name: str, input_path: Path, opt
         missing = [s for s in wanted if s not in stems]
         if missing:
             raise UsageError(f"the model did not produce stem(s) {', '.join(missing)}")
+        if fmt == audio_io.STEM_FORMAT:
+            path = stemfile.write_for_input(input_path, stems, model.sample_rate, opts, out_length, info)
+            log.info("wrote %s", path)
+            return [path]
         opts.output_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for stem in wanted:

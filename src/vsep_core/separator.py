@@ -28,6 +28,11 @@ from vsep_core.params import build_params, params_dict
 log = logging.getLogger("vsep")
 
 DEFAULT_MODEL = DEFAULT_MODEL_FILENAME
+REFERENCE_ATTRIBUTES = ("model_file_dir", "output_dir", "output_format", "output_bitrate", "output_bit_depth",
+                        "normalization_threshold", "amplification_threshold", "output_single_stem",
+                        "invert_using_spec", "sample_rate", "use_soundfile", "use_autocast", "use_directml",
+                        "use_torch_compile", "use_native_fp16", "chunk_duration", "offline", "stem_layout")
+"""Settings the facade also exposes as attributes of the same name (the reference's, plus vsep's own)."""
 REFERENCE_PARAM_PREFIXES = ("mdx", "vr", "demucs", "mdxc")
 """The reference's four `<prefix>_params` arguments: accepted (and ignored) when their plugin is not
 installed, so code written for audio-separator that passes all four keeps working."""
@@ -57,7 +62,8 @@ class Separator:
                  ensemble_weights: list[float] | None = None, ensemble_preset: str | None = None,
                  info_only: bool = False, *, output_bit_depth: int | None = None, device: str | None = None,
                  offline: bool = False, use_torch_compile: bool = False, use_native_fp16: bool = False,
-                 extract_instrumental: bool = False, use_tta: bool = False, **other_params: dict):
+                 extract_instrumental: bool = False, use_tta: bool = False, stem_layout: str | None = None,
+                 **other_params: dict):
         self.logger = log
         self.log_level = log_level
         log.setLevel(log_level)
@@ -84,29 +90,18 @@ class Separator:
             extract_instrumental=extract_instrumental, use_tta=use_tta, use_soundfile=use_soundfile,
             use_autocast=use_autocast, use_native_fp16=use_native_fp16, use_torch_compile=use_torch_compile,
             use_directml=use_directml, chunk_duration=chunk_duration, ensemble_algorithm=ensemble_algorithm,
-            ensemble_weights=ensemble_weights, ensemble_preset=ensemble_preset, device=device,
+            ensemble_weights=ensemble_weights, ensemble_preset=ensemble_preset, device=device, stem_layout=stem_layout,
             offline=bool(offline) or config.offline_from_env(),
             arch_params={k: v for k, v in given.items() if v})
         st = self.settings
-        self.model_file_dir = st.model_file_dir
-        self.output_dir = st.output_dir
-        self.output_format = st.output_format
-        self.output_bitrate = st.output_bitrate
-        self.output_bit_depth = st.output_bit_depth
-        self.normalization_threshold = st.normalization_threshold
-        self.amplification_threshold = st.amplification_threshold
-        self.output_single_stem = st.output_single_stem
-        self.invert_using_spec = st.invert_using_spec
-        self.sample_rate = st.sample_rate
-        self.use_soundfile = st.use_soundfile  # vsep always writes in-process; kept for compatibility
-        self.use_autocast = st.use_autocast
-        self.use_directml = st.use_directml
-        self.use_torch_compile = st.use_torch_compile
-        self.use_native_fp16 = st.use_native_fp16
-        self.chunk_duration = st.chunk_duration
+        for name in REFERENCE_ATTRIBUTES:  # the reference's attribute names, read by code written for it
+            setattr(self, name, getattr(st, name))
         self.device_request = st.device
-        self.offline = st.offline
         self.info_only = info_only
+        if self.output_format == audio_io.STEM_FORMAT:
+            from vsep_core import stemfile
+
+            stemfile.check_request(self._output_options())
 
         self._given_params = {k: dict(v) for k, v in st.arch_params.items()}
         owned = {a.flag_prefix for a in plugins.architectures().values()}
@@ -277,6 +272,10 @@ class Separator:
         if len(names) > 1:
             return
         loaded = loader.load(names[0])
+        if self.output_format == audio_io.STEM_FORMAT:
+            from vsep_core import stemfile
+
+            stemfile.check_request(self._output_options(), list(loaded.model.stems))  # a 2-stem model: refused here
         self._loaded = [loaded]
         self.model_instance = loaded.model
         self.model_record = loaded.record
@@ -304,7 +303,7 @@ class Separator:
             output_bit_depth=self.output_bit_depth, normalization_threshold=self.normalization_threshold,
             amplification_threshold=self.amplification_threshold, sample_rate=self.sample_rate,
             output_single_stem=self.output_single_stem, chunk_duration=self.chunk_duration,
-            extract_instrumental=st.extract_instrumental, use_tta=st.use_tta)
+            extract_instrumental=st.extract_instrumental, use_tta=st.use_tta, stem_layout=st.stem_layout)
 
     def separate(self, audio_file_path: str | os.PathLike | list, custom_output_names: dict[str, str] | None = None,
                  ) -> list[str]:
