@@ -230,3 +230,29 @@ def test_mdx23c_runs_in_the_msst_style(tmp_path: Path) -> None:
     out = _separate(ckpt, yml, audio)
     assert list(out) == ["Vocals", "Instrumental"]
     assert all(v.shape == audio.shape and np.isfinite(v).all() for v in out.values())
+
+
+def test_msst_catalogue_records() -> None:
+    """MSST's RoFormers: new records with their authors' URLs, scores that keep their dataset, licence and
+    provenance; the packaged configs build without an unknown key; records of files audio-separator lists
+    keep its download sources and gain MSST's scores beside the measured medians."""
+    from vsep_mdxc.catalog import model_records, packaged_config
+    from vsep_mdxc.config import load_yaml
+
+    records = {r.filename: r for r in model_records()}
+    kj = records["MelBandRoformer.ckpt"]
+    assert kj.files[0].url.startswith("https://huggingface.co/KimberleyJSN/")
+    assert kj.scores["vocals (Multisong)"] == {"SDR": 10.98}
+    assert kj.license == "unknown" and "Kimberley Jensen" in kj.provenance
+    musdb = records["model_bs_roformer_ep_17_sdr_9.6568.ckpt"]
+    assert musdb.scores["Vocals (MUSDB18-HQ test)"] == {"SDR": 11.08}
+    assert musdb.scores["Vocals (Multisong)"] == {"SDR": 9.19}
+    ep317 = records["model_bs_roformer_ep_317_sdr_12.9755.ckpt"]
+    assert ep317.scores["vocals (Multisong)"] == {"SDR": 10.87} and "SDR" in ep317.scores["vocals"]  # MUSDB medians
+    assert ep317.provenance and "viperx" in ep317.provenance
+    for record in (kj, musdb):
+        config = load_yaml(packaged_config(record.config))
+        with torch.device("meta"):
+            build, rcfg = _build_roformer_from(config, detect_kind(config, [record.filename]), {}, None)
+            build()
+        assert rcfg.dim >= 384
