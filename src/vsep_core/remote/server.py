@@ -53,12 +53,9 @@ UNAUTHENTICATED_PATHS = ("/health",)
 
 def server_version() -> str:
     """The installed vsep-core version."""
-    from importlib.metadata import PackageNotFoundError, version
+    from vsep_core import __version__
 
-    try:
-        return version("vsep-core")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return __version__
 
 
 def is_loopback(host: str) -> bool:
