@@ -8,7 +8,9 @@ is ``audio_separator`` for a file of audio-separator's model list, ``msst`` for 
 In the ``audio_separator`` style, numbers follow the reference implementation (``MDXCSeparator``):
 
 - the mix is peak-normalised to ``normalization_threshold`` (or amplified to
-  ``amplification_threshold``) before separation, and every stem is peak-normalised the same way;
+  ``amplification_threshold``) before separation: the model declares ``input_peak_normalization =
+  "keep_level"`` and core applies one gain found over the whole input; every stem is peak-normalised
+  the same way by core's writer;
 - inputs shorter than 10 s (or ``override_model_segment_size``) use ``segment_size`` STFT frames
   per chunk instead of the yaml's ``inference.dim_t``;
 - MDX23C: chunk = ``audio.hop_length * (dim_t - 1)``, hop = chunk // overlap, zero padding of
@@ -178,18 +180,6 @@ class _Settings:
     standardize: bool = False
 
 
-def _normalize_peak(wave: np.ndarray, max_peak: float, min_peak: float | None) -> np.ndarray:
-    """The reference's ``normalize``: scale down to `max_peak`, or up to `min_peak` when 0 < peak < min_peak."""
-    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
-    if not np.isfinite(peak):
-        raise UsageError("the audio holds NaN or infinite samples")
-    if peak > max_peak:
-        return (wave * np.float32(max_peak / peak)).astype(np.float32, copy=False)
-    if min_peak and 0 < peak < min_peak:
-        return (wave * np.float32(min_peak / peak)).astype(np.float32, copy=False)
-    return wave
-
-
 def _hamming(length: int) -> np.ndarray:
     """Symmetric Hamming window (scipy.signal.windows.hamming), float32."""
     if length == 1:
@@ -244,6 +234,9 @@ class MDXCModel:
         self.target_index = target_index
         self.n_fft = n_fft
         self.stems = list(plan.outputs if settings.inference == MSST else plan.order)
+        # audio-separator's style peak-normalises the mix and keeps the stems at that level; core does
+        # it once for the whole input (so the parts of a long input never step in level at a seam)
+        self.input_peak_normalization = None if settings.inference == MSST else "keep_level"
         self.logger = logger or logging.getLogger("vsep.mdxc")
 
     # -- public ----------------------------------------------------------------------------
@@ -260,7 +253,6 @@ class MDXCModel:
         s = self.settings
         if s.inference == MSST:
             return self._separate_msst(mix, in_channels, progress)
-        mix = _normalize_peak(mix, s.normalization_threshold, s.amplification_threshold)
         short = length / self.sample_rate < SHORT_CLIP_SECONDS
         dim_t = s.segment_size if (s.override_segment or short) else s.model_dim_t
         if short and not s.override_segment:
@@ -291,12 +283,8 @@ class MDXCModel:
         else:
             for name, out in zip(self.plan.outputs, outputs, strict=True):
                 stems[name] = out
-        result: dict[str, np.ndarray] = {}
-        for name in self.stems:
-            wave = _normalize_peak(np.ascontiguousarray(stems[name], dtype=np.float32),
-                                   s.normalization_threshold, s.amplification_threshold)
-            result[name] = self._from_model_channels(wave, in_channels)
-        return result
+        return {name: self._from_model_channels(np.ascontiguousarray(stems[name], dtype=np.float32), in_channels)
+                for name in self.stems}
 
     def _separate_msst(self, mix: np.ndarray, in_channels: int, progress: Progress | None) -> dict[str, np.ndarray]:
         """MSST's inference: ``inference.normalize``, then ``demix`` (generic mode), nothing else.
