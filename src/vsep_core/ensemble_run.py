@@ -203,7 +203,8 @@ def _run_model(separator: Separator, name: str, info: audio_io.AudioInfo, opts: 
     model = separator.model_instance
     if model is None:
         raise VsepError(f"model {name} did not load")
-    source = pipeline.MixSource(info, model.sample_rate, getattr(separator, "_channels", 2))
+    source = pipeline.MixSource(info, model.sample_rate, getattr(separator, "_channels", 2),
+                                pipeline.input_resampler_of(model))
     workdir.mkdir(parents=True, exist_ok=True)
     progress = separator.progress_factory(description) if separator.progress_factory else None
     stems = pipeline.separate_audio(model, source, opts, workdir, progress)

@@ -24,6 +24,7 @@ import numpy as np
 import soxr
 
 from vsep_core import audio as audio_io
+from vsep_core import resample as resample_methods
 from vsep_core.api import SeparationModel
 from vsep_core.chunking import CrossfadeJoiner, plan_parts
 from vsep_core.errors import AudioReadError, UsageError
@@ -133,17 +134,25 @@ class MixSource:
 
     MARGIN_SECONDS = 0.05
 
-    def __init__(self, info: audio_io.AudioInfo, model_rate: int, channels: int):
+    def __init__(self, info: audio_io.AudioInfo, model_rate: int, channels: int, resampler: str = "soxr_hq"):
         self.info = info
         self.model_rate = model_rate
         self.channels = channels
+        self.resampler = resampler
         self.length = int(round(info.frames * model_rate / info.sample_rate))
+
+    def _resample(self, audio: np.ndarray, length: int | None = None) -> np.ndarray:
+        rin, rout = self.info.sample_rate, self.model_rate
+        if self.resampler == "soxr_hq" or rin == rout:
+            return audio_io.resample(audio, rin, rout, length)
+        out = resample_methods.resample(audio, rin, rout, self.resampler)
+        return audio_io.fit_length(out, length) if length is not None else out
 
     def whole(self) -> np.ndarray:
         """The whole mix, float32 [channels, length]."""
         mix, _ = audio_io.read_audio(self.info.path)
         mix = audio_io.match_channels(mix, self.channels)
-        return audio_io.resample(mix, self.info.sample_rate, self.model_rate, self.length)
+        return self._resample(mix, self.length)
 
     def segment(self, start: int, stop: int) -> np.ndarray:
         """Samples [start, stop) at the model rate."""
@@ -158,7 +167,7 @@ class MixSource:
         raw = audio_io.match_channels(raw, self.channels)
         if rin == rout:
             return audio_io.fit_length(raw, stop - start)
-        out = audio_io.resample(raw, rin, rout)
+        out = self._resample(raw)
         offset = int(round(start - first * rout / rin))
         return audio_io.fit_length(out[:, offset:], stop - start)
 
@@ -225,6 +234,12 @@ class DiskStem:
         self.close()
 
 
+def input_resampler_of(model: SeparationModel) -> str:
+    """How the input is brought to the model's rate: the model's `input_resampler` (a librosa res_type name,
+    see vsep_core.resample), else soxr HQ (librosa's default, what the reference loads most inputs with)."""
+    return str(getattr(model, "input_resampler", None) or "soxr_hq")
+
+
 def part_frames_for(opts: OutputOptions, source: MixSource) -> int:
     """Samples per part: --chunk_duration, else the whole input unless it is longer than AUTO_PART_ABOVE."""
     if opts.chunk_duration:
@@ -283,7 +298,7 @@ def separate_file(model: SeparationModel, model_name: str, input_path: Path, opt
     bit_depth = opts.output_bit_depth or info.bit_depth
     if fmt in audio_io.LOSSLESS_FORMATS:
         audio_io.output_subtype(fmt, bit_depth)  # fail before the work, not after it
-    source = MixSource(info, model.sample_rate, channels)
+    source = MixSource(info, model.sample_rate, channels, input_resampler_of(model))
     out_length = int(round(info.frames * opts.sample_rate / info.sample_rate))
     workdir = Path(tempfile.mkdtemp(prefix="vsep-stems-"))
     try:
