@@ -139,7 +139,7 @@ class MixSource:
         self.model_rate = model_rate
         self.channels = channels
         self.resampler = resampler
-        self.length = int(round(info.frames * model_rate / info.sample_rate))
+        self.length = resample_methods.output_length(info.frames, info.sample_rate, model_rate)  # librosa's ceil
 
     def _resample(self, audio: np.ndarray, length: int | None = None) -> np.ndarray:
         rin, rout = self.info.sample_rate, self.model_rate
@@ -299,7 +299,7 @@ def separate_file(model: SeparationModel, model_name: str, input_path: Path, opt
     if fmt in audio_io.LOSSLESS_FORMATS:
         audio_io.output_subtype(fmt, bit_depth)  # fail before the work, not after it
     source = MixSource(info, model.sample_rate, channels, input_resampler_of(model))
-    out_length = int(round(info.frames * opts.sample_rate / info.sample_rate))
+    out_length = resample_methods.output_length(info.frames, info.sample_rate, opts.sample_rate)
     workdir = Path(tempfile.mkdtemp(prefix="vsep-stems-"))
     try:
         stems = separate_audio(model, source, opts, workdir, progress)
