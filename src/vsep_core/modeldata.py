@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 from vsep_core.api import HashTable, ModelRecord
-from vsep_core.errors import ModelDataError
+from vsep_core.errors import ModelDataError, ModelFileNotFoundError
+from vsep_core.helpers import ConfigLoader
 
 HASH_WINDOW = 10000 * 1024
 """The hash covers the last 10,240,000 bytes of a model file (all of it when smaller), as UVR."""
@@ -34,6 +35,8 @@ def get_model_hash(path: str | Path) -> str:
             f.seek(max(size - HASH_WINDOW, 0))
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
+    except FileNotFoundError as exc:
+        raise ModelFileNotFoundError(f"model file {path} not found") from exc
     except OSError as exc:
         raise ModelDataError(f"cannot read model file {path}: {exc.strerror or exc}") from exc
     return digest.hexdigest()
@@ -42,16 +45,14 @@ def get_model_hash(path: str | Path) -> str:
 def hash_tables(model_dir: str | Path | None = None) -> list[HashTable]:
     """Every plugin's hash table, each merged with its JSON in ``model_dir`` when present.
 
-    Order: MDX first, then VR (as the reference looks them up), then any other in hook order.
+    Order: ascending ``HashTable.priority`` (the plugins set the reference's lookup order), then hook order.
     """
     from vsep_core.plugins import get_plugin_manager
 
     tables: list[HashTable] = []
     for batch in get_plugin_manager().hook.vsep_hash_tables():
         tables.extend(batch or [])
-    # The reference searches MDX before VR; keep that order whatever order plugins load in.
-    priority = {"MDX": 0, "VR": 1}
-    tables.sort(key=lambda t: priority.get(t.architecture, 2))
+    tables.sort(key=lambda t: t.priority)  # stable: equal priorities keep hook order
     if model_dir is None:
         return tables
     merged = []
@@ -106,28 +107,18 @@ def load_model_data_using_hash(path: str | Path, model_dir: str | Path | None = 
         f"{' or '.join(str(where / n) for n in names)}")
 
 
-class _ConfigLoader(yaml.SafeLoader):
-    """SafeLoader plus ``!!python/tuple`` (used by MDXC configs); nothing that can run code."""
-
-
-def _construct_tuple(loader: yaml.SafeLoader, node: yaml.Node) -> tuple:
-    return tuple(loader.construct_sequence(node, deep=True))
-
-
-_ConfigLoader.add_constructor("tag:yaml.org,2002:python/tuple", _construct_tuple)
-
-
 def load_model_data_from_yaml(path: str | Path) -> dict[str, Any]:
     """Parse a model's yaml config safely (``!!python/tuple`` becomes a tuple; no code runs)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise ModelDataError(f"model config {path} not found; download the model again (vsep download)") from exc
+        raise ModelFileNotFoundError(f"model config {path} not found; download the model again (vsep download)"
+                                     ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelDataError(f"cannot read model config {path}: {exc}") from exc
     try:
-        data = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ModelDataError(f"model config {path} is not valid yaml: {exc}") from exc
     if not isinstance(data, dict):
@@ -160,7 +151,8 @@ def model_data_for(record: ModelRecord, files: dict[str, Path],
         config_path = Path(files.get(config, model_dir / config))
         return model_path, config_path, load_model_data_from_yaml(config_path)
     if not model_path.is_file():
-        raise ModelDataError(f"model file {model_path} not found; download it first (vsep download {record.filename})")
+        raise ModelFileNotFoundError(f"model file {model_path} not found; download it first "
+                                     f"(vsep download {record.filename})")
     if not any(t.architecture == record.architecture for t in hash_tables()):
         return model_path, None, {}  # this family is configured neither by yaml nor by hash
     try:
@@ -176,6 +168,6 @@ def _claimed_as_self_describing(record: ModelRecord, path: Path) -> bool:
 
     arch = architectures().get(record.architecture)
     try:
-        return bool(arch and arch.claims and path.suffix == ".onnx" and arch.claims(path))
+        return bool(arch and arch.self_describing and arch.self_describing(path))
     except Exception:  # a plugin's check must not turn a clear error into a crash
         return False

@@ -97,7 +97,9 @@ def _plain(obj: Any) -> Any:
 
 
 def make_ctx(ckpt: Path, yml: Path | None, model_data: dict[str, Any] | None = None, **params: Any) -> LoadContext:
-    """A LoadContext for the CPU, as core would hand it over."""
+    """A LoadContext for the CPU, as core would hand it over (audio_separator inference unless
+    `inference` is given; ``inference=None`` leaves the choice to the plugin's default)."""
+    params.setdefault("inference", "audio_separator")
     record = ModelRecord(filename=ckpt.name, architecture="MDXC", friendly_name=ckpt.stem, files=[])
     return LoadContext(record=record, model_path=ckpt, model_dir=ckpt.parent, config_path=yml,
                        params=MDXCParams(**params), device=Device("cpu", ("CPUExecutionProvider",)),

@@ -11,7 +11,9 @@ import functools
 import json
 from importlib import resources
 
-from vsep_core.api import DownloadFile, ModelRecord
+from vsep_core.api import ModelRecord
+from vsep_core.helpers import attach_scores
+from vsep_core.sources import with_fallback
 
 ARCHITECTURE = "Demucs"
 PACKAGE = "vsep-demucs"
@@ -23,10 +25,14 @@ def _models() -> list:
         "models"]
 
 
+def _scores() -> dict:
+    return json.loads(resources.files(__package__).joinpath("data", "scores.json").read_text(encoding="utf-8"))
+
+
 def model_records() -> list[ModelRecord]:
     """Catalogue records of Demucs v4 models: the bag yaml plus its ``.th`` checkpoints, by URL."""
-    return [
+    return attach_scores([
         ModelRecord(filename=yaml_name, architecture=ARCHITECTURE, friendly_name=name,
-                    files=[DownloadFile(url.rsplit("/", 1)[-1], url=url) for url in urls], package=PACKAGE)
+                    files=[with_fallback(url.rsplit("/", 1)[-1], url) for url in urls], package=PACKAGE)
         for name, yaml_name, urls in _models()
-    ]
+    ], _scores())

@@ -33,7 +33,7 @@ def _load(ctx: LoadContext) -> SeparationModel:
 def vsep_architectures() -> list[Architecture]:
     """Demucs: v4 HTDemucs models named by their yaml."""
     return [Architecture(name="Demucs", flag_prefix="demucs", params=DemucsParams, load=_load,
-                         package="vsep-demucs", extensions=(".yaml", ".th"))]
+                         package="vsep-demucs", extensions=(".yaml", ".th"), catalogue_rank=2)]
 
 
 @hookimpl

@@ -12,10 +12,13 @@ import functools
 import json
 from importlib import resources
 
-from vsep_core.api import DownloadFile, HashTable, ModelRecord
-from vsep_core.config import VR_MODEL_DATA_FILENAME
+from vsep_core.api import HashTable, ModelRecord
+from vsep_core.helpers import attach_scores
+from vsep_core.sources import uvr_model_file
 
 ARCHITECTURE = "VR"
+VR_MODEL_DATA_FILENAME = "vr_model_data.json"
+"""The reference caches UVR's VR hash table in the model directory under this name."""
 PACKAGE = "vsep-vr"
 
 
@@ -24,15 +27,19 @@ def _load(name: str) -> dict:
     return json.loads(resources.files(__package__).joinpath("data", name).read_text(encoding="utf-8"))
 
 
+def _scores() -> dict:
+    return json.loads(resources.files(__package__).joinpath("data", "scores.json").read_text(encoding="utf-8"))
+
+
 def model_records() -> list[ModelRecord]:
     """Catalogue records of VR models (one ``.pth`` file each)."""
-    return [
+    return attach_scores([
         ModelRecord(filename=filename, architecture=ARCHITECTURE, friendly_name=name,
-                    files=[DownloadFile(filename)], vip="VIP" in name, package=PACKAGE)
+                    files=[uvr_model_file(filename, vip="VIP" in name)], vip="VIP" in name, package=PACKAGE)
         for name, filename in _load("models.json")["models"]
-    ]
+    ], _scores())
 
 
 def hash_tables() -> list[HashTable]:
     """UVR's VR hash table (with audio-separator's additions), merged by core with vr_model_data.json."""
-    return [HashTable(ARCHITECTURE, VR_MODEL_DATA_FILENAME, _load("hash_params.json"))]
+    return [HashTable(ARCHITECTURE, VR_MODEL_DATA_FILENAME, _load("hash_params.json"), priority=1)]
