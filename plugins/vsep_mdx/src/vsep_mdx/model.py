@@ -163,7 +163,7 @@ class OnnxNetwork:
     """One ONNX Runtime session for the whole life of the model; spectrogram batches in, batches out."""
 
     def __init__(self, path: Path, providers: Sequence[str], logger: logging.Logger, threads: int | None = None,
-                 cuda_device_id: int = 0):
+                 cuda_device_id: int = 0, model_bytes: bytes | None = None):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or physical_cores()
@@ -180,7 +180,8 @@ class OnnxNetwork:
         provider_options = [{"device_id": str(cuda_device_id)} if p == "CUDAExecutionProvider" else {}
                             for p in wanted]
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=wanted,
+            self.session = ort.InferenceSession(model_bytes if model_bytes is not None else str(path),
+                                                sess_options=options, providers=wanted,
                                                 provider_options=provider_options)
         except Exception as exc:  # ORT raises its own Fail / InvalidProtobuf / NoSuchFile types
             raise ModelLoadError(f"{path.name}: ONNX Runtime cannot load it as an ONNX model ({exc}); "
@@ -202,6 +203,24 @@ class OnnxNetwork:
         self.on_cuda = "CUDAExecutionProvider" in self.providers
         self._binding_failed = False
         self.logger = logger
+        self.path, self.requested_providers, self.threads = path, list(providers), threads
+        self.cuda_device_id = cuda_device_id
+
+    def with_time_axis(self, frames: int, bins: int) -> OnnxNetwork | None:
+        """This network with a dynamic time axis, checked by one run at `frames` frames; None when the graph
+        hard-codes its frame count inside (then only its own size runs)."""
+        try:
+            dynamic = OnnxNetwork(self.path, self.requested_providers, self.logger, self.threads,
+                                  self.cuda_device_id, model_bytes=dynamic_time_axis(self.path))
+            probe = torch.zeros((dynamic.fixed_batch or 1, 4, bins, frames))
+            out = dynamic(probe)
+        except Exception as exc:  # ORT's shape errors have their own types; any failure means "not dynamic"
+            self.logger.debug("MDX: the network does not run at %d frames: %s", frames, exc)
+            return None
+        if tuple(out.shape) != tuple(probe.shape):
+            self.logger.debug("MDX: the network gives %s for %s", tuple(out.shape), tuple(probe.shape))
+            return None
+        return dynamic
 
     def __call__(self, spec: torch.Tensor) -> torch.Tensor:
         """Run the network on [B, 4, dim_f, T]; returns a tensor on spec's device."""
@@ -241,6 +260,21 @@ class OnnxNetwork:
         self.session.run_with_iobinding(binding)
         binding.synchronize_outputs()
         return out
+
+
+def dynamic_time_axis(path: Path) -> bytes:
+    """The ONNX model at `path` with the time axis (last) of its first input and output made symbolic, and
+    the inferred intermediate shapes dropped: the reference converts the graph to torch to run other sizes."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for value in (model.graph.input[0], model.graph.output[0]):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) == 4:
+            dims[3].Clear()
+            dims[3].dim_param = "frames"
+    del model.graph.value_info[:]
+    return model.SerializeToString()
 
 
 def _require(data: dict[str, Any], key: str, path: Path) -> Any:
@@ -444,8 +478,8 @@ def resolve_settings(ctx: LoadContext, fixed_frames: int | None, fixed_bins: int
                      "Runtime runs it at %d frames (the reference converts it to torch for this)",
                      segment, dim_t, segment)
         else:
-            log.warning("MDX: segment_size %d ignored: this ONNX network only takes dim_t=%d frames, so vsep runs "
-                        "it at %d on ONNX Runtime (the reference converts it to torch with onnx2torch instead)",
+            log.warning("MDX: segment_size %d ignored: this ONNX network hard-codes dim_t=%d frames inside its "
+                        "graph, so vsep runs it at %d (the reference converts it to torch with onnx2torch instead)",
                         segment, dim_t, dim_t)
             segment = dim_t
     hop = int(params.hop_length)
@@ -481,6 +515,14 @@ def load_model(ctx: LoadContext) -> MDXModel:
     channels = network.input_shape[1]
     if isinstance(channels, int) and channels > 0 and channels != 4:
         raise ModelLoadError(f"{path.name}: expected 4 spectrogram channels (L/R re/im), got {network.input_shape}")
+    segment = int(ctx.params.segment_size)
+    if network.fixed_frames is not None and segment != network.fixed_frames:
+        bins = network.fixed_bins or int(ctx.model_data["mdx_dim_f_set"])
+        dynamic = network.with_time_axis(segment, bins)
+        if dynamic is not None:
+            ctx.logger.info("MDX: the network's time axis made dynamic to run segment_size %d (the reference "
+                            "converts the graph to torch for this)", segment)
+            network = dynamic
     settings = resolve_settings(ctx, network.fixed_frames, network.fixed_bins)
     if ctx.use_autocast:
         ctx.logger.info("MDX: use_autocast has no effect on ONNX Runtime models")
