@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from vsep_bandit.config import network_config
 from vsep_bandit.model import build_network
 from vsep_bandit.plugin import BanditParams
 
 from vsep_core.api import Device, LoadContext, ModelRecord
+from vsep_core.testlib import changed_config, perturbed_state, write_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MSST_REFERENCE = REPO_ROOT.parent / "shared" / "msst-reference"
@@ -34,34 +33,13 @@ TINY: dict[str, Any] = {
 
 
 def tiny_config(**changes: Any) -> dict[str, Any]:
-    """A copy of TINY with dotted keys changed (``{"kwargs.emb_dim": 4}``); a value None removes the key."""
-    config = copy.deepcopy(TINY)
-    for dotted, value in changes.items():
-        *path, last = dotted.split(".")
-        node = config
-        for key in path:
-            node = node[key]
-        if value is None:
-            node.pop(last, None)
-        else:
-            node[last] = value
-    return config
-
-
-def write_yaml(path: Path, config: dict[str, Any]) -> Path:
-    """Write `config` as MSST does (PyYAML, tuples as ``!!python/tuple``)."""
-    path.write_text(yaml.dump(config, sort_keys=False), encoding="utf-8")
-    return path
+    """A copy of TINY with dotted keys changed (see :func:`vsep_core.testing.changed_config`)."""
+    return changed_config(TINY, **changes)
 
 
 def random_state(config: dict[str, Any], seed: int = 0) -> dict[str, torch.Tensor]:
     """A state dict of a random-weight network built from `config` (norms perturbed too)."""
-    torch.manual_seed(seed)
-    net = build_network(network_config(config))
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return net.state_dict()
+    return perturbed_state(lambda: build_network(network_config(config)), seed, 0.1)
 
 
 def write_model(directory: Path, name: str, config: dict[str, Any] | None = None, seed: int = 0,

@@ -11,43 +11,22 @@ No torch here: this module is cheap to import (the claim runs for every ``vsep s
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from vsep_core import helpers
+from vsep_core import msst
+from vsep_core.msst import (  # noqa: F401 - re-exported: the plugin's config API
+    ConfigError,
+    InferenceSettings,
+    config_beside,
+    load_yaml,
+    stated_model_type,
+    yaml_beside_claims,
+)
 
 MODEL_TYPE = "bandit_v2"
-YAML_SUFFIXES = (".yaml", ".yml")
 _NETWORK_KEYS = {"n_sqm_modules", "band_type"}
-
-
-class ConfigError(ValueError):
-    """The yaml is not a usable BandIt v2 config; the message names the key."""
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Parse a yaml with core's safe config loader (``!!python/tuple`` allowed, no other Python tags); a
-    mapping or ConfigError."""
-    try:
-        data = helpers.load_yaml(path)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{Path(path).name} is not valid yaml: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{Path(path).name} does not hold a mapping")
-    return data
-
-
-def stated_model_type(config: Mapping[str, Any]) -> str | None:
-    """The model type a yaml states (``model_type`` at the top or under ``training``), or None."""
-    for section in (config, config.get("training")):
-        if isinstance(section, Mapping) and isinstance(section.get("model_type"), str):
-            return section["model_type"].strip().lower()
-    return None
 
 
 def describes_bandit_v2(config: Mapping[str, Any]) -> bool:
@@ -61,78 +40,14 @@ def describes_bandit_v2(config: Mapping[str, Any]) -> bool:
     return isinstance(kwargs, Mapping) and "stems" in kwargs and bool(_NETWORK_KEYS & set(kwargs))
 
 
-def config_beside(path: Path) -> Path | None:
-    """The yaml beside a checkpoint (same stem), if there is one."""
-    return next((path.with_suffix(s) for s in YAML_SUFFIXES if path.with_suffix(s).is_file()), None)
-
-
-@functools.lru_cache(maxsize=64)
-def _claims_cached(yaml_path: str, mtime: float) -> bool:
-    try:
-        return describes_bandit_v2(load_yaml(yaml_path))
-    except (OSError, ConfigError):
-        return False
-
-
 def claims_file(path: Path) -> bool:
     """True for a checkpoint whose yaml beside it is a BandIt v2 yaml."""
-    yaml_path = config_beside(Path(path))
-    return yaml_path is not None and _claims_cached(str(yaml_path), yaml_path.stat().st_mtime)
-
-
-@dataclass(frozen=True)
-class InferenceSettings:
-    """How MSST's inference.py runs the model: chunking, normalisation, sample rate, channels."""
-
-    sample_rate: int
-    channels: int
-    chunk_size: int
-    num_overlap: int
-    batch_size: int
-    normalize: bool
-    instruments: tuple[str, ...]
-
-
-def _section(config: Mapping[str, Any], name: str, required: bool = True) -> Mapping[str, Any]:
-    value = config.get(name)
-    if value is None and not required:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"the yaml has no '{name}' section")
-    return value
-
-
-def _int(section: Mapping[str, Any], where: str, key: str, default: int | None = None) -> int:
-    value = section.get(key, default)
-    if value is None:
-        raise ConfigError(f"the yaml has no '{where}.{key}'")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value <= 0:
-        raise ConfigError(f"'{where}.{key}' must be a positive whole number, not {value!r}")
-    return int(value)
+    return yaml_beside_claims(path, describes_bandit_v2)
 
 
 def inference_settings(config: Mapping[str, Any], default_chunk: int | None = None) -> InferenceSettings:
-    """MSST's settings: ``inference.chunk_size`` else ``audio.chunk_size``, ``inference.num_overlap``,
-    ``inference.batch_size``, ``inference.normalize``, ``audio.sample_rate`` (44100 when absent) and
-    ``audio.num_channels`` (2 when absent); instruments from ``training.instruments`` (or
-    ``training.target_instrument`` alone when it is set, as MSST's prefer_target_instrument)."""
-    audio = _section(config, "audio")
-    inference = _section(config, "inference")
-    training = _section(config, "training", required=False)
-    if inference.get("chunk_size") is not None:
-        chunk = _int(inference, "inference", "chunk_size")
-    else:
-        chunk = _int(audio, "audio", "chunk_size", default_chunk)
-    channels = _int(audio, "audio", "num_channels", 2)
-    if channels not in (1, 2):
-        raise ConfigError(f"'audio.num_channels' must be 1 or 2, not {channels}")
-    target = training.get("target_instrument")
-    instruments = [str(target)] if target else [str(i) for i in (training.get("instruments") or [])]
-    return InferenceSettings(
-        sample_rate=_int(audio, "audio", "sample_rate", 44100), channels=channels, chunk_size=chunk,
-        num_overlap=_int(inference, "inference", "num_overlap"),
-        batch_size=_int(inference, "inference", "batch_size", 1),
-        normalize=inference.get("normalize") is True, instruments=tuple(instruments))
+    """MSST's settings with ``training.instruments`` (see :func:`vsep_core.msst.inference_settings`)."""
+    return msst.inference_settings(config, default_chunk, instruments=True)
 
 
 _IGNORED_KWARGS = {"band_type", "normalize_channel_independently", "treat_channel_as_feature", "power",
