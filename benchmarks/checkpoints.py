@@ -29,8 +29,6 @@ import hashlib
 import io
 import json
 import shutil
-import sys
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -265,39 +263,18 @@ def _write_mdxnet(path: Path) -> None:
     tmp.replace(path)
 
 
-def _demucs_class_ref(qualified: str = "demucs.htdemucs.HTDemucs") -> tuple[type, Callable[[], None]]:
-    """A class importable as `qualified` while it lives, so pickle stores it by reference."""
-    package, module, name = qualified.split(".")
-    fake_pkg, fake_mod = types.ModuleType(package), types.ModuleType(f"{package}.{module}")
-    klass = type(name, (), {"__module__": fake_mod.__name__})
-    setattr(fake_mod, name, klass)
-    setattr(fake_pkg, module, fake_mod)
-    saved = {n: sys.modules.get(n) for n in (package, fake_mod.__name__)}
-    sys.modules.update({package: fake_pkg, fake_mod.__name__: fake_mod})
-
-    def restore() -> None:
-        for n, mod in saved.items():
-            if mod is None:
-                sys.modules.pop(n, None)
-            else:
-                sys.modules[n] = mod
-
-    return klass, restore
-
-
 def _write_htdemucs(directory: Path) -> Path:
     """The Demucs package ``955717e8-<sha256[:8]>.th`` (float16 state, like the published file)."""
     import torch
 
     net = build_htdemucs()
     state = {k: v.detach().half().clone() for k, v in net.state_dict().items()}
-    klass, restore = _demucs_class_ref()
+    from vsep_core.testlib import importable_class  # a test helper (needs pytest, a dev dependency)
+
     buf = io.BytesIO()
-    try:
+    with importable_class("demucs.htdemucs.HTDemucs") as klass:  # pickled by reference, as the published file
         torch.save({"klass": klass, "args": (), "kwargs": HTDEMUCS_KWARGS, "state": state,
                     "training_args": {"note": "vsep benchmark: random weights"}}, buf)
-    finally:
-        restore()
     data = buf.getvalue()
     path = directory / f"{HTDEMUCS_SIG}-{hashlib.sha256(data).hexdigest()[:8]}.th"
     path.write_bytes(data)

@@ -48,6 +48,8 @@ sys.path.insert(0, str(HERE))
 import parity  # noqa: E402
 import refenv  # noqa: E402
 
+from vsep_core.helpers import peak_gain  # noqa: E402
+
 ROOT = HERE.parent
 SHARED = ROOT.parent / "shared"
 MODEL_DIR = SHARED / "reference" / "models"
@@ -58,15 +60,15 @@ REPORT = ROOT / "docs" / "parity.md"
 MIN_DB = 50.0
 COMMAND = "python benchmarks/sweep.py"
 
-#: model key -> (file in MODEL_DIR, architecture, Separator params keyword)
+#: model key -> (file in MODEL_DIR, architecture); the Separator params keyword is "<architecture lower>_params"
 MODELS = {
-    "mdx": ("UVR-MDX-NET-Inst_HQ_3.onnx", "MDX", "mdx_params"),
-    "vr_nets": ("2_HP-UVR.pth", "VR", "vr_params"),
-    "vr_nets_new": ("UVR-De-Echo-Normal.pth", "VR", "vr_params"),
-    "demucs": ("htdemucs.yaml", "Demucs", "demucs_params"),
-    "mdx23c": ("MDX23C-8KFFT-InstVoc_HQ.ckpt", "MDXC", "mdxc_params"),
-    "bs_roformer": ("model_bs_roformer_ep_317_sdr_12.9755.ckpt", "MDXC", "mdxc_params"),
-    "mel_roformer": ("model_mel_band_roformer_ep_3005_sdr_11.4360.ckpt", "MDXC", "mdxc_params"),
+    "mdx": ("UVR-MDX-NET-Inst_HQ_3.onnx", "MDX"),
+    "vr_nets": ("2_HP-UVR.pth", "VR"),
+    "vr_nets_new": ("UVR-De-Echo-Normal.pth", "VR"),
+    "demucs": ("htdemucs.yaml", "Demucs"),
+    "mdx23c": ("MDX23C-8KFFT-InstVoc_HQ.ckpt", "MDXC"),
+    "bs_roformer": ("model_bs_roformer_ep_317_sdr_12.9755.ckpt", "MDXC"),
+    "mel_roformer": ("model_mel_band_roformer_ep_3005_sdr_11.4360.ckpt", "MDXC"),
 }
 #: the model each family's parameters are swept on (plus EXTRA_PARAM_MODELS)
 PARAM_MODEL = {"MDX": "mdx", "VR": "vr_nets", "Demucs": "demucs", "MDXC": "bs_roformer"}
@@ -246,7 +248,8 @@ def build_grid() -> tuple[list[Case], list[str]]:
 
     def make(model: str, inp: str, setting: str, arch_params: dict[str, Any], core: dict[str, Any] | None = None
              ) -> Case:
-        _, arch, keyword = MODELS[model]
+        _, arch = MODELS[model]
+        keyword = f"{arch.lower()}_params"
         params = full_params(archs[arch], {**BASE_PARAMS.get(arch, {}), **arch_params})
         ref_params = {k: v for k, v in params.items() if k in ref_keys[keyword]}
         only = {k: v for k, v in params.items() if k not in ref_keys[keyword]}
@@ -338,13 +341,7 @@ def safe(name: str) -> str:
 
 # ------------------------------------------------------------------------------------------ comparing
 
-def gain_factor(peak: float, max_peak: float, min_peak: float) -> float:
-    """k of the reference's spec_utils.normalize (0.47.1): the normalised mix is k * mix."""
-    if peak > max_peak:
-        return max_peak / peak
-    if min_peak and 0.0 < peak < min_peak:
-        return min_peak / peak
-    return 1.0
+gain_factor = peak_gain  # k of the reference's spec_utils.normalize (0.47.1): the normalised mix is k * mix
 
 
 def mdx_expected(ref: dict[str, np.ndarray], case: Case, mix_peak: float) -> dict[str, np.ndarray]:

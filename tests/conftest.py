@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -20,6 +21,19 @@ REFERENCE = ROOT.parent / "shared" / "reference"
 # before the plugin manager is first built.
 if str(GAIN_PLUGIN) not in sys.path:
     sys.path.insert(0, str(GAIN_PLUGIN))
+
+
+@contextlib.contextmanager
+def registered_plugin(plugin: object, name: str):
+    """`plugin` registered with core's plugin manager (as `name`) while the context lasts."""
+    from vsep_core.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    pm.register(plugin, name=name)
+    try:
+        yield plugin
+    finally:
+        pm.unregister(plugin)
 
 
 def cli_env(**extra: str) -> dict[str, str]:

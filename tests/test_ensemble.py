@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.conftest import registered_plugin
 from vsep_core import ensemble as E
 from vsep_core.ensemble_run import canonical_stem, output_label
 from vsep_core.errors import UsageError, VsepError
@@ -269,11 +270,8 @@ class _AlgoPlugin:
 
 @pytest.fixture
 def algo_plugin():
-    pm = get_plugin_manager()
-    plugin = _AlgoPlugin()
-    pm.register(plugin, name="test-algorithms")
-    yield plugin
-    pm.unregister(plugin)
+    with registered_plugin(_AlgoPlugin(), "test-algorithms") as plugin:
+        yield plugin
 
 
 def test_plugin_algorithms_are_used_and_get_weights(algo_plugin):
@@ -292,14 +290,9 @@ def test_a_clashing_algorithm_name_is_an_error():
         def vsep_ensemble_algorithms(self):
             return {"avg_wave": lambda waves, weights: waves[0]}
 
-    pm = get_plugin_manager()
-    plugin = Clash()
-    pm.register(plugin, name="test-clash")
-    try:
-        with pytest.raises(VsepError, match="two plugins add the ensemble algorithm 'avg_wave'"):
-            E.algorithms()
-    finally:
-        pm.unregister(plugin)
+    with registered_plugin(Clash(), "test-clash"), \
+            pytest.raises(VsepError, match="two plugins add the ensemble algorithm 'avg_wave'"):
+        E.algorithms()
 
 
 # --------------------------------------------------------------------------------------------- stem names

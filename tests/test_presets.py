@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import registered_plugin
 from vsep_core import presets as P
 from vsep_core.ensemble import VALID_ENSEMBLE_ALGORITHMS
 from vsep_core.hookspecs import hookimpl
-from vsep_core.plugins import get_plugin_manager
 
 PACKAGED = Path(__file__).resolve().parents[1] / "src" / "vsep_core" / "data" / "ensemble_presets.json"
 UPSTREAM = Path(__file__).resolve().parents[2] / "shared" / "uvr-data" / "audio-separator" / "ensemble_presets.json"
@@ -83,11 +83,8 @@ class _PresetPlugin:
 
 @pytest.fixture
 def preset_plugin():
-    pm = get_plugin_manager()
-    plugin = _PresetPlugin()
-    pm.register(plugin, name="test-presets")
-    yield plugin
-    pm.unregister(plugin)
+    with registered_plugin(_PresetPlugin(), "test-presets") as plugin:
+        yield plugin
 
 
 def test_plugin_presets_join_and_bad_ones_are_skipped(preset_plugin, caplog):

@@ -19,18 +19,10 @@ instead, which takes many CPU minutes).
 
 import json
 import logging
-import os
 import sys
 import time
 
-
-def vm_hwm_mb() -> float:
-    """Peak resident set of this process in MiB (VmHWM)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
+from measure import save_stems, timed_separate, vm_hwm_mb, write_result
 
 
 def stub_torchvision() -> bool:
@@ -71,7 +63,6 @@ def main() -> int:
     result = {"tool": "reference", "ok": False}
     t_start = time.perf_counter()
     result["torchvision_stub"] = stub_torchvision()
-    import numpy as np
     from audio_separator.separator import Separator, common_separator
     from audio_separator.separator.uvr_lib_v5.demucs import repo as demucs_repo
 
@@ -95,29 +86,11 @@ def main() -> int:
     result["load_s"] = time.perf_counter() - t0
     result["rss_after_load_mb"] = vm_hwm_mb()
 
-    t1 = time.perf_counter()
-    outputs = sep.separate(job["input"])
-    result["separate_s"] = time.perf_counter() - t1
-    result["peak_rss_mb"] = vm_hwm_mb()
-    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
-        result["peak_gpu_mb"] = sys.modules["torch"].cuda.max_memory_allocated() / 2**20
-    result["outputs"] = [str(o) for o in outputs]
+    timed_separate(sep, job["input"], result)
 
     if job.get("capture"):
-        stems = {}
-        os.makedirs(job["capture"], exist_ok=True)
-        for name, source in captured.items():
-            arr = np.asarray(source, dtype=np.float32)
-            if arr.ndim == 2 and arr.shape[0] > arr.shape[1]:
-                arr = arr.T
-            path = os.path.join(job["capture"], f"ref_{name}.npy")
-            np.save(path, np.ascontiguousarray(arr))
-            stems[name] = path
-        result["stems"] = stems
-    result["ok"] = True
-    with open(job["result"], "w") as fh:
-        json.dump(result, fh)
-    return 0
+        result["stems"] = save_stems(captured, job["capture"], "ref", transpose_long=True)
+    return write_result(job, result)
 
 
 if __name__ == "__main__":

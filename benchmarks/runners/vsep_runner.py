@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import sys
 import time
 import types
@@ -30,16 +29,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from measure import save_stems, timed_separate, vm_hwm_mb, write_result
+
 HERE = Path(__file__).resolve().parent
-
-
-def vm_hwm_mb() -> float:
-    """Peak resident set of this process in MiB (VmHWM)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def find_modules(root: Any, depth: int = 5) -> list[Any]:
@@ -146,7 +138,6 @@ def main() -> int:
     job = json.load(open(sys.argv[1]))
     result: dict[str, Any] = {"tool": "vsep", "ok": False}
     t_start = time.perf_counter()
-    import numpy as np
     import torch
 
     from vsep_core import Separator, pipeline
@@ -181,22 +172,10 @@ def main() -> int:
 
         model.separate = separate_bf16
 
-    t1 = time.perf_counter()
-    outputs = sep.separate(job["input"])
-    result["separate_s"] = time.perf_counter() - t1
-    result["peak_rss_mb"] = vm_hwm_mb()
-    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
-        result["peak_gpu_mb"] = sys.modules["torch"].cuda.max_memory_allocated() / 2**20
-    result["outputs"] = [str(o) for o in outputs]
+    timed_separate(sep, job["input"], result)
 
     if job.get("capture"):
-        os.makedirs(job["capture"], exist_ok=True)
-        stems = {}
-        for name, data in captured.items():
-            path = os.path.join(job["capture"], f"vsep_{name}.npy")
-            np.save(path, np.ascontiguousarray(np.asarray(data, dtype=np.float32)))
-            stems[name] = path
-        result["stems"] = stems
+        result["stems"] = save_stems(captured, job["capture"], "vsep")
     if job.get("flops"):
         factory = None
         if onnx_net is not None and job.get("onnx_torch_twin") == "mdxnet":
@@ -208,10 +187,7 @@ def main() -> int:
                             "shapes": [list(s) for s, _ in shapes], "count": n}
                            for (k, shapes), n in calls.items()]
         result["flops"] = count_flops(modules, calls, factory)
-    result["ok"] = True
-    with open(job["result"], "w") as fh:
-        json.dump(result, fh)
-    return 0
+    return write_result(job, result)
 
 
 if __name__ == "__main__":

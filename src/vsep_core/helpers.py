@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,41 @@ def attach_scores(records: Iterable[ModelRecord], table: Mapping[str, Mapping[st
         out.append(dataclasses.replace(record, stems=list(record.stems) or stems,
                                        target_stem=record.target_stem or target, scores={**scores, **record.scores}))
     return out
+
+
+def read_package_json(package: str, name: str) -> Any:
+    """``data/<name>`` of the installed Python package `package`, parsed as JSON."""
+    return json.loads(resources.files(package).joinpath("data", name).read_text(encoding="utf-8"))
+
+
+@functools.cache
+def package_json(package: str, name: str) -> Any:
+    """:func:`read_package_json`, read once (do not modify what it returns)."""
+    return read_package_json(package, name)
+
+
+def uvr_catalogue(package: str, architecture: str, distribution: str) -> list[ModelRecord]:
+    """Catalogue records of a UVR-format list in `package`'s data: ``models.json`` (``{"models": [[friendly
+    name, file], ...]}``, one file each from UVR's download sources, VIP when the name says so) with the
+    scores of ``scores.json`` (see :func:`attach_scores`)."""
+    from vsep_core.sources import uvr_model_file
+
+    return attach_scores([
+        ModelRecord(filename=filename, architecture=architecture, friendly_name=name,
+                    files=[uvr_model_file(filename, vip="VIP" in name)], vip="VIP" in name, package=distribution)
+        for name, filename in package_json(package, "models.json")["models"]
+    ], read_package_json(package, "scores.json"))
+
+
+def mono_or_stereo(audio: np.ndarray, what: str, error: type[Exception] = ValueError) -> np.ndarray:
+    """`audio` as float32 [channels, samples] (a 1-D array is one channel); `error` saying "<what> take mono
+    or stereo audio, got N channels" unless it has one or two channels."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[None]
+    if audio.shape[0] not in (1, 2):
+        raise error(f"{what} take mono or stereo audio, got {audio.shape[0]} channels")
+    return audio
 
 
 def fit_length(audio: np.ndarray, length: int) -> np.ndarray:

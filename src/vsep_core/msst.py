@@ -17,11 +17,21 @@ import numpy as np
 import yaml
 
 from vsep_core import helpers
-from vsep_core.api import LoadContext, Progress
+from vsep_core.api import LoadContext, Progress, param
 from vsep_core.chunking import DemixPlan, demix, standardize
 from vsep_core.errors import ModelDataError
 
 YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class MsstParams:
+    """Parameters every MSST-format family takes (a plugin's params dataclass adds its ``model_type``)."""
+
+    overlap: int | None = param(None, "windows covering each sample (MSST's num_overlap); default: the yaml's "
+                                      "inference.num_overlap", min=1, max=50)
+    batch_size: int | None = param(None, "chunks per forward pass (speed and memory only); default: the yaml's "
+                                         "inference.batch_size", min=1)
 
 
 class ConfigError(ValueError):
@@ -134,6 +144,27 @@ def check_model_type(config: Mapping[str, Any], explicit: str | None, model_type
     stated = stated_model_type(config)
     if stated is not None and stated != model_type:
         raise ConfigError(f"the yaml says model_type {stated!r}; {package} runs only '{model_type}'")
+
+
+def load_checkpoint(ctx: LoadContext, model_type: str, package: str,
+                    build: Callable[[Mapping[str, Any]], tuple[Any, InferenceSettings, list[str]]], *,
+                    drop_prefixes: tuple[str, ...] = (), ignore: tuple[str, ...] = (),
+                    model_class: type[MsstModel] | None = None) -> MsstModel:
+    """Load an MSST checkpoint with its yaml: check the model type (`model_type`, named by `package` in
+    errors), let `build(config)` make the network (random weights), its settings and output names, read the
+    checkpoint safely into it (:mod:`vsep_core.checkpoints`, dropping `drop_prefixes`, ignoring `ignore`)
+    and wrap it in `model_class` (:class:`MsstModel`) with the call's ``overlap`` and ``batch_size``.
+    A ConfigError becomes ModelDataError naming the yaml."""
+    from vsep_core.checkpoints import load_strict, read_state_dict
+
+    config_path = required_config(ctx)
+    with config_errors_as_model_data(config_path.name):
+        config = load_yaml(config_path)
+        check_model_type(config, getattr(ctx.params, "model_type", None), model_type, package)
+        net, settings, stems = build(config)
+    load_strict(net, read_state_dict(ctx.model_path, drop_prefixes), ctx.model_path.name, ignore)
+    return (model_class or MsstModel)(net, settings, stems, ctx.device.torch_device,
+                                      getattr(ctx.params, "overlap", None), getattr(ctx.params, "batch_size", None))
 
 
 def required_config(ctx: LoadContext) -> Path:

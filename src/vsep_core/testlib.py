@@ -7,10 +7,12 @@ The contract checks of a loaded model are in :mod:`vsep_core.testing`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import json
 import sys
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -67,6 +69,27 @@ def oracle_mix(reference: Path) -> np.ndarray:
     return np.ascontiguousarray(data.T)
 
 
+@contextlib.contextmanager
+def importable_class(qualified: str) -> Iterator[type]:
+    """A stand-in class importable as `qualified` (``package.module.Class``) while the context lasts, so that
+    pickle stores it by reference as a published checkpoint that pickles its class would."""
+    package, module, name = qualified.split(".")
+    fake_pkg, fake_mod = types.ModuleType(package), types.ModuleType(f"{package}.{module}")
+    klass = type(name, (), {"__module__": fake_mod.__name__})
+    setattr(fake_mod, name, klass)
+    setattr(fake_pkg, module, fake_mod)
+    saved = {n: sys.modules.get(n) for n in (package, fake_mod.__name__)}
+    sys.modules.update({package: fake_pkg, fake_mod.__name__: fake_mod})
+    try:
+        yield klass
+    finally:
+        for n, mod in saved.items():
+            if mod is None:
+                sys.modules.pop(n, None)
+            else:
+                sys.modules[n] = mod
+
+
 def load_module(path: Path, name: str | None = None) -> ModuleType:
     """A Python file (such as shared/tools/check_reference.py) loaded as a module; skips when it is absent.
     Its folder goes on sys.path so that its own imports resolve."""
@@ -78,6 +101,50 @@ def load_module(path: Path, name: str | None = None) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+class NotATensor:
+    """A class a pickle would have to import: what a checkpoint "holding code" looks like."""
+
+
+def save_with_code(path: Path, state: dict[str, Any]) -> Path:
+    """Save `state` as ``{"state_dict": state}`` plus an object whose class unpickling would import (a
+    checkpoint that ``torch.load(weights_only=True)`` must refuse)."""
+    import torch
+
+    torch.save({"state_dict": state, "payload": NotATensor()}, path)
+    return path
+
+
+def write_checkpoint(directory: Path, name: str, config: dict[str, Any], checkpoint: Any,
+                     suffix: str = ".ckpt") -> Path:
+    """``name<suffix>`` holding `checkpoint` (torch.save) with its yaml ``name.yaml`` (`config`) beside it."""
+    import torch
+
+    directory.mkdir(parents=True, exist_ok=True)
+    write_yaml(directory / f"{name}.yaml", config)
+    path = directory / f"{name}{suffix}"
+    torch.save(checkpoint, path)
+    return path
+
+
+def checkpoint_context(model_path: Path, architecture: str, params: Any, config_path: Path | None = None) -> Any:
+    """A LoadContext for a local checkpoint on the CPU, its yaml (unless `config_path`) beside it."""
+    from vsep_core.api import Device, LoadContext, ModelRecord
+
+    return LoadContext(record=ModelRecord(model_path.name, architecture, model_path.name, []), model_path=model_path,
+                       model_dir=model_path.parent,
+                       config_path=config_path if config_path is not None else model_path.with_suffix(".yaml"),
+                       params=params, device=Device("cpu", ()))
+
+
+def one_line_error(error: type[Exception], fn: Callable[..., Any], *args: Any) -> str:
+    """The message of the `error` that ``fn(*args)`` must raise, checked to be a single line."""
+    with pytest.raises(error) as info:
+        fn(*args)
+    message = str(info.value)
+    assert "\n" not in message, message
+    return message
 
 
 def changed_config(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -114,22 +181,31 @@ def perturbed_state(make_net: Callable[[], Any], seed: int, scale: float) -> dic
     return net.state_dict()
 
 
-def msst_case(reference: Path, name: str) -> dict[str, Any]:
-    """Case `name` of the MSST oracle's manifest (skips when the oracle is not checked out)."""
-    manifest_path = reference / "manifest.json"
-    if not manifest_path.is_file():
-        pytest.skip(f"MSST oracle not found at {reference}")
-    return json.loads(manifest_path.read_text())["cases"][name]
+def check_msst_case(model: Any, reference: Path, name: str, checker: Path, shape: tuple[int, ...],
+                    lower_names: bool = False, min_db: float = 50) -> None:
+    """Separate the input of case `name` of the MSST oracle at `reference` (skips when it is not checked
+    out) with `model`, resampled to the model's rate by core (soxr HQ), and compare: the stem names (in
+    lower case with `lower_names`), `shape`, at least `min_db` by `checker`'s ``compare`` and a gain within
+    0.01 dB for every stem."""
+    from vsep_core import audio as audio_io
 
-
-def assert_msst_parity(out: dict[str, np.ndarray], case: dict[str, Any], reference: Path, name: str,
-                       compare: Callable[[np.ndarray, np.ndarray], tuple[float, float]], shape: tuple[int, ...],
-                       min_db: float = 50) -> None:
-    """Every stem of `out` against the MSST oracle's expected array of case `name`: `shape`, at least
-    `min_db` by `compare`, and a gain within 0.01 dB."""
+    case = msst_case(reference, name)
+    compare = load_module(checker).compare
+    mix, info = audio_io.read_audio(reference / case["input"])
+    length = int(round(info.frames * model.sample_rate / info.sample_rate))
+    out = model.separate(audio_io.resample(mix, info.sample_rate, model.sample_rate, length))
+    assert [s.lower() if lower_names else s for s in out] == [s["stem"] for s in case["stems"]]
     for stem_info, (stem, ours) in zip(case["stems"], out.items(), strict=True):
         expected = np.load(reference / "expected" / name / stem_info["npy"])
         assert ours.shape == expected.shape == shape
         db, gain_db = compare(ours, expected)
         assert db >= min_db, f"{stem}: {db:.1f} dB"
         assert abs(gain_db) < 0.01
+
+
+def msst_case(reference: Path, name: str) -> dict[str, Any]:
+    """Case `name` of the MSST oracle's manifest (skips when the oracle is not checked out)."""
+    manifest_path = reference / "manifest.json"
+    if not manifest_path.is_file():
+        pytest.skip(f"MSST oracle not found at {reference}")
+    return json.loads(manifest_path.read_text())["cases"][name]

@@ -10,8 +10,8 @@ from vsep_bandit.config import network_config
 from vsep_bandit.model import build_network
 from vsep_bandit.plugin import BanditParams
 
-from vsep_core.api import Device, LoadContext, ModelRecord
-from vsep_core.testlib import changed_config, perturbed_state, write_yaml
+from vsep_core.api import LoadContext
+from vsep_core.testlib import changed_config, checkpoint_context, perturbed_state, write_checkpoint, write_yaml  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MSST_REFERENCE = REPO_ROOT.parent / "shared" / "msst-reference"
@@ -33,7 +33,7 @@ TINY: dict[str, Any] = {
 
 
 def tiny_config(**changes: Any) -> dict[str, Any]:
-    """A copy of TINY with dotted keys changed (see :func:`vsep_core.testing.changed_config`)."""
+    """A copy of TINY with dotted keys changed (see :func:`vsep_core.testlib.changed_config`)."""
     return changed_config(TINY, **changes)
 
 
@@ -46,16 +46,9 @@ def write_model(directory: Path, name: str, config: dict[str, Any] | None = None
                 state: dict[str, torch.Tensor] | None = None) -> Path:
     """A checkpoint ``name.ckpt`` (a plain state dict, as MSST saves) with ``name.yaml`` beside it."""
     config = config or TINY
-    directory.mkdir(parents=True, exist_ok=True)
-    write_yaml(directory / f"{name}.yaml", config)
-    path = directory / f"{name}.ckpt"
-    torch.save(state if state is not None else random_state(config, seed), path)
-    return path
+    return write_checkpoint(directory, name, config, state if state is not None else random_state(config, seed))
 
 
 def make_ctx(model_path: Path, config_path: Path | None = None, **params: Any) -> LoadContext:
     """A LoadContext for a local checkpoint on the CPU."""
-    return LoadContext(record=ModelRecord(model_path.name, "BandIt", model_path.name, []), model_path=model_path,
-                       model_dir=model_path.parent,
-                       config_path=config_path if config_path is not None else model_path.with_suffix(".yaml"),
-                       params=BanditParams(**params), device=Device("cpu", ()))
+    return checkpoint_context(model_path, "BandIt", BanditParams(**params), config_path)

@@ -15,6 +15,7 @@ from vsep_bandit.model import build_network, load_model, read_state_dict
 
 from vsep_core.chunking import DemixPlan, demix
 from vsep_core.errors import ModelDataError, ModelLoadError
+from vsep_core.testlib import one_line_error, save_with_code
 
 
 @pytest.mark.parametrize(("n_fft", "n_bands"), [(2048, 64), (256, 16), (512, 24)])
@@ -125,18 +126,11 @@ def test_lightning_checkpoint_layout_loads(tmp_path: Path) -> None:
     load_model(make_ctx(path))
 
 
-class NotATensor:
-    """A class a pickle would have to import: what a checkpoint 'holding code' looks like."""
-
-
 def test_checkpoint_holding_code_is_refused_in_one_line(tmp_path: Path) -> None:
-    path = tmp_path / "evil.ckpt"
-    torch.save({"state_dict": random_state(TINY), "payload": NotATensor()}, path)
+    path = save_with_code(tmp_path / "evil.ckpt", random_state(TINY))
     write_yaml(path.with_suffix(".yaml"), TINY)
-    with pytest.raises(ModelLoadError) as info:
-        load_model(make_ctx(path))
-    message = str(info.value)
-    assert "\n" not in message and "weights_only" in message and "evil.ckpt" in message
+    message = one_line_error(ModelLoadError, load_model, make_ctx(path))
+    assert "weights_only" in message and "evil.ckpt" in message
 
 
 def test_ordered_dict_checkpoint_as_msst_saves(tmp_path: Path) -> None:
@@ -146,38 +140,30 @@ def test_ordered_dict_checkpoint_as_msst_saves(tmp_path: Path) -> None:
     assert load_model(make_ctx(path)).stems == ["speech", "music", "sfx"]
 
 
-@pytest.mark.parametrize(("change", "needle"), [
-    ({"kwargs.stems": None}, "kwargs.stems"),
-    ({"kwargs.in_channels": 2}, "kwargs.in_channels"),
-    ({"kwargs.rnn_type": "Mamba"}, "kwargs.rnn_type"),
-    ({"kwargs.band_type": "mel"}, "kwargs.band_type"),
-    ({"kwargs.flux_capacitor": 3}, "kwargs.flux_capacitor"),
-    ({"inference.num_overlap": None}, "inference.num_overlap"),
-    ({"audio.chunk_size": None}, "audio.chunk_size"),
-    ({"audio.chunk_size": -5}, "audio.chunk_size"),
-    ({"audio.num_channels": 6}, "audio.num_channels"),
-    ({"training.instruments": ["speech", "music"]}, "training.instruments"),
-    ({"training.model_type": "scnet"}, "scnet"),
+@pytest.mark.parametrize(("change", "needle", "error"), [
+    ({"kwargs.stems": None}, "kwargs.stems", ModelDataError),
+    ({"kwargs.in_channels": 2}, "kwargs.in_channels", ModelDataError),
+    ({"kwargs.rnn_type": "Mamba"}, "kwargs.rnn_type", ModelDataError),
+    ({"kwargs.band_type": "mel"}, "kwargs.band_type", ModelDataError),
+    ({"kwargs.flux_capacitor": 3}, "kwargs.flux_capacitor", ModelDataError),
+    ({"inference.num_overlap": None}, "inference.num_overlap", ModelDataError),
+    ({"audio.chunk_size": None}, "audio.chunk_size", ModelDataError),
+    ({"audio.chunk_size": -5}, "audio.chunk_size", ModelDataError),
+    ({"audio.num_channels": 6}, "audio.num_channels", ModelDataError),
+    ({"training.instruments": ["speech", "music"]}, "training.instruments", ModelDataError),
+    ({"training.model_type": "scnet"}, "scnet", ModelDataError),
+    ({"kwargs.emb_dim": 12}, "band_split.norm_fc_modules.0.combined.1.weight", ModelLoadError),
+    ({"kwargs.n_sqm_modules": 2}, "tf_model.seqband.4", ModelLoadError),
+    ({"kwargs.stems": ["speech", "music", "sfx", "crowd"], "training.instruments": None}, "mask_estim.crowd",
+     ModelLoadError),
 ])
-def test_bad_yaml_is_one_line_naming_the_key(tmp_path: Path, change: dict, needle: str) -> None:
+def test_bad_yaml_or_mismatched_checkpoint_is_one_line_naming_it(tmp_path: Path, change: dict, needle: str,
+                                                                 error: type[Exception]) -> None:
+    """A bad yaml key (ModelDataError) or a yaml the checkpoint does not match (ModelLoadError, naming the
+    first tensor that differs)."""
     path = write_model(tmp_path, "m", TINY, seed=6)
     write_yaml(path.with_suffix(".yaml"), tiny_config(**change))
-    with pytest.raises(ModelDataError) as info:
-        load_model(make_ctx(path))
-    assert needle in str(info.value) and "\n" not in str(info.value)
-
-
-@pytest.mark.parametrize(("change", "tensor"), [
-    ({"kwargs.emb_dim": 12}, "band_split.norm_fc_modules.0.combined.1.weight"),
-    ({"kwargs.n_sqm_modules": 2}, "tf_model.seqband.4"),
-    ({"kwargs.stems": ["speech", "music", "sfx", "crowd"], "training.instruments": None}, "mask_estim.crowd"),
-])
-def test_checkpoint_not_matching_the_yaml_names_the_tensor(tmp_path: Path, change: dict, tensor: str) -> None:
-    path = write_model(tmp_path, "m", TINY, seed=7)
-    write_yaml(path.with_suffix(".yaml"), tiny_config(**change))
-    with pytest.raises(ModelLoadError) as info:
-        load_model(make_ctx(path))
-    assert tensor in str(info.value) and "\n" not in str(info.value)
+    assert needle in one_line_error(error, load_model, make_ctx(path))
 
 
 def test_explicit_model_type(tiny_model: Path) -> None:

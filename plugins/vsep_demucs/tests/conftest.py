@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from demucs_testlib import ORACLE, make_tiny, write_bag  # noqa: E402
 
+from vsep_core.testlib import one_torch_thread, reference_fixture  # noqa: E402, F401
 
-@pytest.fixture(scope="session")
-def oracle() -> Path:
-    """The reference oracle directory (skips when ../shared/reference is not there)."""
-    if not (ORACLE / "manifest.json").is_file():
-        pytest.skip(f"reference oracle not found at {ORACLE}")
-    return ORACLE
+oracle = reference_fixture(ORACLE, name="oracle")
 
 
 @pytest.fixture(scope="session")
@@ -49,13 +45,3 @@ def mix() -> Callable[[float], np.ndarray]:
     return make
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Run each test on one intra-op thread (restored after): these tiny networks gain nothing from
-    more, and on a shared CI machine idle OpenMP threads spinning cost three times the CPU time."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
-import sys
-import types
-from collections.abc import Iterator
-from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ from vsep_demucs.htdemucs import HTDemucs
 from vsep_demucs.plugin import DemucsParams
 
 from vsep_core.api import Device, LoadContext, ModelRecord
+from vsep_core.testlib import importable_class
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ORACLE = REPO_ROOT.parent / "shared" / "reference"
@@ -27,25 +25,11 @@ TINY_KWARGS: dict[str, Any] = dict(sources=SOURCES, audio_channels=2, samplerate
                                    channels=4, depth=4, nfft=4096, t_layers=2, t_heads=2, dconv_comp=2)
 
 
-@contextmanager
-def demucs_class(qualified: str = "demucs.htdemucs.HTDemucs") -> Iterator[type]:
+def demucs_class(qualified: str = "demucs.htdemucs.HTDemucs") -> contextlib.AbstractContextManager[type]:
     """A stand-in class importable as `qualified` (e.g. demucs.htdemucs.HTDemucs) while the
     context lasts, so that pickle stores it by reference exactly like the published files."""
-    package, module, name = qualified.split(".")
-    fake_pkg, fake_mod = types.ModuleType(package), types.ModuleType(f"{package}.{module}")
-    klass = type(name, (), {"__module__": fake_mod.__name__})
-    setattr(fake_mod, name, klass)
-    setattr(fake_pkg, module, fake_mod)
-    saved = {n: sys.modules.get(n) for n in (package, fake_mod.__name__)}
-    sys.modules.update({package: fake_pkg, fake_mod.__name__: fake_mod})
-    try:
-        yield klass
-    finally:
-        for n, mod in saved.items():
-            if mod is None:
-                sys.modules.pop(n, None)
-            else:
-                sys.modules[n] = mod
+    return importable_class(qualified)
+
 
 #: hdemucs_mmi's structure (depth 6, BiLSTM and local attention in the deepest DConv), tiny.
 TINY_HDEMUCS_KWARGS: dict[str, Any] = dict(sources=SOURCES, audio_channels=2, samplerate=8000, segment=40,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,47 +13,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mdx_testlib import CHECKER, ORACLE_MODEL, REFERENCE, make_ctx  # noqa: E402
 
+from vsep_core.testlib import load_module, manifest, oracle_mix, reference_fixture  # noqa: E402, F401
 
-@pytest.fixture(scope="session")
-def reference() -> Path:
-    """The oracle directory (skips when ../shared/reference is not checked out)."""
-    if not (REFERENCE / "manifest.json").is_file():
-        pytest.skip(f"reference oracle not found at {REFERENCE}")
-    return REFERENCE
+reference = reference_fixture(REFERENCE)
 
 
 @pytest.fixture(scope="session")
-def manifest(reference: Path) -> dict[str, Any]:
-    """The oracle's manifest.json."""
-    return json.loads((reference / "manifest.json").read_text())
-
-
-@pytest.fixture(scope="session")
-def oracle_data(manifest: dict[str, Any]) -> dict[str, Any]:
+def oracle_data(manifest: dict[str, Any]) -> dict[str, Any]:  # noqa: F811 - the imported fixture
     """Hash parameters of the oracle's MDX file."""
     return manifest["models"]["mdx"]["model_data"]
 
 
 @pytest.fixture(scope="session")
-def oracle_mix(reference: Path) -> np.ndarray:
-    """The oracle's 6 s input, float32 [2, samples]."""
-    import soundfile as sf
-
-    data, _ = sf.read(str(reference / "input" / "mardy20s_6s_16bit.flac"), dtype="float32", always_2d=True)
-    return np.ascontiguousarray(data.T)
-
-
-@pytest.fixture(scope="session")
 def checker(reference: Path) -> Any:
     """shared/tools/check_reference.py as a module (its expected_stems derives vsep's expected MDX stems)."""
-    spec = importlib.util.spec_from_file_location("check_reference", CHECKER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(CHECKER, "check_reference")
 
 
 @pytest.fixture(scope="session")
-def oracle_default(reference: Path, oracle_data: dict[str, Any], oracle_mix: np.ndarray) -> dict[str, np.ndarray]:
+def oracle_default(reference: Path, oracle_data: dict[str, Any],
+                   oracle_mix: np.ndarray) -> dict[str, np.ndarray]:  # noqa: F811 - the imported fixture
     """vsep's stems of the oracle input at default settings (computed once)."""
     from vsep_mdx.model import load_model
 

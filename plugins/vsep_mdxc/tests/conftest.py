@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,31 +11,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mdxc_testlib import REFERENCE, TINY_BS, TINY_MDX23C, TINY_MEL, write_model  # noqa: E402
 
+from vsep_core.testlib import manifest, one_torch_thread, reference_fixture  # noqa: E402, F401
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Run these tests on one torch thread: on a loaded 2-core machine OpenMP's second thread
-    turns every tiny operation into a wait for a time slice (30 s instead of 0.6 s for a tiny model)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def reference() -> Path:
-    """The oracle directory (skips when ../shared/reference is not checked out)."""
-    if not (REFERENCE / "manifest.json").is_file():
-        pytest.skip(f"reference oracle not found at {REFERENCE}")
-    return REFERENCE
-
-
-@pytest.fixture(scope="session")
-def manifest(reference: Path) -> dict[str, Any]:
-    """The oracle's manifest.json."""
-    return json.loads((reference / "manifest.json").read_text())
+reference = reference_fixture(REFERENCE)
 
 
 @pytest.fixture(scope="session")

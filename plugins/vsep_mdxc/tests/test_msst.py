@@ -48,24 +48,14 @@ def _separate(ckpt: Path, yml: Path, audio: np.ndarray, **params: Any) -> dict[s
 
 # -- every variant key matters -----------------------------------------------------------------
 
-FLIPS = [
-    # (network, key, value in the checkpoint's yaml, flipped value)
-    ("bs", "use_pope", True, False),
-    ("mel", "use_pope", True, False),
-    ("bs", "skip_connection", True, False),
-    ("mel", "skip_connection", True, False),
-    ("bs", "linear_transformer_depth", 1, 0),
-    ("bs", "mlp_expansion_factor", 2, 1),
-    ("mel", "mlp_expansion_factor", 2, 1),
-    ("bs", "num_residual_streams", 2, 1),
-    ("mel", "num_residual_streams", 2, 1),
-    ("bs", "use_value_residual_learning", True, False),
-    ("bs", "zero_dc", True, False),
-    ("mel", "zero_dc", True, False),
-    ("bs", "stereo", False, True),
-    ("mel", "mask_estimator_depth", 2, 1),
-    ("bs", "time_transformer_depth", 2, 1),
-    ("mel", "num_bands", 8, 6),
+FLIPS = [  # (network, key, value in the checkpoint's yaml, flipped value)
+    (network, key, value, flipped) for key, value, flipped, networks in [
+        ("use_pope", True, False, "bs mel"), ("skip_connection", True, False, "bs mel"),
+        ("linear_transformer_depth", 1, 0, "bs"), ("mlp_expansion_factor", 2, 1, "bs mel"),
+        ("num_residual_streams", 2, 1, "bs mel"), ("use_value_residual_learning", True, False, "bs"),
+        ("zero_dc", True, False, "bs mel"), ("stereo", False, True, "bs"), ("mask_estimator_depth", 2, 1, "mel"),
+        ("time_transformer_depth", 2, 1, "bs"), ("num_bands", 8, 6, "mel"),
+    ] for network in networks.split()
 ]
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -14,28 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from vr_testlib import REFERENCE, noise_mix, save_tiny  # noqa: E402
 
+from vsep_core.testlib import manifest, oracle_mix, reference_fixture  # noqa: E402, F401
 
-@pytest.fixture(scope="session")
-def reference() -> Path:
-    """The oracle directory (skips when ../shared/reference is not checked out)."""
-    if not (REFERENCE / "manifest.json").is_file():
-        pytest.skip(f"reference oracle not found at {REFERENCE}")
-    return REFERENCE
-
-
-@pytest.fixture(scope="session")
-def manifest(reference: Path) -> dict[str, Any]:
-    """The oracle's manifest.json."""
-    return json.loads((reference / "manifest.json").read_text())
-
-
-@pytest.fixture(scope="session")
-def oracle_mix(reference: Path) -> np.ndarray:
-    """The oracle's 6 s input, float32 [2, samples]."""
-    import soundfile as sf
-
-    data, _ = sf.read(str(reference / "input" / "mardy20s_6s_16bit.flac"), dtype="float32", always_2d=True)
-    return np.ascontiguousarray(data.T)
+reference = reference_fixture(REFERENCE)
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,9 @@ import time
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from vsep_core.batch.runner import BatchAbortedError, Completion, WorkerRef
+from vsep_core.batch.runner import BatchAbortedError, Completion, WorkerRef, replace_lost_worker
 from vsep_core.batch.worker import BatchSettings, Task, TaskResult, WorkerState, describe_error, staging_root_for
+from vsep_core.ipc import requests_until_stop
 
 log = logging.getLogger("vsep")
 
@@ -75,13 +76,7 @@ def _worker_main(settings: BatchSettings, worker_id: str, staging_root: str | No
         return
     conn.send(("ready", os.getpid()))
     try:
-        while True:
-            try:
-                task = conn.recv()
-            except (EOFError, OSError):
-                return
-            if task is None:
-                return
+        for task in requests_until_stop(conn):
             conn.send(("result", state.process(task)))
     except (KeyboardInterrupt, BrokenPipeError):
         return  # Ctrl-C reaches the whole process group: the driver records the file as not finished
@@ -193,13 +188,8 @@ class ProcessPool:
         slot.conn.close()
         index = self.slots.index(slot)
         self.restarts += 1
-        if self.restarts > self.max_restarts:
-            self.slots.pop(index)
-            if not self.slots:
-                raise BatchAbortedError(f"batch workers keep dying ({self.restarts} lost, last {how}); "
-                                        f"finished files are recorded, rerun to go on")
-            return
-        self.slots[index] = self._spawn(index)
+        replace_lost_worker(self.slots, index, self._spawn, self.restarts, self.max_restarts,
+                            f"batch workers keep dying ({self.restarts} lost, last {how})")
 
     def close(self) -> None:
         """Ask every worker to stop, then end those that do not within a few seconds."""

@@ -16,7 +16,7 @@ import socket
 import time
 from typing import Any
 
-from vsep_core.batch.runner import BatchAbortedError, Completion, WorkerRef
+from vsep_core.batch.runner import BatchAbortedError, Completion, WorkerRef, replace_lost_worker
 from vsep_core.batch.worker import BatchSettings, Task, TaskResult, WorkerState, describe_error, staging_root_for
 from vsep_core.errors import UsageError
 
@@ -215,13 +215,8 @@ class RayPool:
             pass
         index = self.slots.index(slot)
         self.restarts += 1
-        if self.restarts > (self.max_restarts or 0):
-            self.slots.pop(index)
-            if not self.slots:
-                raise BatchAbortedError(f"Ray workers keep dying ({self.restarts} lost, last: {reason}); finished "
-                                        f"files are recorded, rerun to go on")
-            return
-        self.slots[index] = self._spawn(index)
+        replace_lost_worker(self.slots, index, self._spawn, self.restarts, self.max_restarts or 0,
+                            f"Ray workers keep dying ({self.restarts} lost, last: {reason})")
 
     def close(self) -> None:
         """Kill the actors; disconnect when this pool connected."""

@@ -393,3 +393,15 @@ def _drive(pool: WorkerPool, plan: Plan, out_root: str, fingerprint: str, max_re
         if time.monotonic() - last_tick > 0.5:
             last_tick = time.monotonic()
             emit("tick")
+
+
+def replace_lost_worker(slots: list[Any], index: int, spawn: Callable[[int], Any], restarts: int, max_restarts: int,
+                        dying: str) -> None:
+    """After the `restarts`-th lost worker: start a new one in slot `index`, or past `max_restarts` drop the
+    slot; BatchAbortedError (`dying` plus what to do) when no slot is left."""
+    if restarts > max_restarts:
+        slots.pop(index)
+        if not slots:
+            raise BatchAbortedError(f"{dying}; finished files are recorded, rerun to go on")
+        return
+    slots[index] = spawn(index)

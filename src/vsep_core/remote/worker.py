@@ -22,6 +22,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from vsep_core.ipc import requests_until_stop
 from vsep_core.remote.files import Storage, file_hash
 from vsep_core.remote.store import (
     CANCELLED,
@@ -84,13 +85,7 @@ def _child_main(conn: Connection, runner_path: str, env: dict[str, str], parent_
             warm_up()
         except Exception:  # the job itself will report the problem
             pass
-    while True:
-        try:
-            request = conn.recv()
-        except (EOFError, OSError):
-            return
-        if request is None:
-            return
+    for request in requests_until_stop(conn):
 
         def progress(percent: int, model_index: int | None = None) -> None:
             conn.send(("progress", int(percent), model_index))

@@ -10,32 +10,28 @@
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Mapping
+from typing import Any
 
-from vsep_apollo.config import MODEL_TYPE, inference_settings, load_yaml, network_config, output_name
+from vsep_apollo.config import MODEL_TYPE, InferenceSettings, inference_settings, network_config, output_name
 from vsep_apollo.network import Apollo
 from vsep_core import msst
 from vsep_core.api import LoadContext
-from vsep_core.checkpoints import load_strict, read_state_dict
+from vsep_core.checkpoints import read_state_dict  # noqa: F401 - the plugin's checkpoint reader
 
 
 class ApolloModel(msst.MsstModel):
     """A loaded Apollo model: float32 [channels, samples] at ``sample_rate`` -> {"Restored": same shape}."""
 
 
-check_model_type = functools.partial(msst.check_model_type, model_type=MODEL_TYPE, package="vsep-apollo")
+def build(config: Mapping[str, Any]) -> tuple[Apollo, InferenceSettings, list[str]]:
+    """The network (random weights), inference settings and output name of an Apollo yaml."""
+    cfg = network_config(config)
+    settings = inference_settings(config)
+    stem = output_name(config)
+    return Apollo(cfg), settings, [stem]
 
 
 def load_model(ctx: LoadContext) -> ApolloModel:
     """Build, load and wrap an Apollo checkpoint (see the module docstring)."""
-    config_path = msst.required_config(ctx)
-    with msst.config_errors_as_model_data(config_path.name):
-        config = load_yaml(config_path)
-        check_model_type(config, getattr(ctx.params, "model_type", None))
-        cfg = network_config(config)
-        settings = inference_settings(config)
-        stem = output_name(config)
-    net = Apollo(cfg)
-    load_strict(net, read_state_dict(ctx.model_path), ctx.model_path.name)
-    return ApolloModel(net, settings, [stem], ctx.device.torch_device, getattr(ctx.params, "overlap", None),
-                       getattr(ctx.params, "batch_size", None))
+    return msst.load_checkpoint(ctx, MODEL_TYPE, "vsep-apollo", build, model_class=ApolloModel)

@@ -11,24 +11,26 @@
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from vsep_bandit.bands import check_layout, musical_layout
-from vsep_bandit.config import MODEL_TYPE, ConfigError, InferenceSettings, inference_settings, load_yaml, network_config
+from vsep_bandit.config import MODEL_TYPE, ConfigError, InferenceSettings, inference_settings, network_config
 from vsep_bandit.network import Bandit, BanditConfig
 from vsep_core import checkpoints, msst
 from vsep_core.api import LoadContext
 
 _STFT_WINDOWS = ("stft.window", "istft.window")
+_TRAINING_ONLY = ("loss_handler.",)
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint (:func:`vsep_core.checkpoints.read_state_dict`); the authors' Lightning
     checkpoints keep training-only ``loss_handler.*`` tensors (dropped) beside ``model.*``."""
-    return checkpoints.read_state_dict(path, drop_prefixes=("loss_handler.",))
+    return checkpoints.read_state_dict(path, drop_prefixes=_TRAINING_ONLY)
 
 
 def build_network(cfg: BanditConfig) -> Bandit:
@@ -46,9 +48,6 @@ class BanditModel(msst.MsstModel):
     """A loaded BandIt v2 model: float32 [channels, samples] at ``sample_rate`` -> {stem: same shape}."""
 
 
-check_model_type = functools.partial(msst.check_model_type, model_type=MODEL_TYPE, package="vsep-bandit")
-
-
 def stem_names(settings: InferenceSettings, cfg: BanditConfig) -> list[str]:
     """Output names: ``training.instruments`` as MSST labels the outputs, else ``kwargs.stems``."""
     if not settings.instruments:
@@ -59,17 +58,16 @@ def stem_names(settings: InferenceSettings, cfg: BanditConfig) -> list[str]:
     return list(settings.instruments)
 
 
+def build(config: Mapping[str, Any]) -> tuple[Bandit, InferenceSettings, list[str]]:
+    """The network (random weights), inference settings and output names of a BandIt v2 yaml."""
+    cfg = network_config(config)
+    settings = inference_settings(config)
+    stems = stem_names(settings, cfg)
+    return build_network(cfg), settings, stems
+
+
 def load_model(ctx: LoadContext) -> BanditModel:
     """Build, load and wrap a BandIt v2 checkpoint (see the module docstring)."""
-    config_path = msst.required_config(ctx)
-    with msst.config_errors_as_model_data(config_path.name):
-        config = load_yaml(config_path)
-        check_model_type(config, getattr(ctx.params, "model_type", None))
-        cfg = network_config(config)
-        settings = inference_settings(config)
-        stems = stem_names(settings, cfg)
-        net = build_network(cfg)
     # the STFT windows that torchaudio-based code saves are not weights
-    checkpoints.load_strict(net, read_state_dict(ctx.model_path), ctx.model_path.name, ignore=_STFT_WINDOWS)
-    return BanditModel(net, settings, stems, ctx.device.torch_device, getattr(ctx.params, "overlap", None),
-                       getattr(ctx.params, "batch_size", None))
+    return msst.load_checkpoint(ctx, MODEL_TYPE, "vsep-bandit", build, drop_prefixes=_TRAINING_ONLY,
+                                ignore=_STFT_WINDOWS, model_class=BanditModel)

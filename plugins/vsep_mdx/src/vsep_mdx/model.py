@@ -28,6 +28,7 @@ import torch
 
 from vsep_core.api import LoadContext, Progress
 from vsep_core.errors import ModelDataError, ModelLoadError
+from vsep_core.helpers import mono_or_stereo, peak_gain
 
 SAMPLE_RATE = 44100
 ZEROED_BINS = 3  # the reference zeroes the first 3 frequency bins before the network
@@ -68,13 +69,7 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
-def gain_factor(peak: float, max_peak: float, min_peak: float) -> float:
-    """k such that k * mix is the reference's normalised mix (spec_utils.normalize, 0.47.1 semantics)."""
-    if peak > max_peak:
-        return max_peak / peak
-    if min_peak and 0.0 < peak < min_peak:
-        return min_peak / peak
-    return 1.0
+gain_factor = peak_gain  # k such that k * mix is the reference's normalised mix (spec_utils.normalize)
 
 
 @dataclass(frozen=True)
@@ -311,12 +306,8 @@ class MDXModel:
 
         Mono is processed as two identical channels and given back as one (their mean).
         """
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim == 1:
-            audio = audio[None]
+        audio = mono_or_stereo(audio, "MDX-Net models")
         channels, n = audio.shape
-        if channels not in (1, 2):
-            raise ValueError(f"MDX-Net models take mono or stereo audio, got {channels} channels")
         mix = np.repeat(audio, 2, axis=0) if channels == 1 else audio
         s = self.settings
         if n == 0:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from vsep_core.api import Architecture, LoadContext, SeparationModel, param
 from vsep_core.hookspecs import hookimpl
+from vsep_mdx import catalog
 
 
 @dataclass
@@ -32,17 +33,6 @@ def vsep_architectures() -> list[Architecture]:
                          extensions=(".onnx",), catalogue_rank=1)]
 
 
-@hookimpl
-def vsep_models() -> list:
-    """Catalogue records of this family (packaged data, see catalog.py)."""
-    from vsep_mdx.catalog import model_records
-
-    return model_records()
-
-
-@hookimpl
-def vsep_hash_tables() -> list:
-    """Hash -> parameter tables of this family."""
-    from vsep_mdx.catalog import hash_tables
-
-    return hash_tables()
+# catalogue records and hash -> parameter tables of this family (packaged data, see catalog.py)
+vsep_models = hookimpl(catalog.model_records)
+vsep_hash_tables = hookimpl(catalog.hash_tables)

@@ -8,13 +8,8 @@ files (``vr_model_param``) belong to the VR model code, not to this catalogue.
 
 from __future__ import annotations
 
-import functools
-import json
-from importlib import resources
-
 from vsep_core.api import HashTable, ModelRecord
-from vsep_core.helpers import attach_scores
-from vsep_core.sources import uvr_model_file
+from vsep_core.helpers import package_json, uvr_catalogue
 
 ARCHITECTURE = "VR"
 VR_MODEL_DATA_FILENAME = "vr_model_data.json"
@@ -22,24 +17,11 @@ VR_MODEL_DATA_FILENAME = "vr_model_data.json"
 PACKAGE = "vsep-vr"
 
 
-@functools.cache
-def _load(name: str) -> dict:
-    return json.loads(resources.files(__package__).joinpath("data", name).read_text(encoding="utf-8"))
-
-
-def _scores() -> dict:
-    return json.loads(resources.files(__package__).joinpath("data", "scores.json").read_text(encoding="utf-8"))
-
-
 def model_records() -> list[ModelRecord]:
     """Catalogue records of VR models (one ``.pth`` file each)."""
-    return attach_scores([
-        ModelRecord(filename=filename, architecture=ARCHITECTURE, friendly_name=name,
-                    files=[uvr_model_file(filename, vip="VIP" in name)], vip="VIP" in name, package=PACKAGE)
-        for name, filename in _load("models.json")["models"]
-    ], _scores())
+    return uvr_catalogue(__package__, ARCHITECTURE, PACKAGE)
 
 
 def hash_tables() -> list[HashTable]:
     """UVR's VR hash table (with audio-separator's additions), merged by core with vr_model_data.json."""
-    return [HashTable(ARCHITECTURE, VR_MODEL_DATA_FILENAME, _load("hash_params.json"), priority=1)]
+    return [HashTable(ARCHITECTURE, VR_MODEL_DATA_FILENAME, package_json(__package__, "hash_params.json"), priority=1)]

@@ -21,6 +21,7 @@ import numpy as np
 
 from vsep_core.api import LoadContext, Progress
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
+from vsep_core.helpers import mono_or_stereo
 from vsep_core.resample import fix_length
 from vsep_vr import bands as bandlib
 from vsep_vr.inference import NON_ACCOM_STEMS, Runner, adjust_aggression, count_batches, merge_artifacts, predict_mask
@@ -124,12 +125,8 @@ class VRModel:
     def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
         """float32 [channels, samples] at `sample_rate` (mono or stereo) -> {stem: float32
         [channels, samples]}, primary stem first, each exactly as long as the input."""
-        x = np.asarray(audio, dtype=np.float32)
-        if x.ndim == 1:
-            x = x[None]
+        x = mono_or_stereo(audio, "VR models", UsageError)
         channels, n = x.shape
-        if channels not in (1, 2):
-            raise UsageError(f"VR models take mono or stereo audio, got {channels} channels")
         if n == 0:
             return {stem: np.zeros((channels, 0), np.float32) for stem in self.stems}
         stereo = np.repeat(x, 2, axis=0) if channels == 1 else x

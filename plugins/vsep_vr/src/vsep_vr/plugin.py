@@ -10,6 +10,7 @@ from typing import Any
 
 from vsep_core.api import Architecture, LoadContext, SeparationModel, param
 from vsep_core.hookspecs import hookimpl
+from vsep_vr import catalog
 
 
 @dataclass
@@ -76,17 +77,6 @@ def vsep_architectures() -> list[Architecture]:
                          self_describing=is_vsep_onnx, catalogue_rank=0)]
 
 
-@hookimpl
-def vsep_models() -> list:
-    """Catalogue records of this family (packaged data, see catalog.py)."""
-    from vsep_vr.catalog import model_records
-
-    return model_records()
-
-
-@hookimpl
-def vsep_hash_tables() -> list:
-    """Hash -> parameter tables of this family."""
-    from vsep_vr.catalog import hash_tables
-
-    return hash_tables()
+# catalogue records and hash -> parameter tables of this family (packaged data, see catalog.py)
+vsep_models = hookimpl(catalog.model_records)
+vsep_hash_tables = hookimpl(catalog.hash_tables)
