@@ -12,7 +12,7 @@ import functools
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from vsep_core.api import ModelRecord
+from vsep_core.api import HashTable, ModelRecord
 from vsep_core.errors import AudioWriteError
 
 SCORE_METRICS = ("SDR", "SIR", "SAR", "ISR")
@@ -64,17 +64,49 @@ def package_json(package: str, name: str) -> Any:
     return read_package_json(package, name)
 
 
-def uvr_catalogue(package: str, architecture: str, distribution: str) -> list[ModelRecord]:
-    """Catalogue records of a UVR-format list in `package`'s data: ``models.json`` (``{"models": [[friendly
-    name, file], ...]}``, one file each from UVR's download sources, VIP when the name says so) with the
-    scores of ``scores.json`` (see :func:`attach_scores`)."""
-    from vsep_core.sources import uvr_model_file
+@dataclasses.dataclass(frozen=True)
+class UvrCatalogue:
+    """A family's UVR-format catalogue, packaged in `package`'s ``data/``: ``models.json`` (``{"models":
+    [[friendly name, file], ...]}``), ``scores.json`` (see :func:`attach_scores`) and ``hash_params.json``
+    (model-file hash -> parameters, cached by the reference in the model directory as `hash_file` and
+    searched by ascending `priority`)."""
 
-    return attach_scores([
-        ModelRecord(filename=filename, architecture=architecture, friendly_name=name,
-                    files=[uvr_model_file(filename, vip="VIP" in name)], vip="VIP" in name, package=distribution)
-        for name, filename in package_json(package, "models.json")["models"]
-    ], read_package_json(package, "scores.json"))
+    package: str
+    architecture: str
+    distribution: str
+    hash_file: str
+    priority: int
+
+    def model_records(self) -> list[ModelRecord]:
+        """One record a model (one file each from UVR's download sources, VIP when the name says so)."""
+        from vsep_core.sources import uvr_model_file
+
+        return attach_scores([
+            ModelRecord(filename=filename, architecture=self.architecture, friendly_name=name,
+                        files=[uvr_model_file(filename, vip="VIP" in name)], vip="VIP" in name,
+                        package=self.distribution)
+            for name, filename in package_json(self.package, "models.json")["models"]
+        ], read_package_json(self.package, "scores.json"))
+
+    def hash_tables(self) -> list[HashTable]:
+        """The hash -> parameters table, merged by core with `hash_file` in the model directory."""
+        return [HashTable(self.architecture, self.hash_file, package_json(self.package, "hash_params.json"),
+                          priority=self.priority)]
+
+    def hooks(self) -> tuple[Callable[[], list[ModelRecord]], Callable[[], list[HashTable]]]:
+        """``(vsep_models, vsep_hash_tables)`` hook implementations serving this catalogue (a plugin module
+        assigns them under those names)."""
+        from vsep_core.hookspecs import hookimpl
+
+        @hookimpl
+        def vsep_models() -> list[ModelRecord]:
+            return self.model_records()
+
+        @hookimpl
+        def vsep_hash_tables() -> list[HashTable]:
+            return self.hash_tables()
+
+        return vsep_models, vsep_hash_tables
 
 
 def mono_or_stereo(audio: np.ndarray, what: str, error: type[Exception] = ValueError) -> np.ndarray:

@@ -7,7 +7,9 @@ No torch at import time: the claim rule runs for every ``vsep separate``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ import numpy as np
 import yaml
 
 from vsep_core import helpers
-from vsep_core.api import LoadContext, Progress, param
+from vsep_core.api import Architecture, LoadContext, Progress, SeparationModel, param
 from vsep_core.chunking import DemixPlan, demix, standardize
 from vsep_core.errors import ModelDataError
 
@@ -32,6 +34,36 @@ class MsstParams:
                                       "inference.num_overlap", min=1, max=50)
     batch_size: int | None = param(None, "chunks per forward pass (speed and memory only); default: the yaml's "
                                          "inference.batch_size", min=1)
+
+
+def params_class(name: str, model_type: str, doc: str, module: str) -> type[MsstParams]:
+    """A params dataclass `name` (in `module`): :class:`MsstParams` plus ``model_type``, which accepts only
+    `model_type` (the default: recognised from the yaml)."""
+    cls = dataclasses.make_dataclass(name, [(
+        "model_type", "str | None",
+        param(None, f"MSST model type of the checkpoint; only '{model_type}' is accepted (default: recognised "
+                    "from the yaml's keys)", choices=(model_type,)))], bases=(MsstParams,))
+    cls.__doc__, cls.__module__ = doc, module
+    return cls
+
+
+def architecture_hook(name: str, flag_prefix: str, params: type[MsstParams], package: str, model_module: str,
+                      claims: Callable[[Path], bool], extensions: tuple[str, ...]) -> Callable[[], list[Architecture]]:
+    """The ``vsep_architectures`` hook implementation of an MSST-format family: a checkpoint that `claims`
+    accepts (its yaml beside it), loaded by ``<model_module>.load_model`` (imported only when a model loads:
+    plugins stay light to import). A plugin module assigns it as ``vsep_architectures``."""
+    from vsep_core.hookspecs import hookimpl
+
+    def load(ctx: LoadContext) -> SeparationModel:
+        return importlib.import_module(model_module).load_model(ctx)
+
+    @hookimpl
+    def vsep_architectures() -> list[Architecture]:
+        return [Architecture(name=name, flag_prefix=flag_prefix, params=params, load=load, package=package,
+                             extensions=extensions, claims=claims)]
+
+    vsep_architectures.__doc__ = f"{name}: MSST-format checkpoints with their yaml beside them."
+    return vsep_architectures
 
 
 class ConfigError(ValueError):

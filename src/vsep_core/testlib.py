@@ -138,6 +138,17 @@ def checkpoint_context(model_path: Path, architecture: str, params: Any, config_
                        params=params, device=Device("cpu", ()))
 
 
+def assert_channels_independent(net: Any, samples: int, channel_axis: int) -> None:
+    """Swapping the channels of a random [1, 2, samples] input swaps the channels (`channel_axis`) of `net`'s
+    output: each channel is processed on its own."""
+    import torch
+
+    x = torch.randn(1, 2, samples)
+    with torch.inference_mode():
+        a, b = net(x), net(x.flip(1))
+    torch.testing.assert_close(a.flip(channel_axis), b, rtol=1e-4, atol=1e-5)
+
+
 def one_line_error(error: type[Exception], fn: Callable[..., Any], *args: Any) -> str:
     """The message of the `error` that ``fn(*args)`` must raise, checked to be a single line."""
     with pytest.raises(error) as info:
@@ -145,6 +156,14 @@ def one_line_error(error: type[Exception], fn: Callable[..., Any], *args: Any) -
     message = str(info.value)
     assert "\n" not in message, message
     return message
+
+
+def yaml_load_error(load: Callable[[Path], Any], checkpoint: Path, config: dict[str, Any],
+                    error: type[Exception]) -> str:
+    """Write `config` as the yaml beside `checkpoint`, then ``load(checkpoint)``: the message of the `error` it
+    must raise, checked to be a single line."""
+    write_yaml(checkpoint.with_suffix(".yaml"), config)
+    return one_line_error(error, load, checkpoint)
 
 
 def changed_config(base: dict[str, Any], **changes: Any) -> dict[str, Any]:

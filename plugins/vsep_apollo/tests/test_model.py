@@ -7,14 +7,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from apollo_testlib import TINY, make_ctx, random_state, tiny_config, write_model, write_yaml
+from apollo_testlib import TINY, make_ctx, random_state, write_model, write_yaml
 from vsep_apollo.config import claims_file, network_config
 from vsep_apollo.model import load_model, read_state_dict
 from vsep_apollo.network import Apollo, ApolloConfig, rotary_tables
 
 from vsep_core.chunking import DemixPlan, demix
 from vsep_core.errors import ModelDataError, ModelLoadError
-from vsep_core.testlib import one_line_error, save_with_code
+from vsep_core.testlib import (
+    assert_channels_independent,
+    changed_config,
+    one_line_error,
+    save_with_code,
+    yaml_load_error,
+)
 
 
 def test_band_widths_cover_the_spectrum() -> None:
@@ -40,11 +46,7 @@ def test_network_output_shape_and_exact_length(length: int) -> None:
 
 
 def test_channels_are_restored_independently() -> None:
-    net = Apollo(network_config(TINY)).eval()
-    x = torch.randn(1, 2, 3000)
-    with torch.inference_mode():
-        a, b = net(x), net(x.flip(1))
-    torch.testing.assert_close(a.flip(1), b, rtol=1e-4, atol=1e-5)
+    assert_channels_independent(Apollo(network_config(TINY)).eval(), 3000, channel_axis=1)
 
 
 def test_state_dict_names_follow_the_published_weights(tiny_model: Path) -> None:
@@ -80,7 +82,7 @@ def test_plain_state_dict_and_bin_suffix_load(tmp_path: Path) -> None:
 
 
 def test_mono_yaml_keeps_one_channel(tmp_path: Path) -> None:
-    path = write_model(tmp_path, "mono", tiny_config(**{"audio.num_channels": 1}), seed=3)
+    path = write_model(tmp_path, "mono", changed_config(TINY, **{"audio.num_channels": 1}), seed=3)
     out = load_model(make_ctx(path)).separate(np.zeros((1, 5000), np.float32))
     assert out["Restored"].shape == (1, 5000)
 
@@ -106,11 +108,9 @@ def test_checkpoint_holding_code_is_refused_in_one_line(tmp_path: Path) -> None:
 ])
 def test_bad_yaml_or_mismatched_checkpoint_is_one_line_naming_it(tmp_path: Path, change: dict, needle: str,
                                                                  error: type[Exception]) -> None:
-    """A bad yaml key (ModelDataError) or a yaml the checkpoint does not match (ModelLoadError, naming the
-    first tensor that differs)."""
+    # a bad yaml key (ModelDataError), or a yaml the checkpoint does not match (ModelLoadError naming a tensor)
     path = write_model(tmp_path, "m", TINY, seed=4)
-    write_yaml(path.with_suffix(".yaml"), tiny_config(**change))
-    assert needle in one_line_error(error, load_model, make_ctx(path))
+    assert needle in yaml_load_error(lambda p: load_model(make_ctx(p)), path, changed_config(TINY, **change), error)
 
 
 def test_explicit_model_type(tiny_model: Path) -> None:

@@ -11,7 +11,7 @@ from vsep_bandit.model import build_network
 from vsep_bandit.plugin import BanditParams
 
 from vsep_core.api import LoadContext
-from vsep_core.testlib import changed_config, checkpoint_context, perturbed_state, write_checkpoint, write_yaml  # noqa: F401
+from vsep_core.testlib import checkpoint_context, perturbed_state, write_checkpoint, write_yaml  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MSST_REFERENCE = REPO_ROOT.parent / "shared" / "msst-reference"
@@ -30,11 +30,6 @@ TINY: dict[str, Any] = {
     "training": {"instruments": ["speech", "music", "sfx"], "target_instrument": None, "mixup_probs": (0.2, 0.02)},
     "inference": {"batch_size": 2, "num_overlap": 2},
 }
-
-
-def tiny_config(**changes: Any) -> dict[str, Any]:
-    """A copy of TINY with dotted keys changed (see :func:`vsep_core.testlib.changed_config`)."""
-    return changed_config(TINY, **changes)
 
 
 def random_state(config: dict[str, Any], seed: int = 0) -> dict[str, torch.Tensor]:

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from bandit_testlib import tiny_config, write_model, write_yaml
+from bandit_testlib import TINY, write_model, write_yaml
+
+from vsep_core.testlib import changed_config
 
 
 def _vsep(*args: str) -> subprocess.CompletedProcess:
@@ -37,7 +39,7 @@ def test_separate_writes_three_stems_at_the_asked_rate(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_bad_yaml_fails_in_one_line_and_writes_nothing(tmp_path: Path) -> None:
     model = write_model(tmp_path / "models", "tiny_bandit_v2", seed=12)
-    write_yaml(model.with_suffix(".yaml"), tiny_config(**{"inference.num_overlap": None}))
+    write_yaml(model.with_suffix(".yaml"), changed_config(TINY, **{"inference.num_overlap": None}))
     song = tmp_path / "song.flac"
     sf.write(song, np.zeros((4410, 2), np.float32), 44100)
     out = tmp_path / "out"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bandit_testlib import make_ctx, tiny_config, write_model
+from bandit_testlib import TINY, make_ctx, write_model
 from vsep_bandit.model import load_model
 
 from vsep_core.testing import check_model
+from vsep_core.testlib import changed_config
 
 
 def test_tiny_model_conforms(tiny_model: Path) -> None:
@@ -15,5 +16,5 @@ def test_tiny_model_conforms(tiny_model: Path) -> None:
 
 
 def test_tiny_mono_model_conforms(tmp_path: Path) -> None:
-    path = write_model(tmp_path, "mono", tiny_config(**{"audio.num_channels": 1}), seed=9)
+    path = write_model(tmp_path, "mono", changed_config(TINY, **{"audio.num_channels": 1}), seed=9)
     check_model(load_model(make_ctx(path)), lengths_seconds=(0.37,))

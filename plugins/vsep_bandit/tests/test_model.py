@@ -8,14 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bandit_testlib import TINY, make_ctx, random_state, tiny_config, write_model, write_yaml
+from bandit_testlib import TINY, make_ctx, random_state, write_model, write_yaml
 from vsep_bandit.bands import check_layout, musical_layout
 from vsep_bandit.config import claims_file, describes_bandit_v2, load_yaml, network_config
 from vsep_bandit.model import build_network, load_model, read_state_dict
 
 from vsep_core.chunking import DemixPlan, demix
 from vsep_core.errors import ModelDataError, ModelLoadError
-from vsep_core.testlib import one_line_error, save_with_code
+from vsep_core.testlib import (
+    assert_channels_independent,
+    changed_config,
+    one_line_error,
+    save_with_code,
+    yaml_load_error,
+)
 
 
 @pytest.mark.parametrize(("n_fft", "n_bands"), [(2048, 64), (256, 16), (512, 24)])
@@ -47,11 +53,7 @@ def test_network_output_shape_and_exact_length(length: int) -> None:
 
 def test_channels_are_separated_independently() -> None:
     """Each channel is a mono signal: swapping the input channels swaps the output channels."""
-    net = build_network(network_config(TINY)).eval()
-    x = torch.randn(1, 2, 2000)
-    with torch.inference_mode():
-        a, b = net(x), net(x.flip(1))
-    torch.testing.assert_close(a.flip(2), b, rtol=1e-4, atol=1e-5)
+    assert_channels_independent(build_network(network_config(TINY)).eval(), 2000, channel_axis=2)
 
 
 def test_state_dict_names_follow_msst(tiny_model: Path) -> None:
@@ -91,7 +93,7 @@ def test_user_overlap_and_batch_size_override_the_yaml(tiny_model: Path) -> None
 
 
 def test_normalize_standardises_and_restores(tmp_path: Path) -> None:
-    config = tiny_config(**{"inference.normalize": True})
+    config = changed_config(TINY, **{"inference.normalize": True})
     path = write_model(tmp_path, "norm", config, seed=2)
     plain = write_model(tmp_path, "plain", TINY, state=torch.load(path, weights_only=True))
     audio = (np.random.default_rng(2).standard_normal((2, 6000)) * 0.2 + 0.05).astype(np.float32)
@@ -104,7 +106,7 @@ def test_normalize_standardises_and_restores(tmp_path: Path) -> None:
 
 
 def test_mono_yaml_keeps_one_channel(tmp_path: Path) -> None:
-    path = write_model(tmp_path, "mono", tiny_config(**{"audio.num_channels": 1}), seed=3)
+    path = write_model(tmp_path, "mono", changed_config(TINY, **{"audio.num_channels": 1}), seed=3)
     model = load_model(make_ctx(path))
     assert model.settings.channels == 1
     out = model.separate(np.zeros((1, 5000), np.float32))
@@ -159,11 +161,9 @@ def test_ordered_dict_checkpoint_as_msst_saves(tmp_path: Path) -> None:
 ])
 def test_bad_yaml_or_mismatched_checkpoint_is_one_line_naming_it(tmp_path: Path, change: dict, needle: str,
                                                                  error: type[Exception]) -> None:
-    """A bad yaml key (ModelDataError) or a yaml the checkpoint does not match (ModelLoadError, naming the
-    first tensor that differs)."""
+    # a bad yaml key (ModelDataError), or a yaml the checkpoint does not match (ModelLoadError naming a tensor)
     path = write_model(tmp_path, "m", TINY, seed=6)
-    write_yaml(path.with_suffix(".yaml"), tiny_config(**change))
-    assert needle in one_line_error(error, load_model, make_ctx(path))
+    assert needle in yaml_load_error(lambda p: load_model(make_ctx(p)), path, changed_config(TINY, **change), error)
 
 
 def test_explicit_model_type(tiny_model: Path) -> None:
@@ -174,7 +174,7 @@ def test_explicit_model_type(tiny_model: Path) -> None:
 
 def test_claims_from_the_yaml_keys(tmp_path: Path, tiny_model: Path) -> None:
     assert claims_file(tiny_model)
-    no_cls = write_model(tmp_path, "no_cls", tiny_config(cls=None), seed=8)
+    no_cls = write_model(tmp_path, "no_cls", changed_config(TINY, cls=None), seed=8)
     assert claims_file(no_cls)
     roformer = tmp_path / "roformer.ckpt"
     roformer.write_bytes(b"")
@@ -182,7 +182,7 @@ def test_claims_from_the_yaml_keys(tmp_path: Path, tiny_model: Path) -> None:
     assert not claims_file(roformer)
     stated = tmp_path / "stated.ckpt"
     stated.write_bytes(b"")
-    write_yaml(stated.with_suffix(".yaml"), tiny_config(**{"training.model_type": "bandit"}))
+    write_yaml(stated.with_suffix(".yaml"), changed_config(TINY, **{"training.model_type": "bandit"}))
     assert not claims_file(stated)  # says it is the older BandIt: not ours
     lonely = tmp_path / "lonely.ckpt"
     lonely.write_bytes(b"")

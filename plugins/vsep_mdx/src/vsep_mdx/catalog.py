@@ -2,27 +2,13 @@
 
 ``data/models.json`` lists ``[friendly name, .onnx file]`` in the reference's order (UVR's
 public and VIP lists, then audio-separator's additions); ``data/hash_params.json`` maps the
-MD5 of a model file's last 10,240,000 bytes to its parameters. See ``data/README.md``.
+MD5 of a model file's last 10,240,000 bytes to its parameters. See ``data/README.md``. The hash
+table is searched before VR's (priority 0), as the reference looks hashes up.
 """
 
 from __future__ import annotations
 
-from vsep_core.api import HashTable, ModelRecord
-from vsep_core.helpers import package_json, uvr_catalogue
+from vsep_core.helpers import UvrCatalogue
 
-ARCHITECTURE = "MDX"
-MDX_MODEL_DATA_FILENAME = "mdx_model_data.json"
-"""The reference caches UVR's MDX hash table in the model directory under this name."""
-PACKAGE = "vsep-mdx"
-
-
-def model_records() -> list[ModelRecord]:
-    """Catalogue records of MDX-Net models (one ``.onnx`` file each; VIP when the name says so)."""
-    return uvr_catalogue(__package__, ARCHITECTURE, PACKAGE)
-
-
-def hash_tables() -> list[HashTable]:
-    """UVR's MDX hash table (with audio-separator's additions), merged by core with mdx_model_data.json.
-
-    Priority 0: searched before VR's table, as the reference looks hashes up."""
-    return [HashTable(ARCHITECTURE, MDX_MODEL_DATA_FILENAME, package_json(__package__, "hash_params.json"), priority=0)]
+#: The reference caches UVR's MDX hash table in the model directory as mdx_model_data.json.
+CATALOGUE = UvrCatalogue(__package__, "MDX", "vsep-mdx", "mdx_model_data.json", priority=0)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from vsep_core.api import Architecture, LoadContext, SeparationModel, param
 from vsep_core.hookspecs import hookimpl
-from vsep_mdx import catalog
+from vsep_mdx.catalog import CATALOGUE
 
 
 @dataclass
@@ -34,5 +34,4 @@ def vsep_architectures() -> list[Architecture]:
 
 
 # catalogue records and hash -> parameter tables of this family (packaged data, see catalog.py)
-vsep_models = hookimpl(catalog.model_records)
-vsep_hash_tables = hookimpl(catalog.hash_tables)
+vsep_models, vsep_hash_tables = CATALOGUE.hooks()

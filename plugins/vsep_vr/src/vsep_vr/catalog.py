@@ -8,20 +8,7 @@ files (``vr_model_param``) belong to the VR model code, not to this catalogue.
 
 from __future__ import annotations
 
-from vsep_core.api import HashTable, ModelRecord
-from vsep_core.helpers import package_json, uvr_catalogue
+from vsep_core.helpers import UvrCatalogue
 
-ARCHITECTURE = "VR"
-VR_MODEL_DATA_FILENAME = "vr_model_data.json"
-"""The reference caches UVR's VR hash table in the model directory under this name."""
-PACKAGE = "vsep-vr"
-
-
-def model_records() -> list[ModelRecord]:
-    """Catalogue records of VR models (one ``.pth`` file each)."""
-    return uvr_catalogue(__package__, ARCHITECTURE, PACKAGE)
-
-
-def hash_tables() -> list[HashTable]:
-    """UVR's VR hash table (with audio-separator's additions), merged by core with vr_model_data.json."""
-    return [HashTable(ARCHITECTURE, VR_MODEL_DATA_FILENAME, package_json(__package__, "hash_params.json"), priority=1)]
+#: The reference caches UVR's VR hash table in the model directory as vr_model_data.json.
+CATALOGUE = UvrCatalogue(__package__, "VR", "vsep-vr", "vr_model_data.json", priority=1)

@@ -10,7 +10,7 @@ from typing import Any
 
 from vsep_core.api import Architecture, LoadContext, SeparationModel, param
 from vsep_core.hookspecs import hookimpl
-from vsep_vr import catalog
+from vsep_vr.catalog import CATALOGUE
 
 
 @dataclass
@@ -78,5 +78,4 @@ def vsep_architectures() -> list[Architecture]:
 
 
 # catalogue records and hash -> parameter tables of this family (packaged data, see catalog.py)
-vsep_models = hookimpl(catalog.model_records)
-vsep_hash_tables = hookimpl(catalog.hash_tables)
+vsep_models, vsep_hash_tables = CATALOGUE.hooks()
