@@ -51,11 +51,15 @@ def test_overlap_add_is_exact_at_any_overlap(identity, overlap, min_db):
 
 @pytest.mark.parametrize(("peak", "amplify"), [(1.7, 0.0), (0.9, 0.0), (0.2, 0.0), (0.2, 0.5)])
 def test_stems_keep_the_input_level(tmp_path, peak, amplify):
-    """Section 8.1: primary = model(k * m) / k, secondary = m - compensate * primary, whatever k is."""
+    """Section 8.1: primary = model(k * m) / k, secondary = m - compensate * primary, whatever k is (core
+    applies k and 1/k: the model declares restore_level)."""
+    from vsep_core.testing import separate_as_core
+
     model = load_model(make_ctx(write_tiny_onnx(tmp_path / "half.onnx", expression="half"),
-                                dict(TINY_DATA, compensate=1.5), amplification_threshold=amplify, **TINY_PARAMS))
+                                dict(TINY_DATA, compensate=1.5), **TINY_PARAMS))
+    assert model.input_peak_normalization == "restore_level"
     mix = tones(0.5, peak=peak)
-    stems = model.separate(mix)
+    stems = separate_as_core(model, mix, amplification=amplify)
     db, gain = parity_db(stems["Vocals"], 0.5 * mix)
     assert db > 60 and abs(gain) < 0.001
     np.testing.assert_allclose(stems["Instrumental"], mix - np.float32(1.5) * stems["Vocals"], atol=1e-6)

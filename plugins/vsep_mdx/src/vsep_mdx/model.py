@@ -3,7 +3,9 @@
 Signal path (docs/mdx.md has the whole story and where vsep departs from the reference):
 
 1. m_n = k * m, the mix peak-normalised to ``normalization_threshold`` (k = thr / peak when the peak
-   is above it; amplified to ``amplification_threshold`` when 0 < peak < it; else k = 1).
+   is above it; amplified to ``amplification_threshold`` when 0 < peak < it; else k = 1). The model
+   declares ``input_peak_normalization = "restore_level"``: core finds k once over the whole input,
+   hands the model m_n and divides the stems by k (step 3's "/ k"), so the model itself sees m_n.
 2. demix(m_n): the padded mix is cut into chunks of ``hop * (segment - 1)`` samples with
    ``overlap``; every chunk goes through torch.stft (n_fft, hop, periodic Hann, centred), is cropped
    to ``dim_f`` bins with the first 3 bins zeroed, runs through the ONNX network (``batch_size``
@@ -69,7 +71,8 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
-gain_factor = peak_gain  # k such that k * mix is the reference's normalised mix (spec_utils.normalize)
+gain_factor = peak_gain
+"""k such that k * mix is the reference's normalised mix (spec_utils.normalize, 0.47.1 semantics)."""
 
 
 @dataclass(frozen=True)
@@ -297,6 +300,7 @@ class MDXModel:
         self.logger = logger or logging.getLogger("vsep.mdx")
         self.onnx_providers = list(onnx_providers)
         self.stems = [settings.secondary_stem, settings.primary_stem]
+        self.input_peak_normalization = "restore_level"  # core scales the input by k and the stems by 1/k
         self.spectrogram = Spectrogram(settings.n_fft, settings.hop_length, settings.dim_f, self.device)
 
     # -- public ---------------------------------------------------------------------------------------------
@@ -313,18 +317,13 @@ class MDXModel:
         if n == 0:
             return {stem: np.zeros_like(audio) for stem in self.stems}
 
-        peak = float(np.max(np.abs(mix)))
-        k = gain_factor(peak, self.normalization_threshold, self.amplification_threshold)
-
         schedules = [self._starts(n, s.overlap)]
         if self.invert_using_spec:
             schedules.append(self._starts(n, MATCH_MIX_OVERLAP))
         total = sum(len(x) for x in schedules) * (2 if s.enable_denoise else 1)
         counter = _Counter(progress, total, 2 if s.enable_denoise else 1)
 
-        primary = self._demix(mix, s.overlap, counter, use_network=True, gain=k)
-        if k != 1.0:
-            primary /= np.float32(k)
+        primary = self._demix(mix, s.overlap, counter, use_network=True)
         if self.invert_using_spec:
             band_limited = self._demix(mix, MATCH_MIX_OVERLAP, counter, use_network=False)
             secondary = self._invert_spec(band_limited, np.float32(s.compensate) * primary)
@@ -351,9 +350,8 @@ class MDXModel:
         length, step, limit = self._layout(n, overlap)
         return [start for start in range(0, length, step) if start < limit]
 
-    def _demix(self, mix: np.ndarray, overlap: float, counter: _Counter, *, use_network: bool,
-               gain: float = 1.0) -> np.ndarray:
-        """Overlap-add of the network's output on `gain * mix` over the reference's chunk schedule: [2, n] -> [2, n].
+    def _demix(self, mix: np.ndarray, overlap: float, counter: _Counter, *, use_network: bool) -> np.ndarray:
+        """Overlap-add of the network's output on `mix` over the reference's chunk schedule: [2, n] -> [2, n].
 
         The reference pads the mix with `trim` zeros in front and up to a whole number of chunks behind, and
         crops the result; here chunks are cut from the mix directly and only the kept region is accumulated
@@ -373,8 +371,6 @@ class MDXModel:
             for j, start in enumerate(group):
                 a, b = max(start, trim), min(start + chunk, trim + n)  # the part of the chunk that is mix
                 waves[j, :, a - start: b - start] = mix[:, a - trim: b - trim]
-            if gain != 1.0:
-                waves *= np.float32(gain)  # the normalised mix, as the reference computes it
             out = self._process(torch.from_numpy(waves).to(self.device), use_network)
             for j, start in enumerate(group):
                 size = min(start + chunk, length) - start
