@@ -39,7 +39,7 @@ def test_read_state_dict_refuses_code_and_non_checkpoints(tmp_path: Path) -> Non
 @pytest.mark.parametrize(("change", "needle"), [
     (lambda s: s.pop("1.bias"), "'1.bias' (1,) of the network built from the yaml is missing"),
     (lambda s: s.update({"2.weight": torch.zeros(1)}), "has tensor '2.weight' (1,) that the network"),
-    (lambda s: s.update({"0.weight": torch.zeros(2, 4)}), "'0.weight' is (2, 4) in the checkpoint but (2, 3)"),
+    (lambda s: s.update({"0.weight": torch.zeros(2, 4)}), "'0.weight' has shape (2, 4) in the checkpoint but (2, 3)"),
 ])
 def test_load_strict_names_the_first_mismatched_tensor(change, needle: str) -> None:
     state = dict(_net().state_dict())

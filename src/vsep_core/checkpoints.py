@@ -6,7 +6,7 @@ checkpoint and the network built from its config is reported in one line naming 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import torch
@@ -47,6 +47,26 @@ def read_state_dict(path: Path, drop_prefixes: Iterable[str] = ()) -> dict[str, 
     return state
 
 
+def check_tensors(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], source: str,
+                  optional: Callable[[str], bool] | None = None) -> None:
+    """ModelLoadError naming the first tensor (in the network's order, then the file's) that `state` lacks,
+    has of another shape than `expected`, or has beyond it; a missing name that `optional` accepts is fine."""
+    for name, tensor in expected.items():
+        if name not in state:
+            if optional is not None and optional(name):
+                continue
+            raise ModelLoadError(f"{source}: tensor {name!r} {tuple(tensor.shape)} of the network built from the "
+                                 "yaml is missing from the checkpoint; the yaml does not match the checkpoint")
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise ModelLoadError(f"{source}: tensor {name!r} has shape {tuple(state[name].shape)} in the checkpoint "
+                                 f"but {tuple(tensor.shape)} in the network built from the yaml; the yaml does not "
+                                 "match the checkpoint")
+    extra = next((n for n in state if n not in expected), None)
+    if extra is not None:
+        raise ModelLoadError(f"{source}: the checkpoint has tensor {extra!r} {tuple(state[extra].shape)} that the "
+                             "network built from the yaml lacks; the yaml does not match the checkpoint")
+
+
 def load_strict(net: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str,
                 ignore: Iterable[str] = ()) -> None:
     """Copy `state` into `net`: every tensor must be there with the network's shape, and nothing else.
@@ -54,19 +74,7 @@ def load_strict(net: torch.nn.Module, state: Mapping[str, torch.Tensor], source:
     Tensors named in `ignore` (buffers that are not weights) are left out of the comparison. Raises
     ModelLoadError naming the first tensor that is missing, extra or of another shape.
     """
-    expected = net.state_dict()
     skip = set(ignore)
     state = {k: v for k, v in state.items() if k not in skip}
-    for name, tensor in expected.items():
-        if name not in state:
-            raise ModelLoadError(f"{source}: tensor {name!r} {tuple(tensor.shape)} of the network built from the "
-                                 "yaml is missing from the checkpoint; the yaml does not match the checkpoint")
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise ModelLoadError(f"{source}: tensor {name!r} is {tuple(state[name].shape)} in the checkpoint but "
-                                 f"{tuple(tensor.shape)} in the network built from the yaml; the yaml does not "
-                                 "match the checkpoint")
-    extra = next((n for n in state if n not in expected), None)
-    if extra is not None:
-        raise ModelLoadError(f"{source}: the checkpoint has tensor {extra!r} {tuple(state[extra].shape)} that the "
-                             "network built from the yaml lacks; the yaml does not match the checkpoint")
+    check_tensors(net.state_dict(), state, source)
     net.load_state_dict(dict(state), strict=True)

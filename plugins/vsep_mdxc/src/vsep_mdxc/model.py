@@ -41,6 +41,7 @@ import torch
 import yaml
 
 from vsep_core.api import LoadContext, Progress
+from vsep_core.checkpoints import check_tensors
 from vsep_core.chunking import DemixPlan, demix, standardize
 from vsep_core.devices import cpu_has_native_bf16
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
@@ -110,21 +111,7 @@ def load_weights_strict(net: torch.nn.Module, state: Mapping[str, torch.Tensor],
     their computed values (they are a constant of ``dim_head``).
     """
     expected = net.state_dict()
-    for name, tensor in expected.items():
-        if name not in state:
-            if name.endswith("rotary_embed.freqs"):
-                continue
-            raise ModelLoadError(f"{source}: tensor {name!r} {tuple(tensor.shape)} of the network built from the "
-                                 "yaml is missing from the checkpoint; the yaml does not match the checkpoint")
-        got = state[name]
-        if tuple(got.shape) != tuple(tensor.shape):
-            raise ModelLoadError(f"{source}: tensor {name!r} has shape {tuple(got.shape)} in the checkpoint but "
-                                 f"{tuple(tensor.shape)} in the network built from the yaml; the yaml does not "
-                                 "match the checkpoint")
-    for name, got in state.items():
-        if name not in expected:
-            raise ModelLoadError(f"{source}: the checkpoint has tensor {name!r} {tuple(got.shape)} that the "
-                                 "network built from the yaml lacks; the yaml does not match the checkpoint")
+    check_tensors(expected, state, source, optional=lambda name: name.endswith("rotary_embed.freqs"))
     missing = [n for n in expected if n not in state]
     merged = dict(state)
     for name in missing:
