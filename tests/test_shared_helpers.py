@@ -13,7 +13,7 @@ from vsep_core import msst
 from vsep_core.batch.runner import BatchAbortedError, replace_lost_worker
 from vsep_core.checkpoints import load_strict, read_state_dict
 from vsep_core.errors import ModelLoadError, UsageError
-from vsep_core.helpers import mono_or_stereo
+from vsep_core.helpers import channels_first, mono_or_stereo
 from vsep_core.ipc import requests_until_stop
 from vsep_core.testlib import one_line_error, save_with_code, write_yaml
 
@@ -126,3 +126,9 @@ def test_mono_or_stereo() -> None:
     assert mono_or_stereo(np.zeros((2, 5)), "X models").dtype == np.float32
     with pytest.raises(UsageError, match="^X models take mono or stereo audio, got 3 channels$"):
         mono_or_stereo(np.zeros((3, 5)), "X models", UsageError)
+
+
+def test_channels_first() -> None:
+    assert channels_first(np.zeros(5, np.float64)).shape == (1, 5)
+    for bad in (np.zeros((2, 0)), np.zeros((1, 2, 3))):
+        assert "expected audio [channels, samples]" in one_line_error(UsageError, channels_first, bad)

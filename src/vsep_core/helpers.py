@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from vsep_core.api import HashTable, ModelRecord
-from vsep_core.errors import AudioWriteError
+from vsep_core.errors import AudioWriteError, UsageError
 
 SCORE_METRICS = ("SDR", "SIR", "SAR", "ISR")
 
@@ -107,6 +107,17 @@ class UvrCatalogue:
             return self.hash_tables()
 
         return vsep_models, vsep_hash_tables
+
+
+def channels_first(audio: np.ndarray) -> np.ndarray:
+    """`audio` as float32 [channels, samples] (a 1-D array is one channel); UsageError for any other shape
+    or no samples."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[None]
+    if audio.ndim != 2 or audio.shape[1] == 0:
+        raise UsageError(f"expected audio [channels, samples] with samples > 0, got shape {audio.shape}")
+    return audio
 
 
 def mono_or_stereo(audio: np.ndarray, what: str, error: type[Exception] = ValueError) -> np.ndarray:

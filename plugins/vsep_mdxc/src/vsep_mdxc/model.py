@@ -45,6 +45,7 @@ from vsep_core.checkpoints import check_tensors
 from vsep_core.chunking import DemixPlan, demix, standardize
 from vsep_core.devices import cpu_has_native_bf16
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
+from vsep_core.helpers import channels_first
 from vsep_mdxc.config import (
     BS_ROFORMER,
     MDX23C,
@@ -230,11 +231,7 @@ class MDXCModel:
 
     def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
         """audio float32 [channels, samples] -> {stem: float32 [channels, samples]} in `self.stems` order."""
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim == 1:
-            audio = audio[None]
-        if audio.ndim != 2 or audio.shape[1] == 0:
-            raise UsageError(f"expected audio [channels, samples] with samples > 0, got shape {audio.shape}")
+        audio = channels_first(audio)
         in_channels, length = audio.shape
         mix = self._to_model_channels(audio)
         s = self.settings
