@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from vsep_core.api import Architecture, LoadContext, SeparationModel, param
 from vsep_core.hookspecs import hookimpl
@@ -24,16 +25,29 @@ class DemucsParams:
 
 
 def _load(ctx: LoadContext) -> SeparationModel:
+    if ctx.model_path.suffix.lower() == ".ckpt":  # MSST-format HTDemucs (yaml + state_dict)
+        from vsep_demucs.msst import load_msst_htdemucs
+
+        return load_msst_htdemucs(ctx)
     from vsep_demucs.model import load_model
 
     return load_model(ctx)
 
 
+def _claims(path: Path) -> bool:
+    """Demucs bags (``.yaml``) and ``.th`` packages; a ``.ckpt`` only with an MSST ``htdemucs:`` yaml beside it."""
+    if path.suffix.lower() != ".ckpt":
+        return True
+    from vsep_demucs.msst import claims_checkpoint
+
+    return claims_checkpoint(path)
+
+
 @hookimpl
 def vsep_architectures() -> list[Architecture]:
-    """Demucs: v4 HTDemucs models named by their yaml."""
+    """Demucs: v4 HTDemucs models named by their yaml, and MSST-trained HTDemucs ``.ckpt`` files."""
     return [Architecture(name="Demucs", flag_prefix="demucs", params=DemucsParams, load=_load,
-                         package="vsep-demucs", extensions=(".yaml", ".th"))]
+                         package="vsep-demucs", extensions=(".yaml", ".th", ".ckpt"), claims=_claims)]
 
 
 @hookimpl
