@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 from importlib import resources
+from pathlib import Path
 
 from vsep_core.api import DownloadFile, ModelRecord
 
@@ -24,9 +25,35 @@ def _models() -> list:
 
 
 def model_records() -> list[ModelRecord]:
-    """Catalogue records of Demucs v4 models: the bag yaml plus its ``.th`` checkpoints, by URL."""
+    """Catalogue records of Demucs v4 models: the bag yaml plus its ``.th`` checkpoints, by URL; then the
+    MSST-format HTDemucs checkpoints (``data/msst_models.json``)."""
     return [
         ModelRecord(filename=yaml_name, architecture=ARCHITECTURE, friendly_name=name,
                     files=[DownloadFile(url.rsplit("/", 1)[-1], url=url) for url in urls], package=PACKAGE)
         for name, yaml_name, urls in _models()
-    ]
+    ] + msst_records()
+
+
+def msst_records() -> list[ModelRecord]:
+    """MSST-format HTDemucs records: the state_dict ``.ckpt`` and its MSST yaml (packaged copy first).
+
+    Scores: ``{Stem: {"SDR": multisong, "SDR multisong": multisong}}`` (the MVSep Multisong dataset).
+    """
+    data = json.loads(resources.files(__package__).joinpath("data", "msst_models.json").read_text(encoding="utf-8"))
+    records = []
+    for m in data["models"]:
+        packaged = Path(str(resources.files(__package__).joinpath("data", "msst_configs", m["config"])))
+        config_url = packaged.as_uri() if packaged.is_file() else m["config_url"]
+        scores: dict[str, dict[str, float | None]] = {}
+        for dataset, per_stem in m["scores"].items():
+            for stem, value in per_stem.items():
+                cell = scores.setdefault(stem.capitalize(), {})
+                cell[f"SDR {dataset}"] = value
+                if dataset == "multisong":
+                    cell["SDR"] = value
+        records.append(ModelRecord(
+            filename=m["checkpoint"], architecture=ARCHITECTURE, friendly_name=f"Demucs (MSST): {m['name']}",
+            files=[DownloadFile(m["checkpoint"], url=m["checkpoint_url"]), DownloadFile(m["config"], url=config_url)],
+            stems=[s.capitalize() for s in m["stems"]], config=m["config"], scores=scores, package=PACKAGE,
+            license=m["license"], provenance=m["provenance"]))
+    return records

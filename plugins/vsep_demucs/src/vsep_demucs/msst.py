@@ -158,7 +158,8 @@ class MSSTHTDemucsModel:
 
 
 def _read_config(ctx: LoadContext) -> tuple[dict[str, Any], str]:
-    candidates = ([Path(ctx.config_path)] if ctx.config_path else []) + [yaml_beside(ctx.model_path)]
+    # the yaml beside the checkpoint wins over a catalogue record's config
+    candidates = [yaml_beside(ctx.model_path)] + ([Path(ctx.config_path)] if ctx.config_path else [])
     for path in candidates:
         if path is not None and path.is_file() and path != ctx.model_path:
             try:

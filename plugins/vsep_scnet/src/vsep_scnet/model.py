@@ -221,10 +221,11 @@ class SCNetModel:
 
 
 def read_config(ctx: LoadContext) -> tuple[dict[str, Any], str]:
-    """The MSST yaml of a model: ``ctx.config_path``, else ``<stem>.yaml`` beside the checkpoint, else the
-    parsed ``ctx.model_data``. Returns (config, its name for messages)."""
-    candidates = [Path(ctx.config_path)] if ctx.config_path else []
-    candidates += [ctx.model_path.with_suffix(".yaml"), ctx.model_path.with_suffix(".yml")]
+    """The MSST yaml of a model: ``<stem>.yaml`` beside the checkpoint, else ``ctx.config_path`` (the
+    record's config), else the parsed ``ctx.model_data``. Returns (config, its name for messages)."""
+    # the yaml beside the checkpoint wins over a catalogue record's config (a local file keeps its own yaml)
+    candidates = [ctx.model_path.with_suffix(".yaml"), ctx.model_path.with_suffix(".yml")]
+    candidates += [Path(ctx.config_path)] if ctx.config_path else []
     for path in candidates:
         if path.is_file() and path != ctx.model_path:
             try:
