@@ -10,10 +10,10 @@ import numpy as np
 import soundfile as sf
 import torch
 import yaml
-
-from vsep_core.api import Device, LoadContext, ModelRecord
 from vsep_scnet.network import SCNET_TRAN, SCNet
 from vsep_scnet.plugin import SCNetParams
+
+from vsep_core.api import Device, LoadContext, ModelRecord
 
 REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "msst-reference"
 
