@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import run_vsep
 from vsep_core import catalog, modeldata
-from vsep_core.errors import ModelDataError, ModelNotFoundError, PluginMissingError
+from vsep_core.errors import ModelDataError, ModelNotFoundError
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 MODELS = REFERENCE / "models"
@@ -42,7 +42,8 @@ def test_every_family_lists_the_reference_models() -> None:
     by_arch: dict[str, list] = {}
     for record in catalog.all_records():
         by_arch.setdefault(record.architecture, []).append(record)
-    counts = {arch: len(by_arch.get(arch, [])) for arch in catalog.REFERENCE_TYPES}
+    assert catalog.architecture_names()[:4] == ["VR", "MDX", "Demucs", "MDXC"]  # the plugins' catalogue ranks
+    counts = {arch: len(by_arch.get(arch, [])) for arch in catalog.architecture_names()[:4]}
     # UVR lists + audio-separator 0.47.1 models.json (roformer_download_list has 84 entries)
     assert counts == {"VR": 29, "MDX": 39, "Demucs": 4, "MDXC": 97}
     filenames = [r.filename for r in catalog.all_records()]
@@ -64,13 +65,6 @@ def test_scores_stems_and_target_come_from_the_packaged_scores() -> None:
     assert record.stems == ["vocals", "instrumental"] and record.target_stem == "vocals"
     assert record.scores["vocals"] == {"SDR": 11.7742, "SIR": 27.3991, "SAR": 12.6773, "ISR": 16.0782}
     assert catalog.model_scores("no-such-model.ckpt") == ([], None, {})
-
-
-def test_known_models_index_matches_the_plugins() -> None:
-    records = [r for r in catalog._hook_records() if r.package in FIRST_PARTY]
-    packaged = json.loads((Path(catalog.__file__).parent / "data" / "known_models.json").read_text())
-    assert catalog.known_models_index(records) == packaged, (
-        "regenerate src/vsep_core/data/known_models.json (see src/vsep_core/data/README.md)")
 
 
 def test_simplified_list_filters_by_stem_sorted_by_sdr() -> None:
@@ -134,29 +128,12 @@ def without_vr(monkeypatch: pytest.MonkeyPatch):
     catalog.clear_cache()
 
 
-def test_uninstalled_family_is_listed_only_with_all(without_vr) -> None:
+def test_an_uninstalled_family_is_unknown_to_core(without_vr) -> None:
     assert not [r for r in catalog.all_records() if r.architecture == "VR"]
-    vr = [r for r in catalog.all_records(installed_only=False) if r.architecture == "VR"]
-    assert len(vr) == 29 and {r.package for r in vr} == {"vsep-vr"}
-    assert catalog.list_supported_model_files()["VR"] == {}
-    with pytest.raises(PluginMissingError, match="pip install vsep-vr"):
+    assert "VR" not in catalog.list_supported_model_files()
+    with pytest.raises(ModelNotFoundError, match="2_HP-UVR.pth"):
         catalog.resolve_model("2_HP-UVR.pth", MODELS)
 
-
-def test_models_all_shows_the_package_to_install(without_vr, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vsep_core.cli import models as models_cli
-    from vsep_core.cli.app import console
-
-    app = cli_app()
-    monkeypatch.setattr(console, "width", 250)
-    runner = CliRunner()
-    plain = runner.invoke(app, ["models", "--list_filter", "karaoke"])
-    assert plain.exit_code == 0, plain.output
-    assert "5_HP-Karaoke-UVR.pth" not in plain.output and "vsep models --all" in plain.output
-    everything = runner.invoke(app, ["models", "--all", "--list_filter", "karaoke"])
-    assert "5_HP-Karaoke-UVR.pth" in everything.output and "pip install vsep-vr" in everything.output
-    data = models_cli.models_json(catalog.select_models("vocals", include_uninstalled=True))
-    assert data["VR"]["VR Arch Single Model v5: 1_HP-UVR"]["package"] == "vsep-vr"
 
 
 def test_vsep_models_pretty_and_json_with_stem_filter_and_limit() -> None:
@@ -171,7 +148,7 @@ def test_vsep_models_pretty_and_json_with_stem_filter_and_limit() -> None:
     assert flat.returncode == 0, flat.stderr
     data = json.loads(flat.stdout)
     listed = [e["filename"] for group in data.values() for e in group.values()]
-    assert sorted(listed) == sorted(expected) and set(catalog.REFERENCE_TYPES) <= set(data)
+    assert sorted(listed) == sorted(expected) and set(catalog.architecture_names()) <= set(data)
 
     full = json.loads(CliRunner().invoke(cli_app(), ["models", "--list_format", "json"]).output)
     assert full["MDXC"]["Roformer Model: BS-Roformer-Viperx-1297"]["download_files"] == [

@@ -19,6 +19,7 @@ from werkzeug import Request, Response
 from vsep_core import catalog, config, download
 from vsep_core.api import DownloadFile, ModelRecord
 from vsep_core.errors import DownloadError
+from vsep_core.sources import uvr_model_file
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO.parent / "shared" / "reference" / "models"
@@ -172,7 +173,7 @@ def test_dropped_connection_resumes_with_range_and_is_byte_identical(http: HTTPS
     http.expect_ordered_request("/public/m.ckpt").respond_with_handler(first)
     http.expect_ordered_request("/public/m.ckpt").respond_with_handler(rest)
 
-    paths = download.ensure_model_files(record_of(DownloadFile("m.ckpt")), tmp_path, show_progress=False)
+    paths = download.ensure_model_files(record_of(uvr_model_file("m.ckpt")), tmp_path, show_progress=False)
 
     assert paths["m.ckpt"].read_bytes() == CKPT
     assert seen[0] is None and seen[1] == "bytes=1000000-"
@@ -186,7 +187,7 @@ def test_truncated_body_is_detected_and_not_renamed(http: HTTPServer, tmp_path: 
     http.expect_request("/fallback/m.ckpt").respond_with_handler(short)
 
     with pytest.raises(DownloadError, match="m.ckpt"):
-        download.ensure_model_files(record_of(DownloadFile("m.ckpt")), tmp_path, show_progress=False)
+        download.ensure_model_files(record_of(uvr_model_file("m.ckpt")), tmp_path, show_progress=False)
 
     assert not (tmp_path / "m.ckpt").exists()
     assert 0 < (tmp_path / "m.ckpt.part").stat().st_size < len(CKPT)
@@ -197,7 +198,7 @@ def test_complete_body_of_the_wrong_size_is_not_renamed(http: HTTPServer, tmp_pa
     http.expect_request("/fallback/m.ckpt").respond_with_handler(serving(CKPT[:-100]))
 
     with pytest.raises(DownloadError, match=f"catalogue expects {len(CKPT)}"):
-        download.ensure_model_files(record_of(DownloadFile("m.ckpt", size=len(CKPT))), tmp_path,
+        download.ensure_model_files(record_of(uvr_model_file("m.ckpt", size=len(CKPT))), tmp_path,
                                     show_progress=False)
 
     assert not (tmp_path / "m.ckpt").exists()
@@ -208,7 +209,7 @@ def test_sha256_mismatch_is_not_renamed(http: HTTPServer, tmp_path: Path) -> Non
     http.expect_request("/fallback/m.ckpt").respond_with_handler(serving(CKPT))
 
     with pytest.raises(DownloadError, match="sha256"):
-        download.ensure_model_files(record_of(DownloadFile("m.ckpt", sha256="0" * 64)), tmp_path,
+        download.ensure_model_files(record_of(uvr_model_file("m.ckpt", sha256="0" * 64)), tmp_path,
                                     show_progress=False)
 
     assert not (tmp_path / "m.ckpt").exists()
@@ -218,7 +219,7 @@ def test_primary_404_falls_back(http: HTTPServer, tmp_path: Path) -> None:
     http.expect_request("/public/2_HP-UVR.pth").respond_with_data("not here", status=404)
     http.expect_request("/fallback/2_HP-UVR.pth").respond_with_handler(serving(PTH))
 
-    paths = download.ensure_model_files(record_of(DownloadFile("2_HP-UVR.pth")), tmp_path, show_progress=False)
+    paths = download.ensure_model_files(record_of(uvr_model_file("2_HP-UVR.pth")), tmp_path, show_progress=False)
 
     assert paths["2_HP-UVR.pth"].read_bytes() == PTH
     assert requested_paths(http) == ["/public/2_HP-UVR.pth", "/fallback/2_HP-UVR.pth"]
@@ -228,7 +229,7 @@ def test_server_error_is_retried(http: HTTPServer, tmp_path: Path) -> None:
     http.expect_ordered_request("/public/2_HP-UVR.pth").respond_with_data("busy", status=500)
     http.expect_ordered_request("/public/2_HP-UVR.pth").respond_with_handler(serving(PTH))
 
-    paths = download.ensure_model_files(record_of(DownloadFile("2_HP-UVR.pth")), tmp_path, show_progress=False)
+    paths = download.ensure_model_files(record_of(uvr_model_file("2_HP-UVR.pth")), tmp_path, show_progress=False)
 
     assert paths["2_HP-UVR.pth"].read_bytes() == PTH
     assert requested_paths(http) == ["/public/2_HP-UVR.pth"] * 2
@@ -264,7 +265,7 @@ def test_a_part_that_is_already_whole_is_verified_and_renamed(http: HTTPServer, 
     seen: list = []
     http.expect_request("/public/m.ckpt").respond_with_handler(serving(PTH, requests=seen))
 
-    download.ensure_model_files(record_of(DownloadFile("m.ckpt")), tmp_path, show_progress=False)
+    download.ensure_model_files(record_of(uvr_model_file("m.ckpt")), tmp_path, show_progress=False)
 
     assert seen == [f"bytes={len(PTH)}-"]  # answered 416 with the full length: nothing left to fetch
     assert (tmp_path / "m.ckpt").read_bytes() == PTH and not (tmp_path / "m.ckpt.part").exists()
@@ -272,7 +273,7 @@ def test_a_part_that_is_already_whole_is_verified_and_renamed(http: HTTPServer, 
 
 def test_complete_files_are_not_fetched_again(http: HTTPServer, tmp_path: Path) -> None:
     (tmp_path / "m.ckpt").write_bytes(CKPT)
-    download.ensure_model_files(record_of(DownloadFile("m.ckpt", size=len(CKPT))), tmp_path, show_progress=False)
+    download.ensure_model_files(record_of(uvr_model_file("m.ckpt", size=len(CKPT))), tmp_path, show_progress=False)
     assert http.log == []
 
 
@@ -296,10 +297,11 @@ def test_candidate_urls_follow_the_reference_order(monkeypatch: pytest.MonkeyPat
 CHILD = textwrap.dedent("""
     import logging, sys
     from pathlib import Path
-    from vsep_core.api import DownloadFile, ModelRecord
+    from vsep_core.api import ModelRecord
     from vsep_core.download import ensure_model_files
+    from vsep_core.sources import uvr_model_file
     logging.basicConfig(level=logging.INFO)
-    record = ModelRecord("m.ckpt", "MDXC", "test", [DownloadFile("m.ckpt")])
+    record = ModelRecord("m.ckpt", "MDXC", "test", [uvr_model_file("m.ckpt")])
     ensure_model_files(record, Path(sys.argv[1]), show_progress=False)
 """)
 
@@ -364,7 +366,7 @@ def test_interrupted_download_leaves_a_part_that_the_next_run_resumes(http: HTTP
 
     http.clear()
     http.expect_request("/public/m.ckpt").respond_with_handler(serving(CKPT, requests=seen))
-    paths = download.ensure_model_files(record_of(DownloadFile("m.ckpt")), tmp_path, show_progress=False)
+    paths = download.ensure_model_files(record_of(uvr_model_file("m.ckpt")), tmp_path, show_progress=False)
 
     assert paths["m.ckpt"].read_bytes() == CKPT
     assert seen[-1] == f"bytes={kept}-"
@@ -380,19 +382,15 @@ def test_config_names_and_values(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert config.AUDIO_SEPARATOR_REPO_URL == (
         "https://github.com/nomadkaraoke/python-audio-separator/releases/download/model-configs")
     assert config.UVR_MODEL_DATA_URL_PREFIX == "https://raw.githubusercontent.com/TRvlvr/application_data/main"
-    assert config.UVR_VR_MODEL_DATA_URL == f"{config.UVR_MODEL_DATA_URL_PREFIX}/vr_model_data/model_data_new.json"
-    assert config.UVR_MDX_MODEL_DATA_URL == f"{config.UVR_MODEL_DATA_URL_PREFIX}/mdx_model_data/model_data_new.json"
-    assert config.MDXC_YAML_PATH_PREFIX == "mdx_model_data/mdx_c_configs"
     assert (config.MAX_DOWNLOAD_WORKERS, config.DOWNLOAD_CHUNK_SIZE, config.DOWNLOAD_TIMEOUT) == (4, 262144, 300)
     assert (config.HTTP_POOL_CONNECTIONS, config.HTTP_POOL_MAXSIZE) == (10, 10)
-    assert (config.VR_MODEL_DATA_FILENAME, config.MDX_MODEL_DATA_FILENAME) == ("vr_model_data.json",
-                                                                               "mdx_model_data.json")
     assert config.DEFAULT_MODEL_FILENAME == "model_bs_roformer_ep_317_sdr_12.9755.ckpt"
     assert config.get_repo_url() == config.UVR_PUBLIC_REPO_URL
     assert config.get_repo_url(is_vip=True) == config.UVR_VIP_REPO_URL
     assert config.get_mdx_yaml_url("a.yaml") == f"{config.UVR_PUBLIC_REPO_URL}/mdx_model_data/mdx_c_configs/a.yaml"
     assert config.get_fallback_url("a.ckpt") == f"{config.AUDIO_SEPARATOR_REPO_URL}/a.ckpt"
-    assert config.get_uvr_model_data_url("vr") == config.UVR_VR_MODEL_DATA_URL
+    assert config.get_uvr_model_data_url("vr") == (
+        f"{config.UVR_MODEL_DATA_URL_PREFIX}/vr_model_data/model_data_new.json")
 
     monkeypatch.setenv("VSEP_UVR_PUBLIC_REPO_URL", "http://mirror.test/pub/")
     monkeypatch.setenv("VSEP_AUDIO_SEPARATOR_REPO_URL", "http://mirror.test/as")
@@ -429,3 +427,21 @@ def test_vsep_download_command(http: HTTPServer, tmp_path: Path) -> None:
 
     assert done.exit_code == 0, done.output
     assert "2_HP-UVR.pth" in done.output and (tmp_path / "2_HP-UVR.pth").read_bytes() == PTH
+
+
+def test_a_file_without_a_source_is_an_error_naming_its_plugin(http: HTTPServer, tmp_path: Path) -> None:
+    record = ModelRecord("own.bin", "Gain", "third party", [DownloadFile("own.bin")], package="vsep-gain")
+    with pytest.raises(DownloadError, match=r"own\.bin.*no download source.*vsep-gain"):
+        download.ensure_model_files(record, tmp_path, show_progress=False)
+    assert http.log == []  # core never guesses a repository for a plugin's file
+
+
+def test_the_environment_reads_offline_the_same_way_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vsep_core.errors import UsageError
+
+    for value, expected in (("1", True), ("true", True), ("ON", True), ("0", False), ("false", False), ("", False)):
+        monkeypatch.setenv("VSEP_OFFLINE", value)
+        assert config.offline_from_env() is expected
+    monkeypatch.setenv("VSEP_OFFLINE", "maybe")
+    with pytest.raises(UsageError, match="VSEP_OFFLINE"):
+        config.offline_from_env()

@@ -31,12 +31,26 @@ def param(default: Any, help: str, *, min: float | None = None, max: float | Non
 
 @dataclass(frozen=True)
 class DownloadFile:
-    """One file a model needs. `url` None means: from the model repository (public or VIP) with fallback."""
+    """One file a model needs and where it comes from.
+
+    `url` is the first source and `mirrors` the next ones, tried in order; a ``file:`` URL (a
+    file packaged with the plugin) is copied without a request. The plugin fills them (see
+    :mod:`vsep_core.sources` for UVR's repository layout); a file with no source can only be
+    used when it is already in the model directory. `listed_by_name`: the reference's model
+    lists give this file by its name, not its URL (files of UVR's repository).
+    """
 
     name: str
     url: str | None = None
     size: int | None = None
     sha256: str | None = None
+    mirrors: tuple[str, ...] = ()
+    listed_by_name: bool = False
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Every source in the order they are tried."""
+        return ((self.url,) if self.url else ()) + tuple(self.mirrors)
 
 
 @dataclass
@@ -64,7 +78,8 @@ class ModelRecord:
     @property
     def download_files(self) -> list[str]:
         """File names or URLs in the reference's `download_files` shape."""
-        return [f.url if f.url and f.url.startswith(("http://", "https://")) else f.name for f in self.files]
+        return [f.url if f.url and f.url.startswith(("http://", "https://")) and not f.listed_by_name else f.name
+                for f in self.files]
 
 
 @dataclass(frozen=True)
@@ -72,12 +87,14 @@ class HashTable:
     """Model-file-hash -> parameters (UVR's model_data_new.json shape).
 
     `model_dir_filename` is the JSON in the model directory merged over the packaged
-    entries (the reference downloads it there; the oracle relies on it).
+    entries (the reference downloads it there; the oracle relies on it). Tables are searched
+    by ascending `priority` (a hash found in two tables belongs to the first).
     """
 
     architecture: str
     model_dir_filename: str
     entries: dict[str, dict[str, Any]]
+    priority: int = 100
 
 
 @dataclass(frozen=True)
@@ -130,8 +147,13 @@ class Architecture:
     name: catalogue type ("MDXC"); flag_prefix: CLI/params prefix ("mdxc" -> --mdxc_overlap,
     `mdxc_params`); params: a dataclass built with `param()`; package: the pip distribution;
     extensions: suffixes of model files it can load that are in no catalogue (a plugin
-    confirms with `claims`); load: LoadContext -> SeparationModel; export_onnx (optional):
-    (model path, output path, model data) -> the written ONNX file, for `vsep export-onnx`.
+    confirms with `claims`; two plugins claiming one file is an error); load: LoadContext ->
+    SeparationModel; channels: what the model takes when its loaded model does not say (see
+    `SeparationModel`); export_onnx (optional): (model path, output path, model data) -> the
+    written ONNX file, for `vsep export-onnx`; self_describing (optional): whether a file whose
+    hash is in no hash table carries its own parameters (loaded with empty model data instead
+    of the "unknown hash" error); catalogue_rank: where the family's models come in listings
+    (lower first).
     """
 
     name: str
@@ -143,6 +165,8 @@ class Architecture:
     claims: Callable[[Path], bool] | None = None
     channels: int = 2
     export_onnx: Callable[[Path, Path, dict], Path] | None = None
+    self_describing: Callable[[Path], bool] | None = None
+    catalogue_rank: int = 100
 
     def default_params(self) -> Any:
         """An instance of the params dataclass with every default."""

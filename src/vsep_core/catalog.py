@@ -1,10 +1,10 @@
 """The model catalogue: records from every plugin, scores by filename, filter/sort, name resolution.
 
-Core knows no architecture: each plugin hands its records through the ``vsep_models`` hook.
-Core adds the per-model median scores (``data/scores.json``) and keeps a small index of the
-families of the four first-party plugins (``data/known_models.json``: which package provides
-which architecture, and their models' names) so that ``vsep models --all`` can list models
-whose plugin is not installed, with the package to install.
+Core knows no architecture: each plugin hands its records through the ``vsep_models`` hook,
+and lists its families in catalogue order (``Architecture.catalogue_rank``). Core adds the
+per-model median scores (``data/scores.json``, audio-separator's measurements by file name).
+Models of families whose plugin is not installed are not known here: ``vsep plugins`` lists
+what is installed and docs/models.md the plugin packages.
 """
 
 from __future__ import annotations
@@ -20,10 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vsep_core.api import DownloadFile, ModelRecord
-from vsep_core.errors import ModelNotFoundError, PluginMissingError
-
-REFERENCE_TYPES = ("VR", "MDX", "Demucs", "MDXC")
-"""The architecture keys of :func:`list_supported_model_files`, in the reference's order."""
+from vsep_core.errors import ModelLoadError, ModelNotFoundError
 
 SCORE_METRICS = ("SDR", "SIR", "SAR", "ISR")
 
@@ -79,64 +76,39 @@ def _hook_records() -> list[ModelRecord]:
 
 
 def _type_order(records: Iterable[ModelRecord]) -> list[ModelRecord]:
-    """Stable sort by architecture: the reference's types first (VR, MDX, Demucs, MDXC), then others."""
-    rank = {t: i for i, t in enumerate(REFERENCE_TYPES)}
-    return sorted(records, key=lambda r: rank.get(r.architecture, len(rank)))
+    """Stable sort by the architectures' catalogue rank (the reference's order for its four types)."""
+    return sorted(records, key=lambda r: _rank(r.architecture))
 
 
-def known_models_index(records: Iterable[ModelRecord]) -> dict[str, Any]:
-    """The shape of ``data/known_models.json`` built from records (used to regenerate and check it)."""
-    index: dict[str, Any] = {"packages": {}, "models": {}}
-    for record in _type_order(records):
-        if record.package:
-            index["packages"].setdefault(record.architecture, record.package)
-        index["models"].setdefault(record.architecture, []).append([record.filename, record.friendly_name])
-    return index
+def _rank(architecture: str) -> int:
+    arch = installed_architectures().get(architecture)
+    return arch.catalogue_rank if arch is not None else 1_000
 
 
-def _index_records(skip_architectures: Iterable[str], skip_filenames: set[str]) -> list[ModelRecord]:
-    index = _data("known_models.json")
-    skip = set(skip_architectures)
-    out = []
-    for arch, rows in index["models"].items():
-        if arch in skip:
-            continue
-        package = index["packages"].get(arch)
-        for filename, name in rows:
-            if filename not in skip_filenames:
-                out.append(ModelRecord(filename=filename, architecture=arch, friendly_name=name, files=[],
-                                       vip="VIP" in name, package=package))
-    return out
+def architecture_names() -> list[str]:
+    """Installed architecture names in catalogue order (the keys of :func:`list_supported_model_files`)."""
+    return sorted(installed_architectures(), key=_rank)
 
 
 @functools.cache
-def _all_records(installed_only: bool) -> tuple[ModelRecord, ...]:
+def _all_records() -> tuple[ModelRecord, ...]:
     installed = installed_architectures()
-    records = [r for r in _hook_records() if r.architecture in installed or not installed_only]
-    if not installed_only:
-        records += _index_records(installed, {r.filename for r in records})
+    records = [r for r in _hook_records() if r.architecture in installed]
     return tuple(with_scores(r) for r in _type_order(records))
 
 
-def all_records(installed_only: bool = True) -> list[ModelRecord]:
-    """Every catalogue record, scores attached, in catalogue order.
+def all_records() -> list[ModelRecord]:
+    """Every catalogue record of the installed plugins, scores attached, in catalogue order.
 
-    ``installed_only`` False adds the records of families whose plugin is not installed
-    (``record.package`` names the package to install; they cannot be downloaded or run).
     The result is cached for the process; :func:`clear_cache` forgets it.
     """
-    return list(_all_records(installed_only))
+    return list(_all_records())
 
 
 def clear_cache() -> None:
     """Forget cached catalogue data (after installing a plugin in-process, or in tests)."""
     _all_records.cache_clear()
     _data.cache_clear()
-
-
-def is_installed(record: ModelRecord) -> bool:
-    """Whether the plugin of the record's architecture is installed."""
-    return record.architecture in installed_architectures()
 
 
 def find_record(name: str, records: Iterable[ModelRecord]) -> ModelRecord | None:
@@ -158,22 +130,17 @@ def find_record(name: str, records: Iterable[ModelRecord]) -> ModelRecord | None
 def resolve_model(name: str, model_dir: str | Path) -> ModelRecord:
     """The record of a model the user named (``-m``), catalogued or a local file a plugin claims.
 
-    1. A catalogue record whose filename, one of its file names, or its friendly name is ``name``.
-       Its family's plugin not installed -> :class:`PluginMissingError` naming the package.
+    1. A catalogue record whose filename, one of its file names, or its friendly name is ``name``
+       (when that checkpoint is on disk with its own yaml beside it, the yaml wins).
     2. A file ``model_dir/name`` that an installed architecture claims: its hash is in that
        architecture's hash table, or the architecture lists the suffix and its ``claims``
        accepts the file (or it has no ``claims`` and is the only one for the suffix).
     3. Else :class:`ModelNotFoundError` with close names ("did you mean ...").
     """
     model_dir = Path(model_dir)
-    record = find_record(name, all_records(installed_only=True))
+    record = find_record(name, all_records())
     if record is not None:
-        return record
-    missing = find_record(name, all_records(installed_only=False))
-    if missing is not None:
-        package = missing.package or f"vsep-{missing.architecture.lower()}"
-        raise PluginMissingError(f"{missing.filename} is a {missing.architecture} model, which needs the plugin "
-                                 f"package {package}: pip install {package}")
+        return _local_config_wins(record, model_dir)
     path = model_dir / name
     local = _claim_local_file(path)
     if local is not None:
@@ -181,6 +148,38 @@ def resolve_model(name: str, model_dir: str | Path) -> ModelRecord:
     if path.is_file():
         raise ModelNotFoundError(_unclaimed_message(path))
     raise ModelNotFoundError(_not_found_message(name, model_dir))
+
+
+def _beside_config(path: Path) -> Path | None:
+    """The yaml lying beside a model file under the model file's own stem, if any."""
+    from vsep_core.modeldata import YAML_SUFFIXES
+
+    if path.suffix.lower() in YAML_SUFFIXES:
+        return None
+    return next((path.with_suffix(s) for s in YAML_SUFFIXES if path.with_suffix(s).is_file()), None)
+
+
+def _local_config_wins(record: ModelRecord, model_dir: Path) -> ModelRecord:
+    """A catalogued checkpoint that is on disk with its own yaml beside it is used as it is.
+
+    The yaml beside it wins over the record's config (a fine-tune, or an oracle file that kept
+    the public name), the architecture is whichever installed plugin claims the pair, and a size
+    that differs from the record's is a warning, not a re-download.
+    """
+    path = model_dir / record.filename
+    beside = _beside_config(path) if record.config else None
+    if beside is None or not path.is_file() or beside.name == record.config:
+        return record
+    local = _claim_local_file(path)
+    if local is None:
+        return record
+    expected = next((f.size for f in record.files if f.name == record.filename), None)
+    if expected is not None and path.stat().st_size != expected:
+        logging.getLogger("vsep").warning("%s has %d bytes, the catalogue's %s has %d: using the file on disk "
+                                          "with %s", path, path.stat().st_size, record.friendly_name, expected,
+                                          beside.name)
+    return dataclasses.replace(local, friendly_name=record.friendly_name, license=record.license,
+                               provenance=record.provenance)
 
 
 def _claim_local_file(path: Path) -> ModelRecord | None:
@@ -199,6 +198,10 @@ def _claim_local_file(path: Path) -> ModelRecord | None:
     else:
         claimed = [a for a in candidates if a.claims is not None and _claims(a, path)]
         unconditional = [a for a in candidates if a.claims is None]
+        if len(claimed) > 1:
+            names = ", ".join(f"{a.name} ({a.package or 'a plugin'})" for a in claimed)
+            raise ModelLoadError(f"{path.name} is claimed by more than one plugin: {names}; uninstall one, or "
+                                 f"give the model type with that plugin's model-type option (see its docs)")
         if claimed:
             chosen = claimed[0]
         elif len(unconditional) == 1:
@@ -234,7 +237,7 @@ def _unclaimed_message(path: Path) -> str:
 
 
 def _not_found_message(name: str, model_dir: Path) -> str:
-    names = [r.filename for r in all_records(installed_only=False)]
+    names = [r.filename for r in all_records()]
     if model_dir.is_dir():
         names += [p.name for p in model_dir.iterdir() if p.is_file() and not p.name.endswith((".part", ".json"))]
     close = difflib.get_close_matches(name, list(dict.fromkeys(names)), n=3, cutoff=0.6)
@@ -256,15 +259,15 @@ def reference_entry(record: ModelRecord) -> dict[str, Any]:
 
 def reference_download_files(record: ModelRecord) -> list[str]:
     """The reference's ``download_files``: URLs for files named by URL, else file names (packaged files too)."""
-    return [f.url if f.url and f.url.startswith(("http://", "https://")) else f.name for f in record.files]
+    return record.download_files
 
 
 def list_supported_model_files(records: Iterable[ModelRecord] | None = None) -> dict[str, dict[str, Any]]:
     """Installed models in the reference's shape: ``{type: {friendly_name: {filename, scores, stems,
     target_stem, download_files}}}``, types "VR", "MDX", "Demucs", "MDXC" first (always present),
     then those of third-party plugins."""
-    grouped: dict[str, dict[str, Any]] = {t: {} for t in REFERENCE_TYPES}
-    for record in all_records(installed_only=True) if records is None else records:
+    grouped: dict[str, dict[str, Any]] = {t: {} for t in architecture_names()}
+    for record in all_records() if records is None else records:
         grouped.setdefault(record.architecture, {})[record.friendly_name] = reference_entry(record)
     return grouped
 
@@ -314,14 +317,13 @@ def get_simplified_model_list(filter_sort_by: str | None = None) -> dict[str, di
     Stems read ``"vocals* (11.1)"`` (``*`` marks the target stem, SDR rounded to 0.1 dB);
     ``filter_sort_by`` as :func:`sort_records`.
     """
-    return {r.filename: simplified_entry(r) for r in sort_records(all_records(installed_only=True), filter_sort_by)}
+    return {r.filename: simplified_entry(r) for r in sort_records(all_records(), filter_sort_by)}
 
 
-def select_models(list_filter: str | None = None, limit: int | None = None, *,
-                  include_uninstalled: bool = False) -> list[ModelRecord]:
+def select_models(list_filter: str | None = None, limit: int | None = None) -> list[ModelRecord]:
     """Records for ``vsep models``: :func:`sort_records` by ``list_filter``; a filter that is no
     stem of any model matches friendly names and filenames instead (case-insensitive substring)."""
-    records = all_records(installed_only=not include_uninstalled)
+    records = all_records()
     selected = sort_records(records, list_filter)
     if list_filter and list_filter not in ("name", "filename") and not selected:
         needle = list_filter.lower()

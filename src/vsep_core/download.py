@@ -24,7 +24,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from vsep_core import config
+from vsep_core import config, sources
 from vsep_core.api import DownloadFile, ModelRecord
 from vsep_core.errors import DownloadError
 
@@ -66,24 +66,16 @@ class _Job:
 
 
 def candidate_urls(record: ModelRecord, file: DownloadFile) -> list[str]:
-    """The URLs tried in order for one file of a record (environment overrides applied).
+    """The URLs tried in order for one file of a record: the sources its plugin gave, mirrors applied.
 
-    A file with a URL: that URL, then the fallback repository. A record's config (yaml):
-    the UVR configs path (:func:`config.get_mdx_yaml_url`), then the fallback. Any other
-    file: the model repository (VIP or public), then the fallback. A ``file:`` URL (a config
-    packaged with a plugin) is copied, never downloaded.
+    A ``file:`` URL (a file packaged with its plugin) is copied, never downloaded. A file with
+    no source is an error naming the plugin that catalogued it.
     """
-    fallback = config.get_fallback_url(file.name)
-    if file.url:
-        if file.url.startswith("file:"):
-            # A config packaged with its plugin: the repositories first (they may carry a newer
-            # copy), the packaged one when they fail; offline it is copied without a request.
-            return [config.get_mdx_yaml_url(file.name), fallback, file.url]
-        url = config.rewrite_url(file.url)
-        return [url] if url == fallback else [url, fallback]
-    if record.config and file.name == record.config:
-        return [config.get_mdx_yaml_url(file.name), fallback]
-    return [f"{config.get_repo_url(record.vip)}/{file.name}", fallback]
+    if not file.sources:
+        raise DownloadError(f"{file.name} (model {record.filename}) has no download source in the catalogue of "
+                            f"{record.package or 'the plugin of ' + record.architecture}; put the file in the "
+                            f"model directory yourself, or ask the plugin's authors for its URL")
+    return [url if url.startswith("file:") else sources.rewrite_url(url) for url in file.sources]
 
 
 def is_complete(path: Path, file: DownloadFile) -> bool:
@@ -116,11 +108,13 @@ def ensure_model_files(record: ModelRecord, model_dir: str | Path, *, offline: b
         paths[file.name] = dest
         if is_complete(dest, file):
             continue
-        urls = candidate_urls(record, file)
-        if offline and urls[-1].startswith("file:"):
-            _copy_packaged(urls[-1], dest)
+        packaged = next((u for u in file.sources if u.startswith("file:")), None)
+        if offline and packaged:
+            _copy_packaged(packaged, dest)
+        elif offline:
+            jobs.append(_Job(file, dest, []))
         else:
-            jobs.append(_Job(file, dest, urls))
+            jobs.append(_Job(file, dest, candidate_urls(record, file)))
     if not jobs:
         return paths
     names = ", ".join(job.file.name for job in jobs)

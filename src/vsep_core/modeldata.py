@@ -42,16 +42,14 @@ def get_model_hash(path: str | Path) -> str:
 def hash_tables(model_dir: str | Path | None = None) -> list[HashTable]:
     """Every plugin's hash table, each merged with its JSON in ``model_dir`` when present.
 
-    Order: MDX first, then VR (as the reference looks them up), then any other in hook order.
+    Order: ascending ``HashTable.priority`` (the plugins set the reference's lookup order), then hook order.
     """
     from vsep_core.plugins import get_plugin_manager
 
     tables: list[HashTable] = []
     for batch in get_plugin_manager().hook.vsep_hash_tables():
         tables.extend(batch or [])
-    # The reference searches MDX before VR; keep that order whatever order plugins load in.
-    priority = {"MDX": 0, "VR": 1}
-    tables.sort(key=lambda t: priority.get(t.architecture, 2))
+    tables.sort(key=lambda t: t.priority)  # stable: equal priorities keep hook order
     if model_dir is None:
         return tables
     merged = []
@@ -176,6 +174,6 @@ def _claimed_as_self_describing(record: ModelRecord, path: Path) -> bool:
 
     arch = architectures().get(record.architecture)
     try:
-        return bool(arch and arch.claims and path.suffix == ".onnx" and arch.claims(path))
+        return bool(arch and arch.self_describing and arch.self_describing(path))
     except Exception:  # a plugin's check must not turn a clear error into a crash
         return False

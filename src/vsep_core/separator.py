@@ -24,6 +24,9 @@ from vsep_core.params import build_params, params_dict
 log = logging.getLogger("vsep")
 
 DEFAULT_MODEL = "model_bs_roformer_ep_317_sdr_12.9755.ckpt"
+REFERENCE_PARAM_PREFIXES = ("mdx", "vr", "demucs", "mdxc")
+"""The reference's four `<prefix>_params` arguments: accepted (and ignored) when their plugin is not
+installed, so code written for audio-separator that passes all four keeps working."""
 ProgressFactory = Callable[[str], Callable[[int, int], None] | None]
 
 
@@ -104,13 +107,17 @@ class Separator:
                 raise TypeError(f"Separator() got an unexpected keyword argument {key!r}")
             given[key[: -len("_params")]] = value
         self._given_params = {k: dict(v) for k, v in given.items() if v}
+        owned = {a.flag_prefix for a in plugins.architectures().values()}
+        for prefix in self._given_params:
+            if prefix not in owned and prefix not in REFERENCE_PARAM_PREFIXES:
+                plugins.architecture_for_prefix(prefix)  # raises, naming the installed prefixes
         self.arch_params: dict[str, dict[str, Any]] = {}
         for arch in plugins.architectures().values():
             given_here = self._given_params.get(arch.flag_prefix)
             self.arch_params[arch.flag_prefix] = params_dict(build_params(arch, given_here))
         for prefix, value in self._given_params.items():
             self.arch_params.setdefault(prefix, dict(value))
-        for prefix in ("mdx", "vr", "demucs", "mdxc"):
+        for prefix in REFERENCE_PARAM_PREFIXES:
             setattr(self, f"{prefix}_params", self.arch_params.get(prefix, {}))
 
         self.ensemble_algorithm = ensemble_algorithm

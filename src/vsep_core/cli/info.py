@@ -32,7 +32,7 @@ def env_command(
 
 @app.command("plugins")
 def plugins_command(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """List installed plugins, their versions and the architectures each adds."""
+    """List installed plugins, their versions, the architectures each adds, and those that failed to load."""
     from vsep_core.plugins import plugin_infos
 
     infos = plugin_infos()
@@ -40,8 +40,9 @@ def plugins_command(as_json: bool = typer.Option(False, "--json", help="print JS
         console.print_json(json.dumps([i.__dict__ for i in infos]))
         return
     table = Table(title="vsep plugins")
-    for col in ("plugin", "package", "version", "architectures"):
+    for col in ("plugin", "package", "version", "architectures", "status"):
         table.add_column(col)
     for i in infos:
-        table.add_row(i.name, i.distribution, i.version, ", ".join(i.architectures) or "-")
+        status = f"[red]failed: {i.error}[/red]" if i.error else "ok"
+        table.add_row(i.name, i.distribution, i.version, ", ".join(i.architectures) or "-", status)
     console.print(table)

@@ -29,66 +29,46 @@ class ListFormat(str, Enum):
 
 
 def models_json(records: list) -> dict[str, dict[str, Any]]:
-    """The reference's ``list_supported_model_files()`` shape for the given records, in their order.
-
-    Records whose plugin is not installed carry an extra ``"package"`` key (the package to install).
-    """
+    """The reference's ``list_supported_model_files()`` shape for the given records, in their order."""
     from vsep_core import catalog
 
-    grouped: dict[str, dict[str, Any]] = {t: {} for t in catalog.REFERENCE_TYPES}
+    grouped: dict[str, dict[str, Any]] = {t: {} for t in catalog.architecture_names()}
     for record in records:
-        entry = catalog.reference_entry(record)
-        if not catalog.is_installed(record):
-            entry["package"] = record.package
-        grouped.setdefault(record.architecture, {})[record.friendly_name] = entry
+        grouped.setdefault(record.architecture, {})[record.friendly_name] = catalog.reference_entry(record)
     return grouped
 
 
 def print_models(list_filter: str | None = None, list_limit: int | None = None,
-                 list_format: ListFormat | str = ListFormat.pretty, include_uninstalled: bool = False) -> None:
-    """Print the catalogue: a Rich table (friendly name, architecture, filename, stems with SDR) or JSON.
+                 list_format: ListFormat | str = ListFormat.pretty) -> None:
+    """Print the catalogue: a Rich table (friendly name, architecture, filename, stems with SDR, licence) or JSON.
 
     ``list_filter`` "name"/"filename" sorts; a stem keeps the models that output it, best SDR
-    first; another word matches names and filenames. ``include_uninstalled`` adds the models of
-    families whose plugin is not installed, with the package to install.
+    first; another word matches names and filenames.
     """
     from vsep_core import catalog
 
-    records = catalog.select_models(list_filter, list_limit, include_uninstalled=include_uninstalled)
+    records = catalog.select_models(list_filter, list_limit)
     if ListFormat(list_format) is ListFormat.json:
         typer.echo(json.dumps(models_json(records), indent=2, ensure_ascii=False))
         return
     if not records:
-        console.print(f"No model matches {list_filter!r}." if list_filter else "No models: no plugin is installed "
-                      "(pip install vsep-mdxc vsep-mdx vsep-vr vsep-demucs).")
+        console.print(f"No model matches {list_filter!r}." if list_filter else
+                      "No models: no architecture plugin is installed (see `vsep plugins` and docs/models.md).")
         return
     table = Table(title=f"vsep models ({len(records)})", title_justify="left")
     table.add_column("Friendly name", overflow="fold")
     table.add_column("Arch", no_wrap=True)
     table.add_column("Filename (-m)", style="bold cyan", overflow="fold")
     table.add_column("Stems (SDR dB, * = target)", overflow="fold")
-    if include_uninstalled:
-        table.add_column("Plugin", no_wrap=True)
+    table.add_column("Licence", overflow="fold")
     for record in records:
         stems = ", ".join(catalog.simplified_entry(record)["Stems"])
-        row = [record.friendly_name, record.architecture, record.filename, stems]
-        if include_uninstalled:
-            row.append("installed" if catalog.is_installed(record) else f"pip install {record.package}")
-        table.add_row(*row, style=None if catalog.is_installed(record) else "dim")
+        licence = record.license or "-"
+        if record.provenance:
+            licence += f" ({record.provenance})"
+        table.add_row(record.friendly_name, record.architecture, record.filename, stems, licence)
     console.print(table)
-    if not include_uninstalled:
-        hidden = _uninstalled_packages()
-        if hidden:
-            console.print(f"More models need plugins that are not installed ({', '.join(hidden)}); "
-                          "`vsep models --all` lists them.")
     console.print("Details: vsep models info FILENAME. Use one: vsep separate -m FILENAME song.flac")
-
-
-def _uninstalled_packages() -> list[str]:
-    from vsep_core import catalog
-
-    return sorted({r.package or r.architecture for r in catalog.all_records(installed_only=False)
-                   if not catalog.is_installed(r)})
 
 
 @models_app.callback(invoke_without_command=True)
@@ -99,11 +79,10 @@ def models_command(
         "output it, best SDR first; another word: models whose name or filename contains it."),
     list_limit: int | None = typer.Option(None, "--list_limit", min=0, help="Show at most this many models."),
     list_format: ListFormat = typer.Option(ListFormat.pretty, "--list_format", help="pretty (a table) or json."),
-    include_uninstalled: bool = typer.Option(False, "--all", help="Also models whose plugin is not installed."),
 ) -> None:
-    """List the models vsep can use, with their stems and measured SDR."""
+    """List the models of the installed plugins, with their stems, measured SDR and licence."""
     if ctx.invoked_subcommand is None:
-        print_models(list_filter, list_limit, list_format, include_uninstalled)
+        print_models(list_filter, list_limit, list_format)
 
 
 def model_info(name: str, model_dir: Path) -> dict[str, Any]:
@@ -111,15 +90,14 @@ def model_info(name: str, model_dir: Path) -> dict[str, Any]:
     from vsep_core import catalog, download, modeldata
     from vsep_core.errors import VsepError
 
-    record = catalog.find_record(name, catalog.all_records(installed_only=False))
+    record = catalog.find_record(name, catalog.all_records())
     if record is None:
         record = catalog.resolve_model(name, model_dir)
-    installed = catalog.is_installed(record)
     files = []
     for f in record.files:
         path = model_dir / f.name
-        urls = download.candidate_urls(record, f)
-        packaged = urls[-1].startswith("file:")
+        urls = download.candidate_urls(record, f) if f.sources else []
+        packaged = any(u.startswith("file:") for u in urls)
         files.append({
             "name": f.name,
             "on_disk": path.is_file(),
@@ -134,10 +112,11 @@ def model_info(name: str, model_dir: Path) -> dict[str, Any]:
     params_note = ""
     local = {f["name"]: Path(f["path"]) for f in files}
     config = modeldata.config_name(record)
-    if installed and record.files:
+    if record.files:
         try:
             if config is not None and not local[config].is_file():
-                source = download.candidate_urls(record, next(f for f in record.files if f.name == config))[-1]
+                sources = next(f for f in record.files if f.name == config).sources
+                source = sources[-1] if sources else ""
                 if source.startswith("file:"):
                     import urllib.parse
                     import urllib.request
@@ -152,14 +131,13 @@ def model_info(name: str, model_dir: Path) -> dict[str, Any]:
                 params = modeldata.model_data_for(record, local, model_dir)[2]
         except VsepError as exc:
             params_note = str(exc)
-    elif not installed:
-        params_note = f"install {record.package} to use this model"
     return {
         "filename": record.filename,
         "friendly_name": record.friendly_name,
         "architecture": record.architecture,
         "package": record.package,
-        "installed": installed,
+        "license": record.license,
+        "provenance": record.provenance,
         "vip": record.vip,
         "stems": record.stems,
         "target_stem": record.target_stem,
@@ -197,10 +175,12 @@ def info_command(
     if ListFormat(list_format) is ListFormat.json:
         typer.echo(json.dumps(info, indent=2, ensure_ascii=False, default=list))
         return
-    plugin = "installed" if info["installed"] else f"not installed: pip install {info['package']}"
     console.print(f"[bold]{info['friendly_name']}[/bold]")
     console.print(f"  filename      {info['filename']}")
-    console.print(f"  architecture  {info['architecture']} (plugin {info['package']}, {plugin})")
+    console.print(f"  architecture  {info['architecture']} (plugin {info['package']})")
+    if info["license"] or info["provenance"]:
+        console.print(f"  licence       {info['license'] or 'unknown'}"
+                      + (f"; {info['provenance']}" if info["provenance"] else ""))
     if info["vip"]:
         console.print("  VIP model     made for UVR's subscribers; consider supporting Anjok07: https://patreon.com/uvr")
     if info["stems"]:

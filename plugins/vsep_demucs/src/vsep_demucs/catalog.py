@@ -12,7 +12,8 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from vsep_core.api import DownloadFile, ModelRecord
+from vsep_core.api import ModelRecord
+from vsep_core.sources import with_fallback
 
 ARCHITECTURE = "Demucs"
 PACKAGE = "vsep-demucs"
@@ -29,7 +30,7 @@ def model_records() -> list[ModelRecord]:
     MSST-format HTDemucs checkpoints (``data/msst_models.json``)."""
     return [
         ModelRecord(filename=yaml_name, architecture=ARCHITECTURE, friendly_name=name,
-                    files=[DownloadFile(url.rsplit("/", 1)[-1], url=url) for url in urls], package=PACKAGE)
+                    files=[with_fallback(url.rsplit("/", 1)[-1], url) for url in urls], package=PACKAGE)
         for name, yaml_name, urls in _models()
     ] + msst_records()
 

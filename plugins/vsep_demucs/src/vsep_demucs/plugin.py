@@ -47,7 +47,8 @@ def _claims(path: Path) -> bool:
 def vsep_architectures() -> list[Architecture]:
     """Demucs: v4 HTDemucs models named by their yaml, and MSST-trained HTDemucs ``.ckpt`` files."""
     return [Architecture(name="Demucs", flag_prefix="demucs", params=DemucsParams, load=_load,
-                         package="vsep-demucs", extensions=(".yaml", ".th", ".ckpt"), claims=_claims)]
+                         package="vsep-demucs", extensions=(".yaml", ".th", ".ckpt"), claims=_claims,
+                         catalogue_rank=2)]
 
 
 @hookimpl

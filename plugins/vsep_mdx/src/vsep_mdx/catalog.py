@@ -11,10 +11,12 @@ import functools
 import json
 from importlib import resources
 
-from vsep_core.api import DownloadFile, HashTable, ModelRecord
-from vsep_core.config import MDX_MODEL_DATA_FILENAME
+from vsep_core.api import HashTable, ModelRecord
+from vsep_core.sources import uvr_model_file
 
 ARCHITECTURE = "MDX"
+MDX_MODEL_DATA_FILENAME = "mdx_model_data.json"
+"""The reference caches UVR's MDX hash table in the model directory under this name."""
 PACKAGE = "vsep-mdx"
 
 
@@ -27,11 +29,13 @@ def model_records() -> list[ModelRecord]:
     """Catalogue records of MDX-Net models (one ``.onnx`` file each; VIP when the name says so)."""
     return [
         ModelRecord(filename=filename, architecture=ARCHITECTURE, friendly_name=name,
-                    files=[DownloadFile(filename)], vip="VIP" in name, package=PACKAGE)
+                    files=[uvr_model_file(filename, vip="VIP" in name)], vip="VIP" in name, package=PACKAGE)
         for name, filename in _load("models.json")["models"]
     ]
 
 
 def hash_tables() -> list[HashTable]:
-    """UVR's MDX hash table (with audio-separator's additions), merged by core with mdx_model_data.json."""
-    return [HashTable(ARCHITECTURE, MDX_MODEL_DATA_FILENAME, _load("hash_params.json"))]
+    """UVR's MDX hash table (with audio-separator's additions), merged by core with mdx_model_data.json.
+
+    Priority 0: searched before VR's table, as the reference looks hashes up."""
+    return [HashTable(ARCHITECTURE, MDX_MODEL_DATA_FILENAME, _load("hash_params.json"), priority=0)]

@@ -29,7 +29,7 @@ def _load(ctx: LoadContext) -> SeparationModel:
 def vsep_architectures() -> list[Architecture]:
     """MDX: MDX-Net .onnx models."""
     return [Architecture(name="MDX", flag_prefix="mdx", params=MDXParams, load=_load, package="vsep-mdx",
-                         extensions=(".onnx",))]
+                         extensions=(".onnx",), catalogue_rank=1)]
 
 
 @hookimpl

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from vsep_core.api import DownloadFile, ModelRecord
+from vsep_core.sources import uvr_config_file, uvr_model_file
 
 ARCHITECTURE = "MDXC"
 PACKAGE = "vsep-mdxc"
@@ -35,15 +36,14 @@ def packaged_config(name: str) -> Path | None:
 
 
 def _config_file(name: str) -> DownloadFile:
-    path = packaged_config(name)
-    return DownloadFile(name, url=path.as_uri() if path else None)
+    return uvr_config_file(name, packaged_config(name))
 
 
 def model_records() -> list[ModelRecord]:
     """Catalogue records of MDXC models: the checkpoint and its yaml config (``record.config``)."""
     return [
         ModelRecord(filename=ckpt, architecture=ARCHITECTURE, friendly_name=name,
-                    files=[DownloadFile(ckpt), _config_file(config)], config=config,
+                    files=[uvr_model_file(ckpt, vip="VIP" in name), _config_file(config)], config=config,
                     vip="VIP" in name, package=PACKAGE)
         for name, ckpt, config in _models()
     ]

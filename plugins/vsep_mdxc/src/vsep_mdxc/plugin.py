@@ -40,7 +40,7 @@ def _claims(path: Path) -> bool:
 def vsep_architectures() -> list[Architecture]:
     """MDXC: MDX23C, BS-Roformer and Mel-Band-Roformer."""
     return [Architecture(name="MDXC", flag_prefix="mdxc", params=MDXCParams, load=_load, package="vsep-mdxc",
-                         extensions=(".ckpt",), claims=_claims)]
+                         extensions=(".ckpt",), claims=_claims, catalogue_rank=3)]
 
 
 @hookimpl

@@ -12,10 +12,12 @@ import functools
 import json
 from importlib import resources
 
-from vsep_core.api import DownloadFile, HashTable, ModelRecord
-from vsep_core.config import VR_MODEL_DATA_FILENAME
+from vsep_core.api import HashTable, ModelRecord
+from vsep_core.sources import uvr_model_file
 
 ARCHITECTURE = "VR"
+VR_MODEL_DATA_FILENAME = "vr_model_data.json"
+"""The reference caches UVR's VR hash table in the model directory under this name."""
 PACKAGE = "vsep-vr"
 
 
@@ -28,11 +30,11 @@ def model_records() -> list[ModelRecord]:
     """Catalogue records of VR models (one ``.pth`` file each)."""
     return [
         ModelRecord(filename=filename, architecture=ARCHITECTURE, friendly_name=name,
-                    files=[DownloadFile(filename)], vip="VIP" in name, package=PACKAGE)
+                    files=[uvr_model_file(filename, vip="VIP" in name)], vip="VIP" in name, package=PACKAGE)
         for name, filename in _load("models.json")["models"]
     ]
 
 
 def hash_tables() -> list[HashTable]:
     """UVR's VR hash table (with audio-separator's additions), merged by core with vr_model_data.json."""
-    return [HashTable(ARCHITECTURE, VR_MODEL_DATA_FILENAME, _load("hash_params.json"))]
+    return [HashTable(ARCHITECTURE, VR_MODEL_DATA_FILENAME, _load("hash_params.json"), priority=1)]

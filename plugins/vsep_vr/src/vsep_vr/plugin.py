@@ -37,14 +37,25 @@ def _export_onnx(pth_path: Path, out_path: Path, model_data: dict[str, Any]) -> 
     return export_onnx(pth_path, out_path, model_data)
 
 
+def is_vsep_onnx(path: Path) -> bool:
+    """Whether a file is an ONNX model exported by vsep-vr (its ``vsep_vr.*`` metadata carries the parameters)."""
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        return False
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return data.find(b"vsep_vr.offset") >= 0
+    except (OSError, ValueError):
+        return False
+
+
 def claims(path: Path) -> bool:
     """Whether a local file is a VR model, without loading it: a torch zip whose pickled keys
     are those of UVR's VR nets, or an ONNX file exported by vsep-vr (``vsep_vr.*`` metadata)."""
     path = Path(path)
     try:
         if path.suffix.lower() == ".onnx":
-            with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                return data.find(b"vsep_vr.offset") >= 0
+            return is_vsep_onnx(path)
         if not zipfile.is_zipfile(path):
             return False
         with zipfile.ZipFile(path) as zf:
@@ -61,7 +72,8 @@ def claims(path: Path) -> bool:
 def vsep_architectures() -> list[Architecture]:
     """VR: vocal-remover .pth (torch) and .onnx (ONNX Runtime) models."""
     return [Architecture(name="VR", flag_prefix="vr", params=VRParams, load=_load, package="vsep-vr",
-                         extensions=(".pth", ".onnx"), claims=claims, export_onnx=_export_onnx)]
+                         extensions=(".pth", ".onnx"), claims=claims, export_onnx=_export_onnx,
+                         self_describing=is_vsep_onnx, catalogue_rank=0)]
 
 
 @hookimpl
