@@ -81,11 +81,12 @@ def make_input(seconds: float) -> Path:
     import numpy as np
     import soundfile as sf
 
+    CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"input_{int(seconds)}s.wav"
     if not path.is_file():
         audio, rate = sf.read(CLIP, dtype="float32", always_2d=True)
         n = int(seconds * rate)
-        sf.write(path, np.resize(audio.T, (audio.shape[1], n)).T, rate, subtype="PCM_16")
+        sf.write(path, audio[np.arange(n) % audio.shape[0]], rate, subtype="PCM_16")
     return path
 
 
