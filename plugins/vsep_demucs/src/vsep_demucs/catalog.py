@@ -12,7 +12,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from vsep_core.api import ModelRecord
+from vsep_core.api import DownloadFile, ModelRecord
 from vsep_core.sources import with_fallback
 
 ARCHITECTURE = "Demucs"

@@ -33,7 +33,20 @@ def _load(ctx: LoadContext) -> SeparationModel:
 
 
 def _claims(path: Path) -> bool:
-    return path.suffix == ".ckpt" and any(path.with_suffix(s).exists() for s in (".yaml", ".yml"))
+    """A ``.ckpt`` whose yaml beside it describes an MDX23C or RoFormer network (``config.detect_kind``);
+    other MSST families' yamls (SCNet, HTDemucs, BandIt, ...) are left to their plugins."""
+    if path.suffix != ".ckpt":
+        return False
+    beside = next((path.with_suffix(s) for s in (".yaml", ".yml") if path.with_suffix(s).is_file()), None)
+    if beside is None:
+        return False
+    from vsep_mdxc.config import detect_kind, load_yaml
+
+    try:
+        detect_kind(load_yaml(beside), [path.name])
+    except Exception:  # noqa: BLE001 - unreadable or another family's yaml: not ours
+        return False
+    return True
 
 
 @hookimpl
