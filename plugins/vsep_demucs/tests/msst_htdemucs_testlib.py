@@ -7,22 +7,22 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from vsep_demucs.plugin import DemucsParams
+from vsep_demucs.plugin import MSSTHTDemucsParams
 
 from vsep_core.api import Device, LoadContext, ModelRecord
 
 MSST_REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "msst-reference"
 
 
-def load_msst(ckpt: Path):
-    """vsep_demucs's loader on an MSST ``.ckpt`` (its yaml beside it), on the CPU."""
-    from vsep_demucs.plugin import _load
+def load_msst(ckpt: Path, **params):
+    """vsep_demucs's MSST loader on an MSST ``.ckpt`` (its yaml beside it), on the CPU."""
+    from vsep_demucs.plugin import _load_msst
 
-    record = ModelRecord(filename=ckpt.name, architecture="Demucs", friendly_name=ckpt.name, files=[])
+    record = ModelRecord(filename=ckpt.name, architecture="HTDemucs-MSST", friendly_name=ckpt.name, files=[])
     ctx = LoadContext(record=record, model_path=ckpt, model_dir=ckpt.parent, config_path=None,
-                      params=DemucsParams(), device=Device("cpu", ("CPUExecutionProvider",)),
+                      params=MSSTHTDemucsParams(**params), device=Device("cpu", ("CPUExecutionProvider",)),
                       logger=logging.getLogger("test"))
-    return _load(ctx)
+    return _load_msst(ctx)
 
 
 def msst_callable(input_path: str, model_dir: str, model_file: str, case: dict) -> dict[str, np.ndarray]:

@@ -13,7 +13,7 @@ import torch
 from msst_htdemucs_testlib import MSST_REFERENCE, load_msst, msst_yaml_text, write_msst_model
 from vsep_demucs.catalog import msst_records
 from vsep_demucs.msst import MSSTHTDemucsModel, claims_checkpoint, read_msst_yaml
-from vsep_demucs.plugin import _claims
+from vsep_demucs.plugin import _claims_msst
 
 from vsep_core.chunking import DemixPlan, demix
 from vsep_core.errors import ModelLoadError
@@ -44,12 +44,12 @@ def test_yaml_reads_omegaconf_floats(tiny: Path) -> None:
 
 
 def test_claims_only_htdemucs_yaml_checkpoints(tiny: Path, tmp_path: Path) -> None:
-    assert claims_checkpoint(tiny) and _claims(tiny)
+    assert claims_checkpoint(tiny) and _claims_msst(tiny)
     other = tmp_path / "scnet.ckpt"
     other.write_bytes(b"")
     other.with_suffix(".yaml").write_text("model:\n  dims: [4, 8]\n")
-    assert not _claims(other)
-    assert _claims(tmp_path / "htdemucs_ft.yaml") and _claims(tmp_path / "955717e8-8726e21a.th")
+    assert not _claims_msst(other)
+    assert not _claims_msst(tiny.with_suffix(".yaml"))
 
 
 def test_separate_is_msst_demucs_mode(tiny: Path) -> None:
@@ -65,6 +65,7 @@ def test_separate_is_msst_demucs_mode(tiny: Path) -> None:
     np.testing.assert_allclose(stems["Vocals"], expected[0], atol=1e-6)
     mono = model.separate(x[:1])
     assert mono["Other"].shape == (1, x.shape[1])
+    assert load_msst(tiny, overlap=3, batch_size=1).plan == DemixPlan.plain(8000, 3)
 
 
 def test_wrong_shapes_and_missing_keys_are_named(tiny: Path, tmp_path: Path) -> None:
@@ -99,7 +100,7 @@ def test_checkpoint_with_code_is_refused(tiny: Path, tmp_path: Path) -> None:
 
 def test_catalogue_record() -> None:
     (record,) = msst_records()
-    assert record.filename == "model_vocals_htdemucs_sdr_8.78.ckpt" and record.architecture == "Demucs"
+    assert record.filename == "model_vocals_htdemucs_sdr_8.78.ckpt" and record.architecture == "HTDemucs-MSST"
     assert record.files[0].url.startswith("https://github.com/ZFTurbo/")
     assert record.files[1].url.startswith("file://") and record.config == "config_vocals_htdemucs.yaml"
     assert record.scores["Vocals"]["SDR"] == 8.78 == record.scores["Vocals"]["SDR multisong"]

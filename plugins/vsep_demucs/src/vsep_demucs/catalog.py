@@ -16,6 +16,7 @@ from vsep_core.api import DownloadFile, ModelRecord
 from vsep_core.sources import with_fallback
 
 ARCHITECTURE = "Demucs"
+MSST_ARCHITECTURE = "HTDemucs-MSST"
 PACKAGE = "vsep-demucs"
 
 
@@ -53,7 +54,7 @@ def msst_records() -> list[ModelRecord]:
                 if dataset == "multisong":
                     cell["SDR"] = value
         records.append(ModelRecord(
-            filename=m["checkpoint"], architecture=ARCHITECTURE, friendly_name=f"Demucs (MSST): {m['name']}",
+            filename=m["checkpoint"], architecture=MSST_ARCHITECTURE, friendly_name=f"Demucs (MSST): {m['name']}",
             files=[DownloadFile(m["checkpoint"], url=m["checkpoint_url"]), DownloadFile(m["config"], url=config_url)],
             stems=[s.capitalize() for s in m["stems"]], config=m["config"], scores=scores, package=PACKAGE,
             license=m["license"], provenance=m["provenance"]))

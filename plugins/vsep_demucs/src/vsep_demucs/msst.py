@@ -192,8 +192,8 @@ def load_msst_htdemucs(ctx: LoadContext) -> MSSTHTDemucsModel:
         samplerate = int(_require(training, "samplerate", "training"))
         segment = _require(training, "segment", "training")
         inference = config.get("inference") or {}
-        overlap = int(_require(inference, "num_overlap", "inference"))
-        batch = int(inference.get("batch_size") or 1)
+        overlap = int(getattr(ctx.params, "overlap", None) or _require(inference, "num_overlap", "inference"))
+        batch = int(getattr(ctx.params, "batch_size", None) or inference.get("batch_size") or 1)
         chunk = int(samplerate * segment)
         DemixPlan.plain(chunk, overlap)
         kwargs = dict(config["htdemucs"])
