@@ -6,14 +6,14 @@ vsep_scnet/data/configs: Small = config_musdb18_scnet.yaml, Large = config_musdb
 Tran Small = config_musdb18_scnet_tran.yaml; scnet_masked from the Small config) into
 benchmarks/.cache/scnet (git-ignored), makes a looped input from ../shared/audio/mardy20s.flac, and
 runs each case in a fresh process through vsep's library facade (``vsep_core.Separator``), as
-``vsep separate`` would. Reports load and separate seconds, seconds per minute of audio, and the
-peak RSS (VmHWM) of the process.
+``vsep separate`` would. Reports load and separate seconds, seconds per minute of audio, the process's
+CPU seconds (user + system: what a shared, loaded machine distorts least) and its peak RSS (VmHWM).
 
     python benchmarks/scnet.py [--seconds 60] [--cases large,small,masked,tran] [--threads N] [--json OUT]
 
-MSST's own inference.py side by side: ``--msst DIR`` (a checkout of MSST with its dependencies
-importable from this interpreter) runs ``inference.py --force_cpu`` on the same checkpoint, yaml and
-input in a fresh process and reports its wall time and VmHWM the same way.
+MSST's own inference.py side by side: ``--msst DIR`` (a checkout of MSST whose dependencies
+``--msst-python`` imports; default this interpreter) runs ``inference.py --force_cpu`` on the same
+checkpoint, yaml and input in a fresh process and reports its wall time and VmHWM the same way.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ t1 = time.perf_counter()
 sep.separate(job["input"])
 t2 = time.perf_counter()
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
-print(json.dumps({"load_s": t1 - t0, "separate_s": t2 - t1, "peak_rss_mb": hwm}))
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"load_s": t1 - t0, "separate_s": t2 - t1, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": hwm}))
 """
 
 
@@ -59,7 +60,6 @@ def build(case: str) -> Path:
     """The case's checkpoint (random weights, MSST's state_dict format) with its yaml beside it."""
     import torch
     import yaml
-
     from vsep_scnet.catalog import packaged_config
     from vsep_scnet.model import scnet_config
     from vsep_scnet.msst_yaml import read_msst_yaml
@@ -103,7 +103,7 @@ def run_vsep(ckpt: Path, audio: Path, threads: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_msst(msst: Path, ckpt: Path, model_type: str, audio: Path, threads: int) -> dict:
+def run_msst(msst: Path, python: Path, ckpt: Path, model_type: str, audio: Path, threads: int) -> dict:
     """MSST's inference.py (--force_cpu) on the same files in a fresh process: wall seconds and VmHWM."""
     folder = CACHE / "msst_in"
     shutil.rmtree(folder, ignore_errors=True)
@@ -112,19 +112,21 @@ def run_msst(msst: Path, ckpt: Path, model_type: str, audio: Path, threads: int)
     store = CACHE / "msst_out"
     shutil.rmtree(store, ignore_errors=True)
     code = ("import resource, runpy, sys, time; t0 = time.perf_counter(); sys.argv = sys.argv[1:]; "
-            "import torch; torch.set_num_threads(%d)\n"
+            f"import torch; torch.set_num_threads({threads})\n"
             "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
             "finally:\n    hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))"
-            "/1024; print('BENCH', time.perf_counter() - t0, hwm)" % threads)
-    cmd = [sys.executable, "-c", code, str(msst / "inference.py"), "--model_type", model_type, "--config_path",
+            "/1024; ru = resource.getrusage(resource.RUSAGE_SELF)\n"
+            "    print('BENCH', time.perf_counter() - t0, ru.ru_utime + ru.ru_stime, hwm)")
+    cmd = [str(python), "-c", code, str(msst / "inference.py"), "--model_type", model_type, "--config_path",
            str(ckpt.with_suffix(".yaml")), "--start_check_point", str(ckpt), "--input_folder", str(folder),
            "--store_dir", str(store), "--force_cpu"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=msst, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=msst, check=False,
+                          env=dict(os.environ, PYTHONPATH=str(msst)))
     line = next((x for x in proc.stdout.splitlines() if x.startswith("BENCH")), None)
     if proc.returncode or line is None:
         raise RuntimeError((proc.stderr or proc.stdout)[-2000:])
-    _, wall, hwm = line.split()
-    return {"total_s": float(wall), "peak_rss_mb": float(hwm)}
+    _, wall, cpu, hwm = line.split()
+    return {"total_s": float(wall), "cpu_s": float(cpu), "peak_rss_mb": float(hwm)}
 
 
 def main() -> None:
@@ -134,6 +136,8 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--msst", type=Path, default=None, help="MSST checkout to run side by side")
+    ap.add_argument("--msst-python", type=Path, default=Path(sys.executable),
+                    help="interpreter with MSST's dependencies (default: this one)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     audio = make_input(a.seconds)
@@ -145,8 +149,8 @@ def main() -> None:
         row = {"case": case, "model_type": CASES[case][0], "input_seconds": a.seconds, "threads": a.threads, **r,
                "separate_s_per_min": r["separate_s"] / minutes}
         if a.msst:
-            m = run_msst(a.msst, ckpt, CASES[case][0], audio, a.threads)
-            row.update(msst_total_s=m["total_s"], msst_peak_rss_mb=m["peak_rss_mb"])
+            m = run_msst(a.msst, a.msst_python, ckpt, CASES[case][0], audio, a.threads)
+            row.update(msst_total_s=m["total_s"], msst_cpu_s=m["cpu_s"], msst_peak_rss_mb=m["peak_rss_mb"])
         results.append(row)
         print(json.dumps(row), flush=True)
     if a.json:
