@@ -18,7 +18,7 @@ from vsep_core.api import Device, LoadContext, ModelRecord
 REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "msst-reference"
 
 
-def tiny_yaml(sources=("drums", "bass", "other", "vocals"), tran: bool = False, chunk: int = 44100,
+def tiny_yaml(sources=("drums", "bass", "other", "vocals"), tran: bool = False, chunk: int = 8192,
               overlap: int = 2, batch: int = 2, normalize: bool = False, channels: int = 2) -> dict[str, Any]:
     """An MSST-style SCNet yaml with small dimensions."""
     model = {"sources": list(sources), "audio_channels": channels, "dims": [2 * channels, 8, 16], "nfft": 512,
