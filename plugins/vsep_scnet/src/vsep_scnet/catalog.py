@@ -66,5 +66,5 @@ def model_records() -> list[ModelRecord]:
         records.append(ModelRecord(
             filename=m["checkpoint"], architecture=ARCHITECTURE, friendly_name=f"SCNet: {m['name']}", files=files,
             stems=[s.capitalize() for s in data["stems"]], config=m["config"], scores=record_scores(m["scores"]),
-            package=PACKAGE, license=m["license"], provenance=f"MSST type {m['type']}; {m['provenance']}"))
+            package=PACKAGE, license=m["license"], provenance=f"MSST {m['type']} {m['provenance']}"))
     return records
