@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
-from scnet_testlib import load, tiny_yaml
+from scnet_testlib import REFERENCE, load, tiny_yaml
 from vsep_scnet.catalog import catalogue_data, model_records, packaged_config
 from vsep_scnet.claim import yaml_beside_is_scnet
 from vsep_scnet.model import model_type_of, scnet_config
@@ -270,3 +270,19 @@ def test_packaged_configs_are_scnet_yamls_and_build(tmp_path: Path) -> None:
         ckpt.write_bytes(b"")
         ckpt.with_suffix(".yaml").write_text(packaged_config(r.config).read_text())
         assert claims(ckpt)
+
+
+def test_claim_rule_over_every_msst_config(tmp_path: Path) -> None:
+    """Of all MSST's configs (../shared/msst-data), exactly the SCNet ones (not scnet_unofficial) are claimed."""
+    configs = sorted((REFERENCE.parent / "msst-data" / "configs").rglob("*.yaml"))
+    if not configs:
+        pytest.skip("MSST configs not found in ../shared/msst-data")
+    claimed = []
+    for i, config in enumerate(configs):
+        ckpt = tmp_path / f"m{i}.ckpt"
+        ckpt.write_bytes(b"")
+        ckpt.with_suffix(".yaml").write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
+        if claims(ckpt):
+            claimed.append(config.name)
+    expected = [c.name for c in configs if "scnet" in c.name and "unofficial" not in c.name]
+    assert claimed == expected and len(expected) >= 5
