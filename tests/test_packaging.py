@@ -35,6 +35,9 @@ def test_wheels_install_and_find_their_plugin(tmp_path):
     _run([sys.executable, "-m", "venv", str(venv)])
     py = venv / "bin" / "python"
     core_wheel = next(wheels.glob("vsep_core-*.whl"))
+    core_names = zipfile.ZipFile(core_wheel).namelist()
+    assert {f"vsep_core/remote/ui_static/{n}" for n in ("index.html", "app.js", "style.css")} <= set(core_names), \
+        "the web page's files are missing from the wheel"
     _run([str(py), "-m", "pip", "install", "-q", str(core_wheel)])
     # torch is left out (multi-GB from an index); `vsep plugins` must not need it.
     _run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(mdxc_wheel)])

@@ -6,9 +6,7 @@ data goes to a hidden temporary file in the output directory that is renamed int
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +16,13 @@ import soundfile as sf
 import soxr
 
 from vsep_core.errors import AudioReadError, AudioWriteError, UsageError
+from vsep_core.helpers import atomic_path as atomic_output
+from vsep_core.helpers import fit_length
+from vsep_core.helpers import peak_gain as normalization_gain
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif", ".ac3", ".aac", ".wma")
-OUTPUT_FORMATS = ("WAV", "FLAC", "MP3", "OGG", "OPUS", "M4A", "AIFF")
+OUTPUT_FORMATS = ("WAV", "FLAC", "MP3", "OGG", "OPUS", "M4A", "AIFF", "STEM")
+STEM_FORMAT = "STEM"  # NI Stems (.stem.mp4): the mix and four stems in one file, written by vsep_core.stemfile
 LOSSLESS_FORMATS = ("WAV", "FLAC", "AIFF")
 DEFAULT_BITRATES = {"MP3": "320k", "M4A": "256k", "OPUS": "192k", "OGG": "192k"}
 BLOCK = 1 << 18  # samples per block when streaming to and from disk
@@ -156,30 +158,10 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int, length: int | None 
     return audio
 
 
-def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
-    """Trim or zero-pad the last axis to exactly `length` samples."""
-    n = audio.shape[-1]
-    if n == length:
-        return audio
-    if n > length:
-        return audio[..., :length]
-    pad = [(0, 0)] * (audio.ndim - 1) + [(0, length - n)]
-    return np.pad(audio, pad)
-
-
 def normalize(audio: np.ndarray, max_peak: float = 0.9, min_peak: float = 0.0) -> np.ndarray:
     """The reference's normalize(): scale down to `max_peak` if above it, up to `min_peak` if 0 < peak < it."""
     gain = normalization_gain(float(np.max(np.abs(audio))) if audio.size else 0.0, max_peak, min_peak)
     return audio * np.float32(gain) if gain != 1.0 else audio
-
-
-def normalization_gain(peak: float, max_peak: float = 0.9, min_peak: float = 0.0) -> float:
-    """The factor normalize() applies to audio with this peak."""
-    if peak > max_peak:
-        return max_peak / peak
-    if min_peak and 0 < peak < min_peak:
-        return min_peak / peak
-    return 1.0
 
 
 def output_subtype(fmt: str, bit_depth: int) -> str:
@@ -202,30 +184,6 @@ def check_output_format(fmt: str) -> str:
     return up
 
 
-@contextlib.contextmanager
-def atomic_output(final: Path) -> Iterator[Path]:
-    """Yield a hidden temporary path beside `final`; rename it into place only if the block succeeds."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=final.suffix, dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        if tmp.stat().st_size == 0:
-            raise AudioWriteError(f"writing {final} produced an empty file")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; published files get the usual mode
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_audio(path: Path, blocks: Iterator[np.ndarray] | np.ndarray, sample_rate: int, fmt: str,
                 bit_depth: int = 16, bitrate: str | None = None, channels: int | None = None) -> Path:
     """Write float32 [channels, samples] (an array, or an iterator of blocks) to `path` atomically.
@@ -233,6 +191,8 @@ def write_audio(path: Path, blocks: Iterator[np.ndarray] | np.ndarray, sample_ra
     WAV/FLAC/AIFF and OGG go through soundfile; MP3, M4A and OPUS through PyAV's bundled encoders.
     """
     fmt = check_output_format(fmt)
+    if fmt == STEM_FORMAT:
+        raise UsageError("STEM files hold the mix and four stems: write them with vsep_core.stemfile")
     if isinstance(blocks, np.ndarray):
         channels = blocks.shape[0]
         blocks = iter([blocks])

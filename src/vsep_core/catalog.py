@@ -1,8 +1,7 @@
 """The model catalogue: records from every plugin, scores by filename, filter/sort, name resolution.
 
 Core knows no architecture: each plugin hands its records through the ``vsep_models`` hook,
-and lists its families in catalogue order (``Architecture.catalogue_rank``). Core adds the
-per-model median scores (``data/scores.json``, audio-separator's measurements by file name).
+with its stems and scores, and lists its families in catalogue order (``Architecture.catalogue_rank``).
 Models of families whose plugin is not installed are not known here: ``vsep plugins`` lists
 what is installed and docs/models.md the plugin packages.
 """
@@ -12,49 +11,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import json
 import logging
 from collections.abc import Iterable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from vsep_core.api import DownloadFile, ModelRecord
 from vsep_core.errors import ModelLoadError, ModelNotFoundError
-
-SCORE_METRICS = ("SDR", "SIR", "SAR", "ISR")
-
-
-@functools.cache
-def _data(name: str) -> Any:
-    return json.loads(resources.files("vsep_core").joinpath("data", name).read_text(encoding="utf-8"))
-
-
-def model_scores(filename: str) -> tuple[list[str], str | None, dict[str, Any]]:
-    """``(stems, target_stem, median scores)`` measured for a model file, empty when unmeasured.
-
-    The scores have the reference's shape: ``{stem: {"SDR", "SIR", "SAR", "ISR"}}`` (plus
-    non-stem extras the reference carries, such as ``seconds_per_minute_m3``).
-    """
-    entry = _data("scores.json").get(filename)
-    if not entry:
-        return [], None, {}
-    scores: dict[str, Any] = {stem: dict(zip(SCORE_METRICS, values, strict=True))
-                              for stem, values in entry["median"].items()}
-    scores.update(entry.get("extra", {}))
-    return list(entry["stems"]), entry["target"], scores
-
-
-def with_scores(record: ModelRecord) -> ModelRecord:
-    """A copy of ``record`` with scores attached; its own stems/target stem win over the measured ones."""
-    stems, target, scores = model_scores(record.filename)
-    return dataclasses.replace(
-        record,
-        files=list(record.files),
-        stems=list(record.stems) or stems,
-        target_stem=record.target_stem or target,
-        scores={**scores, **record.scores},
-    )
 
 
 def installed_architectures() -> dict[str, Any]:
@@ -94,11 +57,11 @@ def architecture_names() -> list[str]:
 def _all_records() -> tuple[ModelRecord, ...]:
     installed = installed_architectures()
     records = [r for r in _hook_records() if r.architecture in installed]
-    return tuple(with_scores(r) for r in _type_order(records))
+    return tuple(_type_order(records))
 
 
 def all_records() -> list[ModelRecord]:
-    """Every catalogue record of the installed plugins, scores attached, in catalogue order.
+    """Every catalogue record of the installed plugins, in catalogue order.
 
     The result is cached for the process; :func:`clear_cache` forgets it.
     """
@@ -108,7 +71,6 @@ def all_records() -> list[ModelRecord]:
 def clear_cache() -> None:
     """Forget cached catalogue data (after installing a plugin in-process, or in tests)."""
     _all_records.cache_clear()
-    _data.cache_clear()
 
 
 def find_record(name: str, records: Iterable[ModelRecord]) -> ModelRecord | None:

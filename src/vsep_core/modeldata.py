@@ -17,6 +17,7 @@ import yaml
 
 from vsep_core.api import HashTable, ModelRecord
 from vsep_core.errors import ModelDataError
+from vsep_core.helpers import ConfigLoader
 
 HASH_WINDOW = 10000 * 1024
 """The hash covers the last 10,240,000 bytes of a model file (all of it when smaller), as UVR."""
@@ -104,17 +105,6 @@ def load_model_data_using_hash(path: str | Path, model_dir: str | Path | None = 
         f"{' or '.join(str(where / n) for n in names)}")
 
 
-class _ConfigLoader(yaml.SafeLoader):
-    """SafeLoader plus ``!!python/tuple`` (used by MDXC configs); nothing that can run code."""
-
-
-def _construct_tuple(loader: yaml.SafeLoader, node: yaml.Node) -> tuple:
-    return tuple(loader.construct_sequence(node, deep=True))
-
-
-_ConfigLoader.add_constructor("tag:yaml.org,2002:python/tuple", _construct_tuple)
-
-
 def load_model_data_from_yaml(path: str | Path) -> dict[str, Any]:
     """Parse a model's yaml config safely (``!!python/tuple`` becomes a tuple; no code runs)."""
     path = Path(path)
@@ -125,7 +115,7 @@ def load_model_data_from_yaml(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelDataError(f"cannot read model config {path}: {exc}") from exc
     try:
-        data = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ModelDataError(f"model config {path} is not valid yaml: {exc}") from exc
     if not isinstance(data, dict):

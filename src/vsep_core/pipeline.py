@@ -54,6 +54,9 @@ class OutputOptions:
     sample_rate: int = 44100
     output_single_stem: str | None = None
     chunk_duration: float | None = None
+    extract_instrumental: bool = False
+    use_tta: bool = False
+    stem_layout: str | None = None  # STEM format: which stems go to the file's four tracks (vsep_core.stemfile)
 
 
 _UNSAFE = re.compile(r'[<>:"/\\|?*]')
@@ -145,6 +148,12 @@ class MixSource:
         mix = audio_io.match_channels(mix, self.channels)
         return audio_io.resample(mix, self.info.sample_rate, self.model_rate, self.length)
 
+    def peak(self, block_seconds: float = 30.0) -> float:
+        """The largest |sample| of the whole mix at the model's rate, read block by block."""
+        step = max(1, int(block_seconds * self.model_rate))
+        return max((float(np.max(np.abs(self.segment(s, min(self.length, s + step))), initial=0.0))
+                    for s in range(0, self.length, step)), default=0.0)
+
     def segment(self, start: int, stop: int) -> np.ndarray:
         """Samples [start, stop) at the model rate."""
         rin, rout = self.info.sample_rate, self.model_rate
@@ -225,6 +234,76 @@ class DiskStem:
         self.close()
 
 
+INSTRUMENTAL = "Instrumental"
+PEAK_MODES = ("keep_level", "restore_level")
+
+
+def model_channels(model: SeparationModel, default: int = 2) -> int:
+    """Channels a loaded model takes: its ``channels`` attribute, else `default` (its architecture's)."""
+    return int(getattr(model, "channels", None) or default)
+
+
+def output_stems(model: SeparationModel, opts: OutputOptions) -> list[str]:
+    """The stems a run writes: the model's, plus Instrumental with ``extract_instrumental``."""
+    stems = list(model.stems)
+    if opts.extract_instrumental and not any(s.lower() == INSTRUMENTAL.lower() for s in stems):
+        stems.append(INSTRUMENTAL)
+    return stems
+
+
+def input_gain(model: SeparationModel, peak: float, opts: OutputOptions) -> float:
+    """The gain core applies to the whole mix for a model that asks for peak normalisation of its input.
+
+    A model declares ``input_peak_normalization`` "keep_level" (its stems stay at the normalised
+    level, as the reference's Roformer/MDX23C code) or "restore_level" (its stems are scaled back,
+    as the reference's MDX-Net code); core computes the gain once from the whole input's peak, so
+    the parts of a long input all get the same gain and the level never steps at a seam.
+    """
+    mode = getattr(model, "input_peak_normalization", None)
+    if mode is None:
+        return 1.0
+    if mode not in PEAK_MODES:
+        raise UsageError(f"model declares input_peak_normalization {mode!r}; expected one of {', '.join(PEAK_MODES)}")
+    return audio_io.normalization_gain(peak, opts.normalization_threshold, opts.amplification_threshold)
+
+
+def run_model(model: SeparationModel, mix: np.ndarray, opts: OutputOptions, progress: Progress | None = None,
+              gain: float = 1.0, channels: int = 2) -> dict[str, np.ndarray]:
+    """One model on one mix at its rate, with core's steps around it.
+
+    - channel policy: a mono model (``channels`` 1) separates each channel of the mix on its own;
+    - `gain` (see :func:`input_gain`) scales the mix, and is undone on the stems for "restore_level";
+    - ``use_tta``: the mix, its channels swapped and its polarity inverted are separated and averaged;
+    - ``extract_instrumental``: mix minus the first target (vocals when the model has them, else its
+      first stem) is added as Instrumental (replacing a model's own instrumental stem).
+    Every stem comes back float32 exactly as long as the mix.
+    """
+    n = mix.shape[-1]
+    work = mix * np.float32(gain) if gain != 1.0 else mix
+
+    def once(x: np.ndarray, report: Progress | None) -> dict[str, np.ndarray]:
+        if model_channels(model, channels) == 1 and x.shape[0] > 1:
+            runs = [model.separate(np.ascontiguousarray(x[c:c + 1]), report if c == 0 else None)
+                    for c in range(x.shape[0])]
+            return {k: np.concatenate([audio_io.fit_length(np.asarray(r[k], np.float32)[:1], n) for r in runs])
+                    for k in runs[0]}
+        result = model.separate(x, report)
+        return {k: audio_io.fit_length(np.asarray(v, dtype=np.float32), n) for k, v in result.items()}
+
+    stems = once(work, progress)
+    if opts.use_tta:
+        swapped = once(np.ascontiguousarray(work[::-1]), None)
+        inverted = once(-work, None)
+        stems = {k: (v + swapped[k][::-1] - inverted[k]) / np.float32(3) for k, v in stems.items()}
+    if opts.extract_instrumental:
+        target = next((k for k in stems if k.lower() == "vocals"), next(iter(stems)))
+        own = next((k for k in stems if k.lower() == INSTRUMENTAL.lower()), INSTRUMENTAL)
+        stems[own] = audio_io.match_channels(work, stems[target].shape[0]) - stems[target]
+    if gain != 1.0 and getattr(model, "input_peak_normalization", None) == "restore_level":
+        stems = {k: v / np.float32(gain) for k, v in stems.items()}
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in stems.items()}
+
+
 def part_frames_for(opts: OutputOptions, source: MixSource) -> int:
     """Samples per part: --chunk_duration, else the whole input unless it is longer than AUTO_PART_ABOVE."""
     if opts.chunk_duration:
@@ -238,28 +317,29 @@ def part_frames_for(opts: OutputOptions, source: MixSource) -> int:
 
 
 def separate_audio(model: SeparationModel, source: MixSource, opts: OutputOptions, workdir: Path,
-                   progress: Progress | None = None) -> dict[str, np.ndarray]:
-    """Run `model` over the mix.
+                   progress: Progress | None = None, channels: int = 2) -> dict[str, np.ndarray]:
+    """Run `model` over the mix (with core's steps: :func:`run_model`).
 
     A short input goes to the model whole. A long one (``--chunk_duration``, or longer than
     AUTO_PART_ABOVE_SECONDS) runs part by part with crossfades: each part is read from the file
-    when it is needed and its stems land in `DiskStem` files under `workdir`.
+    when it is needed and its stems land in `DiskStem` files under `workdir`. The input's peak
+    normalisation gain is found once over the whole input.
     """
     n = source.length
     part_frames = part_frames_for(opts, source)
+    needs_peak = getattr(model, "input_peak_normalization", None) is not None
     if part_frames >= n:
-        stems = model.separate(source.whole(), progress)
-        return {k: audio_io.fit_length(np.asarray(v, dtype=np.float32), n) for k, v in stems.items()}
+        mix = source.whole()
+        gain = input_gain(model, float(np.max(np.abs(mix), initial=0.0)), opts) if needs_peak else 1.0
+        return run_model(model, mix, opts, progress, gain, channels)
+    gain = input_gain(model, source.peak(), opts) if needs_peak else 1.0
     parts = plan_parts(n, part_frames, int(CROSSFADE_SECONDS * model.sample_rate))
     joiner = CrossfadeJoiner()
     out: dict[str, DiskStem] = {}
     for i, part in enumerate(parts):
         log.info("part %d of %d (%.1f s - %.1f s)", i + 1, len(parts), part.start / model.sample_rate,
                  part.stop / model.sample_rate)
-        seg = source.segment(part.start, part.stop)
-        stems = model.separate(seg, None)
-        stems = {k: audio_io.fit_length(np.asarray(v, dtype=np.float32), seg.shape[-1]) for k, v in stems.items()}
-        del seg
+        stems = run_model(model, source.segment(part.start, part.stop), opts, None, gain, channels)
         overlap_next = parts[i + 1].overlap if i + 1 < len(parts) else 0
         for name, block in joiner.push(stems, part.overlap, overlap_next):
             if name not in out:
@@ -274,23 +354,34 @@ def separate_audio(model: SeparationModel, source: MixSource, opts: OutputOption
 def separate_file(model: SeparationModel, model_name: str, input_path: Path, opts: OutputOptions,
                   custom_output_names: dict[str, str] | None = None, progress: Progress | None = None,
                   channels: int = 2) -> list[Path]:
-    """Separate one input file with one loaded model and write its stems; returns the written paths."""
+    """Separate one input file with one loaded model and write its stems; returns the written paths.
+
+    `channels` is what the model takes when it does not say itself (its architecture's).
+    """
     fmt = audio_io.check_output_format(opts.output_format)
+    if fmt == audio_io.STEM_FORMAT:
+        from vsep_core import stemfile
+
+        stemfile.check_request(opts, list(model.stems), custom_output_names)
     info = audio_io.probe(input_path)
     if info.frames == 0:
         raise AudioReadError(f"input has no audio samples: {input_path}")
-    wanted = select_stems(list(model.stems), opts.output_single_stem)
+    wanted = select_stems(output_stems(model, opts), opts.output_single_stem)
     bit_depth = opts.output_bit_depth or info.bit_depth
     if fmt in audio_io.LOSSLESS_FORMATS:
         audio_io.output_subtype(fmt, bit_depth)  # fail before the work, not after it
-    source = MixSource(info, model.sample_rate, channels)
+    source = mix_source(info, model, channels)
     out_length = int(round(info.frames * opts.sample_rate / info.sample_rate))
     workdir = Path(tempfile.mkdtemp(prefix="vsep-stems-"))
     try:
-        stems = separate_audio(model, source, opts, workdir, progress)
+        stems = separate_audio(model, source, opts, workdir, progress, channels)
         missing = [s for s in wanted if s not in stems]
         if missing:
             raise UsageError(f"the model did not produce stem(s) {', '.join(missing)}")
+        if fmt == audio_io.STEM_FORMAT:
+            path = stemfile.write_for_input(input_path, stems, model.sample_rate, opts, out_length, info)
+            log.info("wrote %s", path)
+            return [path]
         opts.output_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for stem in wanted:
@@ -302,3 +393,10 @@ def separate_file(model: SeparationModel, model_name: str, input_path: Path, opt
         return written
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def mix_source(info: audio_io.AudioInfo, model: SeparationModel, channels: int = 2) -> MixSource:
+    """The input as the model takes it: a mono model keeps the input's channels (core runs them one by
+    one); any other model gets its channel count (mono input duplicated)."""
+    want = model_channels(model, channels)
+    return MixSource(info, model.sample_rate, min(info.channels, 2) if want == 1 else want)

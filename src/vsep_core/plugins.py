@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pluggy
 
-from vsep_core import hookspecs
+from vsep_core import __version__, hookspecs
 from vsep_core.api import Architecture, ModelRecord
 from vsep_core.errors import PluginMissingError, UsageError, VsepError
 
@@ -38,16 +38,6 @@ class PluginInfo:
     version: str
     architectures: tuple[str, ...]
     error: str | None = None
-
-
-@dataclass(frozen=True)
-class PluginFailure:
-    """An entry point that could not be used, and why (one line)."""
-
-    name: str
-    distribution: str
-    version: str
-    reason: str
 
 
 def _names(env: str) -> set[str] | None:
@@ -82,12 +72,12 @@ def _hint(name: str) -> str:
 
 
 @functools.cache
-def _manager() -> tuple[pluggy.PluginManager, tuple[PluginFailure, ...], dict[str, tuple[str, str]]]:
+def _manager() -> tuple[pluggy.PluginManager, tuple[PluginInfo, ...], dict[str, tuple[str, str]]]:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     for name in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(name), name=name)
-    failures: list[PluginFailure] = []
+    failures: list[PluginInfo] = []
     dists: dict[str, tuple[str, str]] = {}
     seen: set[str] = set()
     for ep in md.entry_points(group=hookspecs.PROJECT):
@@ -105,7 +95,7 @@ def _manager() -> tuple[pluggy.PluginManager, tuple[PluginFailure, ...], dict[st
             dists[ep.name] = (dist, version)
         except Exception as exc:  # any failure of a third party's code must not take vsep down
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            failures.append(PluginFailure(ep.name, dist, version, reason))
+            failures.append(PluginInfo(ep.name, dist, version, (), reason))
             log.warning("vsep plugin %s (%s %s) skipped: %s", ep.name, dist, version, reason)
     return pm, tuple(failures), dists
 
@@ -115,18 +105,16 @@ def get_plugin_manager() -> pluggy.PluginManager:
     return _manager()[0]
 
 
-def plugin_failures() -> tuple[PluginFailure, ...]:
-    """Entry points that were skipped, with the reason of each."""
+def plugin_failures() -> tuple[PluginInfo, ...]:
+    """Entry points that were skipped, each with the reason in ``error``."""
     return _manager()[1]
 
 
 def reset() -> None:
     """Forget the loaded plugins (tests; after installing a plugin in a running process)."""
     _manager.cache_clear()
-    architectures.cache_clear()
 
 
-@functools.cache
 def architectures() -> dict[str, Architecture]:
     """Every installed architecture by name; a name added twice is an error."""
     found: dict[str, Architecture] = {}
@@ -165,15 +153,7 @@ def plugin_infos() -> list[PluginInfo]:
         impl = getattr(plugin, "vsep_architectures", None)
         if impl is not None:
             archs = tuple(a.name for a in impl() or [])
-        dist_name, version = dists.get(name, ("vsep-core (built-in)", core_version()))
+        dist_name, version = dists.get(name, ("vsep-core (built-in)", __version__))
         infos.append(PluginInfo(name, dist_name, version, archs))
-    infos += [PluginInfo(f.name, f.distribution, f.version, (), f.reason) for f in plugin_failures()]
+    infos += list(plugin_failures())
     return infos
-
-
-def core_version() -> str:
-    """The installed version of vsep-core ("0+unknown" when run from an uninstalled tree)."""
-    try:
-        return md.version("vsep-core")
-    except md.PackageNotFoundError:
-        return "0+unknown"

@@ -13,8 +13,7 @@ import sys
 
 import click
 
-DEFAULT_MODEL = "model_bs_roformer_ep_317_sdr_12.9755.ckpt"
-COMMAND_MODULES = ("info", "models", "download", "presets", "serve", "remote", "export_onnx", "batch")
+COMMAND_MODULES = ("info", "models", "download", "presets", "serve", "ui", "remote", "export_onnx")
 FLAT_ACTIONS = {"-l": "models", "--list_models": "models", "--list_presets": "presets", "-e": "env",
                 "--env_info": "env", "--download_model_only": "download"}
 LIST_FLAGS = {"--list_filter", "--list_limit", "--list_format"}
@@ -79,7 +78,9 @@ def map_flat_form(argv: list[str], commands: set[str]) -> list[str]:
                 return ["presets", *_take_values(argv, {"--list_format"})]
             if command == "env":
                 return ["env", *_take_values(argv, {"--model_file_dir"})]
-            models = _take_values(argv, {"-m", "--model_filename"})[1::2] or [DEFAULT_MODEL]
+            from vsep_core.config import DEFAULT_MODEL_FILENAME
+
+            models = _take_values(argv, {"-m", "--model_filename"})[1::2] or [DEFAULT_MODEL_FILENAME]
             extras = []
             if "--extra_models" in argv:
                 for tok in argv[argv.index("--extra_models") + 1:]:
@@ -104,9 +105,15 @@ def build_cli() -> click.Group:
             if exc.name != f"vsep_core.cli.{name}":
                 raise
     group = typer.main.get_command(app)
+    from vsep_core.cli.batch import build_batch_command
     from vsep_core.cli.separate import build_separate_command
 
     group.add_command(build_separate_command())
+    group.add_command(build_batch_command())
+    if "remote" in group.commands:
+        from vsep_core.cli.remote import build_remote_separate_command
+
+        group.commands["remote"].add_command(build_remote_separate_command())
     return group
 
 

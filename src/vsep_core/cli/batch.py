@@ -16,13 +16,9 @@ import time
 from typing import Any
 
 import click
-import typer
 
-from vsep_core.cli.app import app, console, err_console
+from vsep_core.cli.app import console, err_console
 
-DEFAULT_MODEL = "model_bs_roformer_ep_317_sdr_12.9755.ckpt"
-ENSEMBLE_ALGORITHMS = ("avg_wave", "median_wave", "min_wave", "max_wave", "avg_fft", "median_fft", "min_fft",
-                       "max_fft", "uvr_max_spec", "uvr_min_spec", "ensemble_wav")
 PLAIN_PROGRESS_SECONDS = 10.0
 
 EPILOG = ("Architecture parameters: the flags `vsep separate --help` lists (e.g. --mdxc_overlap 4), or "
@@ -50,7 +46,7 @@ def parse_param(text: str, prefixes: list[str]) -> tuple[str, str, str]:
 def arch_params_from(tokens: list[str], params: list[str]) -> tuple[str, dict[str, dict[str, Any]]]:
     """(the input argument, ``{"<prefix>_params": {...}}``) from the leftover command-line tokens and --param."""
     from vsep_core import plugins
-    from vsep_core.cli.separate import arch_options
+    from vsep_core.cli.flags import arch_options
 
     command = click.Command("batch", params=[click.Argument(["input_path"]), *arch_options()])
     with command.make_context("vsep batch", list(tokens), resilient_parsing=False) as ctx:
@@ -141,84 +137,72 @@ def print_summary(report: Any) -> None:
             console.print(f"  {key}: {error}", markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command(
-    "batch",
-    help="Separate every audio file of a directory (recursively) or of a list file (one path or URL a line) "
-         "into OUT, with a pool of local worker processes or Ray actors; resumable.",
-    epilog=EPILOG,
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": ["-h", "--help"]},
-)
-def batch(
-    ctx: typer.Context,
-    input_path: str = typer.Argument(..., metavar="INPUT_DIR_OR_LIST",
-                                     help="directory, audio file, or text file listing paths/URLs"),
-    output_dir: str = typer.Option(..., "--output_dir", "--output-dir", help="where stems and the manifest go "
-                                   "(path or fsspec URL)"),
-    model_filename: str = typer.Option(DEFAULT_MODEL, "-m", "--model_filename", help="model to separate with"),
-    extra_models: list[str] = typer.Option([], "--extra_models", help="more models: their stems are ensembled"),
-    output_format: str = typer.Option("FLAC", "--output_format", help="WAV, FLAC, MP3, OGG, OPUS, M4A or AIFF"),
-    output_bitrate: str | None = typer.Option(None, "--output_bitrate", help="bitrate of lossy formats, e.g. 320k"),
-    output_bit_depth: int | None = typer.Option(None, "--output_bit_depth", help="16, 24 or 32; default: the input's"),
-    model_file_dir: str | None = typer.Option(None, "--model_file_dir", help="model directory (on every worker)"),
-    invert_spect: bool = typer.Option(False, "--invert_spect", help="secondary stem by spectrogram inversion"),
-    normalization: float = typer.Option(0.9, "--normalization", help="max peak of every stem (0-1]"),
-    amplification: float = typer.Option(0.0, "--amplification", help="min peak (0 = off)"),
-    single_stem: str | None = typer.Option(None, "--single_stem", help="write only this stem, e.g. Vocals"),
-    sample_rate: int = typer.Option(44100, "--sample_rate", help="output sample rate"),
-    use_autocast: bool = typer.Option(False, "--use_autocast", help="mixed precision on GPU"),
-    use_native_fp16: bool = typer.Option(False, "--use_native_fp16", help="Roformers in float16 on GPU"),
-    use_torch_compile: bool = typer.Option(False, "--use_torch_compile", help="torch.compile transformer blocks"),
-    chunk_duration: float | None = typer.Option(None, "--chunk_duration", help="separate long inputs in parts"),
-    ensemble_algorithm: str | None = typer.Option(None, "--ensemble_algorithm", help="how several models combine"),
-    ensemble_weights: list[float] = typer.Option([], "--ensemble_weights", help="one weight per model"),
-    ensemble_preset: str | None = typer.Option(None, "--ensemble_preset", help="a named ensemble (vsep presets)"),
-    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N or mps (default: per worker)"),
-    offline: bool = typer.Option(False, "--offline", help="never touch the network (also VSEP_OFFLINE=1)"),
-    param: list[str] = typer.Option([], "--param", help="architecture parameter PREFIX_FIELD=VALUE (repeatable)"),
-    ray_address: str | None = typer.Option(None, "--ray-address", "--ray_address",
-                                           help="run on Ray: auto, ray://host:port, or local (start one here)"),
-    workers: int | None = typer.Option(None, "--workers", help="number of workers (default: sized to the machine or "
-                                       "cluster; 0 = in this process)"),
-    num_gpus_per_worker: float | None = typer.Option(None, "--num-gpus-per-worker", "--num_gpus_per_worker",
-                                                     help="GPUs per Ray actor (default 1 if the cluster has GPUs); "
-                                                          "locally <1 puts several workers on a GPU"),
-    num_cpus_per_worker: float | None = typer.Option(None, "--num-cpus-per-worker", "--num_cpus_per_worker",
-                                                     help="CPUs per Ray actor (default 1)"),
-    max_retries: int = typer.Option(2, "--max-retries", "--max_retries",
-                                    help="more attempts for a failed file, counted across runs"),
-    verify: str = typer.Option("checksum", "--verify", help="how a rerun checks finished outputs: checksum, size, "
-                               "exists"),
-    debug: bool = typer.Option(False, "-d", "--debug", help="debug logging and tracebacks"),
-) -> None:
-    """Separate many files (see the help text)."""
-    from vsep_core.batch import BatchSettings, run_batch
-    from vsep_core.errors import SeparationError, UsageError
+def _batch_options() -> list[click.Parameter]:
+    """What only `batch` has: the input, the models, the pool and the resume policy."""
+    from vsep_core.config import DEFAULT_MODEL_FILENAME
 
-    if output_bit_depth is not None and output_bit_depth not in (16, 24, 32):
-        raise UsageError(f"--output_bit_depth must be 16, 24 or 32, not {output_bit_depth}")
-    if ensemble_algorithm is not None and ensemble_algorithm not in ENSEMBLE_ALGORITHMS:
-        raise UsageError(f"unknown --ensemble_algorithm {ensemble_algorithm!r}: choose one of "
-                         f"{', '.join(ENSEMBLE_ALGORITHMS)}")
-    input_path, arch_params = arch_params_from([input_path, *ctx.args], list(param))
-    kwargs: dict[str, Any] = dict(
-        model_file_dir=model_file_dir, output_format=output_format, output_bitrate=output_bitrate,
-        normalization_threshold=normalization, amplification_threshold=amplification,
-        output_single_stem=single_stem, invert_using_spec=invert_spect, sample_rate=sample_rate,
-        use_autocast=use_autocast, chunk_duration=chunk_duration, ensemble_algorithm=ensemble_algorithm,
-        ensemble_weights=list(ensemble_weights) or None, ensemble_preset=ensemble_preset,
-        output_bit_depth=output_bit_depth, device=device, offline=offline, use_torch_compile=use_torch_compile,
-        use_native_fp16=use_native_fp16, **arch_params)
-    if ensemble_preset and model_filename == DEFAULT_MODEL and not extra_models:
+    o = click.Option
+    return [
+        click.Argument(["input_path"], metavar="INPUT_DIR_OR_LIST"),
+        o(["--output_dir", "--output-dir"], required=True,
+          help="where stems and the manifest go (path or fsspec URL)"),
+        o(["-m", "--model_filename", "--model-filename"], default=DEFAULT_MODEL_FILENAME, show_default=True,
+          help="model to separate with"),
+        o(["--extra_models", "--extra-models"], multiple=True, help="more models: their stems are ensembled"),
+        o(["--param"], multiple=True, help="architecture parameter PREFIX_FIELD=VALUE (repeatable)"),
+        o(["--ray-address", "--ray_address"], default=None,
+          help="run on Ray: auto, ray://host:port, or local (start one here)"),
+        o(["--workers"], type=int, default=None,
+          help="number of workers (default: sized to the machine or cluster; 0 = in this process)"),
+        o(["--num-gpus-per-worker", "--num_gpus_per_worker"], type=float, default=None,
+          help="GPUs per Ray actor (default 1 if the cluster has GPUs); locally <1 puts several workers on a GPU"),
+        o(["--num-cpus-per-worker", "--num_cpus_per_worker"], type=float, default=None,
+          help="CPUs per Ray actor (default 1)"),
+        o(["--max-retries", "--max_retries"], type=int, default=2, show_default=True,
+          help="more attempts for a failed file, counted across runs"),
+        o(["--verify"], type=click.Choice(["checksum", "size", "exists"]), default="checksum", show_default=True,
+          help="how a rerun checks finished outputs"),
+        o(["-d", "--debug"], is_flag=True, help="debug logging and tracebacks"),
+    ]
+
+
+def build_batch_command() -> click.Command:
+    """The `batch` click command: its own flags, the options table's, and the installed plugins' flags."""
+    from vsep_core.cli.flags import core_options
+
+    return click.Command(
+        "batch", callback=_run, params=_batch_options() + core_options(skip=("output_dir",)),
+        help="Separate every audio file of a directory (recursively) or of a list file (one path or URL a line) "
+             "into OUTPUT_DIR, with a pool of local worker processes or Ray actors; resumable.",
+        epilog=EPILOG, context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                         "help_option_names": ["-h", "--help"]})
+
+
+def _run(**kw: Any) -> None:
+    from vsep_core.batch import BatchSettings, run_batch
+    from vsep_core.cli.flags import settings_values
+    from vsep_core.errors import SeparationError
+    from vsep_core.options import Settings
+
+    ctx = click.get_current_context()
+    input_path, arch_params = arch_params_from([kw["input_path"], *ctx.args], list(kw["param"]))
+    values = settings_values(kw)
+    Settings.create(**values)  # one-line errors here, before any worker starts
+    kwargs: dict[str, Any] = {k: v for k, v in values.items() if k != "output_dir"}
+    kwargs.update(arch_params)
+    model_given = ctx.get_parameter_source("model_filename") != click.core.ParameterSource.DEFAULT
+    if kw["ensemble_preset"] and not model_given and not kw["extra_models"]:
         models: tuple[str, ...] = ()
     else:
-        models = (model_filename, *extra_models)
+        models = (kw["model_filename"], *kw["extra_models"])
     settings = BatchSettings(kwargs, models)
-    level = logging.DEBUG if debug else logging.WARNING
+    level = logging.DEBUG if kw["debug"] else logging.WARNING
     progress = _Progress(enabled=True)
     try:
-        report = run_batch(input_path, output_dir, settings, workers=workers, ray_address=ray_address,
-                           num_gpus_per_worker=num_gpus_per_worker, num_cpus_per_worker=num_cpus_per_worker,
-                           max_retries=max_retries, verify=verify, on_event=progress, log_level=level)
+        report = run_batch(input_path, kw["output_dir"], settings, workers=kw["workers"],
+                           ray_address=kw["ray_address"], num_gpus_per_worker=kw["num_gpus_per_worker"],
+                           num_cpus_per_worker=kw["num_cpus_per_worker"], max_retries=kw["max_retries"],
+                           verify=kw["verify"], on_event=progress, log_level=level)
     finally:
         progress.stop()
     print_summary(report)

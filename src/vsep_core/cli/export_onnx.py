@@ -9,8 +9,6 @@ with the source model's parameters, to the hash-table JSON of the output directo
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ def register_hash(model_path: Path, architecture: str, params: dict[str, Any]) -
     """Add ``{hash of model_path: params}`` to the architecture's hash JSON beside the file
     (atomically); returns that JSON's path, or None if the architecture has no hash table."""
     from vsep_core import modeldata
+    from vsep_core.helpers import publish_atomically
 
     names = [t.model_dir_filename for t in modeldata.hash_tables() if t.architecture == architecture]
     if not names:
@@ -30,14 +29,7 @@ def register_hash(model_path: Path, architecture: str, params: dict[str, Any]) -
     table = model_path.parent / names[0]
     entries = json.loads(table.read_text(encoding="utf-8")) if table.is_file() else {}
     entries[modeldata.get_model_hash(model_path)] = params
-    fd, tmp = tempfile.mkstemp(prefix=f".{table.name}.", dir=table.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(entries, f, indent=2)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, table)
-    return table
+    return publish_atomically(json.dumps(entries, indent=2).encode(), table)
 
 
 def export_model(model: str, output: Path | None, model_dir: Path, offline: bool = False) -> Path:

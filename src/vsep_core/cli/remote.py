@@ -7,12 +7,12 @@ the token is ``--token`` or ``VSEP_API_TOKEN``. Unlike the reference, a failure 
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
+import click
 import typer
 
 from vsep_core.cli.app import app, console, err_console
@@ -25,32 +25,6 @@ remote_app = typer.Typer(
 app.add_typer(remote_app, name="remote")
 
 log = logging.getLogger("vsep.remote")
-
-ARCH_FLAGS: tuple[tuple[str, type, str, str], ...] = (
-    ("mdx_segment_size", int, "MDX", "MDX segment size"),
-    ("mdx_overlap", float, "MDX", "MDX overlap (0.001-0.999)"),
-    ("mdx_batch_size", int, "MDX", "MDX batch size"),
-    ("mdx_hop_length", int, "MDX", "MDX hop length"),
-    ("mdx_enable_denoise", bool, "MDX", "MDX denoising"),
-    ("vr_batch_size", int, "VR", "VR batch size"),
-    ("vr_window_size", int, "VR", "VR window size"),
-    ("vr_aggression", int, "VR", "VR aggression"),
-    ("vr_enable_tta", bool, "VR", "VR test-time augmentation"),
-    ("vr_high_end_process", bool, "VR", "VR high-end processing"),
-    ("vr_enable_post_process", bool, "VR", "VR post-processing"),
-    ("vr_post_process_threshold", float, "VR", "VR post-process threshold"),
-    ("demucs_segment_size", str, "Demucs", "Demucs segment size ('Default' or a number)"),
-    ("demucs_shifts", int, "Demucs", "Demucs shifts"),
-    ("demucs_overlap", float, "Demucs", "Demucs overlap"),
-    ("demucs_segments_enabled", bool, "Demucs", "Demucs segment-wise processing"),
-    ("mdxc_segment_size", int, "MDXC", "MDXC segment size"),
-    ("mdxc_override_model_segment_size", bool, "MDXC", "Use mdxc_segment_size instead of the model's"),
-    ("mdxc_overlap", int, "MDXC", "MDXC overlap (default: the model's config)"),
-    ("mdxc_batch_size", int, "MDXC", "MDXC batch size (default: the model's config)"),
-    ("mdxc_pitch_shift", int, "MDXC", "MDXC pitch shift in semitones"),
-)
-"""The reference's architecture flags. Unset flags are not sent: the server's defaults apply."""
-
 
 class _State:
     api_url: str | None = None
@@ -127,57 +101,27 @@ def _parse_param(text: str) -> tuple[str, Any]:
         return name, raw
 
 
-def _separate(
-    audio_files: list[Path],
-    model: Optional[str],  # noqa: UP045 - typer needs runtime types
-    models: Optional[list[str]],  # noqa: UP045
-    preset: Optional[str],  # noqa: UP045
-    timeout: float,
-    poll_interval: float,
-    output_dir: Path,
-    output_format: str,
-    output_bitrate: Optional[str],  # noqa: UP045
-    normalization: Optional[float],  # noqa: UP045
-    amplification: Optional[float],  # noqa: UP045
-    single_stem: Optional[str],  # noqa: UP045
-    invert_spect: bool,
-    sample_rate: Optional[int],  # noqa: UP045
-    use_soundfile: bool,
-    use_autocast: bool,
-    custom_output_names: Optional[str],  # noqa: UP045
-    ensemble_algorithm: Optional[str],  # noqa: UP045
-    ensemble_weights: Optional[list[float]],  # noqa: UP045
-    param: Optional[list[str]],  # noqa: UP045
-    **arch: Any,
-) -> None:
+def _separate(audio_files: tuple[str, ...], model: str | None, models: tuple[str, ...], preset: str | None,
+              timeout: float, poll_interval: float, output_dir: str, custom_output_names: str | None,
+              param: tuple[str, ...], options: dict[str, Any]) -> None:
     """Separate FILES on the server, wait, and download the results (to --output_dir, default here)."""
     chosen = [n for n, v in (("--preset", preset), ("--models", models), ("--model", model)) if v]
     if len(chosen) > 1:
         raise _fail(f"give only one of --preset, --model and --models (got {' and '.join(chosen)})", 2)
-    names = [m for item in models or [] for m in item.split(",") if m] or None
+    names = [m for item in models for m in item.split(",") if m] or None
     custom = None
     if custom_output_names:
         try:
             custom = json.loads(custom_output_names)
         except json.JSONDecodeError as exc:
             raise _fail(f"--custom_output_names must be JSON like '{{\"Vocals\": \"v\"}}' ({exc.msg})", 2) from exc
-    params: dict[str, Any] = {k: v for k, v in arch.items() if v is not None}
-    params.update(dict(_parse_param(p) for p in param or []))
-    if ensemble_algorithm:
-        params["ensemble_algorithm"] = ensemble_algorithm
-    if ensemble_weights:
-        params["ensemble_weights"] = list(ensemble_weights)
-    options = dict(
-        output_format=output_format, output_bitrate=output_bitrate, normalization_threshold=normalization,
-        amplification_threshold=amplification, output_single_stem=single_stem,
-        invert_using_spec=invert_spect or None, sample_rate=sample_rate, use_soundfile=use_soundfile or None,
-        use_autocast=use_autocast or None, custom_output_names=custom,
-    )
+    params = dict(options)
+    params.update(dict(_parse_param(p) for p in param))
     from vsep_core.remote.api_client import RemoteAPIError
 
     failed = 0
     with _client() as client:
-        for path in audio_files:
+        for path in map(Path, audio_files):
             if not path.is_file():
                 _error(f"{path}: no such file")
                 failed += 1
@@ -186,7 +130,8 @@ def _separate(
             try:
                 result = client.separate_audio_and_wait(
                     str(path), model=model, models=names, preset=preset, timeout=timeout,
-                    poll_interval=poll_interval, download=True, output_dir=output_dir, **options, **params)
+                    poll_interval=poll_interval, download=True, output_dir=Path(output_dir),
+                    custom_output_names=custom, **params)
             except RemoteAPIError as exc:
                 _error(f"{path}: {exc}")
                 failed += 1
@@ -203,56 +148,44 @@ def _separate(
         raise VsepError(f"{failed} of {len(audio_files)} file(s) failed (see above)")
 
 
-def _build_separate_command() -> None:
-    """Register ``separate`` with the common flags plus one typed flag per reference architecture flag."""
-    opt = typer.Option
-    params = [
-        inspect.Parameter("audio_files", inspect.Parameter.KEYWORD_ONLY, annotation=list[Path],
-                          default=typer.Argument(..., help="Audio files to separate.", show_default=False)),
-        ("model", Optional[str], opt(None, "-m", "--model", "--model_filename", help="One model.")),  # noqa: UP045
-        ("models", Optional[list[str]], opt(None, "--models", help="Several models, ensembled (repeat, or comma-"  # noqa: UP045
-                                            "separate).")),
-        ("preset", Optional[str], opt(None, "-p", "--preset", "--ensemble_preset",  # noqa: UP045
-                                      help="Ensemble preset (vsep remote models --presets lists them).")),
-        ("timeout", float, opt(600, "--timeout", help="Seconds to wait for each job.")),
-        ("poll_interval", float, opt(10, "--poll_interval", help="Seconds between status checks.")),
-        ("output_dir", Path, opt(Path("."), "--output_dir", help="Where to download the results.")),
-        ("output_format", str, opt("flac", "--output_format", help="Output format.")),
-        ("output_bitrate", Optional[str], opt(None, "--output_bitrate", help="Bitrate of lossy outputs.")),  # noqa: UP045
-        ("normalization", Optional[float], opt(None, "--normalization", help="Max peak of outputs [0.9].")),  # noqa: UP045
-        ("amplification", Optional[float], opt(None, "--amplification", help="Min peak of outputs [0.0].")),  # noqa: UP045
-        ("single_stem", Optional[str], opt(None, "--single_stem", help="Write only this stem.")),  # noqa: UP045
-        ("invert_spect", bool, opt(False, "--invert_spect", help="Invert the secondary stem with the spectrogram.")),
-        ("sample_rate", Optional[int], opt(None, "--sample_rate", help="Output sample rate [44100].")),  # noqa: UP045
-        ("use_soundfile", bool, opt(False, "--use_soundfile", help="Write outputs with soundfile.")),
-        ("use_autocast", bool, opt(False, "--use_autocast", help="PyTorch autocast on the server's GPU.")),
-        ("custom_output_names", Optional[str], opt(None, "--custom_output_names",  # noqa: UP045
-                                                   help='JSON stem -> name, e.g. \'{"Vocals": "v"}\'.')),
-        ("ensemble_algorithm", Optional[str], opt(None, "--ensemble_algorithm", help="Ensemble algorithm.")),  # noqa: UP045
-        ("ensemble_weights", Optional[list[float]], opt(None, "--ensemble_weights",  # noqa: UP045
-                                                        help="One weight per model (repeat).")),
-        ("param", Optional[list[str]], opt(None, "--param", help="Any other server parameter as NAME=VALUE "  # noqa: UP045
-                                           "(repeat), e.g. a plugin's mdxc_overlap=4.")),
+def build_remote_separate_command() -> click.Command:
+    """``remote separate``: its own flags, the server-side options of the table and the local plugins' flags.
+
+    Only flags given on the command line are sent, so the server's defaults apply to the rest;
+    a parameter of a plugin installed only on the server goes with ``--param NAME=VALUE``.
+    """
+    from vsep_core.cli.flags import arch_options, arch_params_given, core_options, settings_values
+    from vsep_core.options import public_fields
+
+    o = click.Option
+    local_only = tuple(f.name for f in public_fields() if not f.metadata.get("server"))
+    own = [
+        click.Argument(["audio_files"], nargs=-1, required=True),
+        o(["-m", "--model", "--model_filename"], default=None, help="One model."),
+        o(["--models"], multiple=True, help="Several models, ensembled (repeat, or comma-separate)."),
+        o(["-p", "--preset", "--ensemble_preset"], default=None,
+          help="Ensemble preset (vsep remote models --presets lists them)."),
+        o(["--timeout"], type=float, default=600, show_default=True, help="Seconds to wait for each job."),
+        o(["--poll_interval"], type=float, default=10, show_default=True, help="Seconds between status checks."),
+        o(["--output_dir"], default=".", show_default=True, help="Where to download the results."),
+        o(["--custom_output_names"], default=None, help='JSON stem -> name, e.g. \'{"Vocals": "v"}\'.'),
+        o(["--param"], multiple=True, help="Any other server parameter as NAME=VALUE (repeat), e.g. a plugin's "
+                                           "mdxc_overlap=4."),
     ]
-    for name, tp, panel, text in ARCH_FLAGS:
-        if tp is bool:
-            option = opt(None, f"--{name}/--no-{name}", help=text, rich_help_panel=panel, show_default=False)
-        else:
-            option = opt(None, f"--{name}", help=text, rich_help_panel=panel, show_default=False)
-        params.append((name, Optional[tp], option))  # noqa: UP045
-    signature = [p if isinstance(p, inspect.Parameter) else
-                 inspect.Parameter(p[0], inspect.Parameter.KEYWORD_ONLY, annotation=p[1], default=p[2])
-                 for p in params]
+    table = core_options(skip=local_only + ("output_dir",))
 
-    def separate(**kwargs: Any) -> None:
-        _separate(**kwargs)
+    def run(**kw: Any) -> None:
+        ctx = click.get_current_context()
+        options = {k: v for k, v in settings_values(kw).items()
+                   if k != "output_dir" and ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+        for group, values in arch_params_given(ctx).items():
+            prefix = group[: -len("_params")]
+            options.update({f"{prefix}_{k}": v for k, v in values.items()})
+        _separate(kw["audio_files"], kw["model"], kw["models"], kw["preset"], kw["timeout"], kw["poll_interval"],
+                  kw["output_dir"], kw["custom_output_names"], kw["param"], options)
 
-    separate.__signature__ = inspect.Signature(signature)  # type: ignore[attr-defined]
-    separate.__doc__ = _separate.__doc__
-    remote_app.command("separate")(separate)
-
-
-_build_separate_command()
+    return click.Command("separate", callback=run, params=own + table + arch_options(),
+                         help=_separate.__doc__, context_settings={"help_option_names": ["-h", "--help"]})
 
 
 @remote_app.command("status")

@@ -37,12 +37,9 @@ class RemoteAPIError(VsepError):
 
 
 def _client_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from vsep_core import __version__
 
-    try:
-        return version("vsep-core")
-    except PackageNotFoundError:
-        return "unknown"
+    return __version__
 
 
 def _form_value(value: Any) -> str:

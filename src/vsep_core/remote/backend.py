@@ -9,7 +9,6 @@ Neither imports FastAPI, and nothing heavy is imported until a job runs.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 import typing
 from collections.abc import Callable
@@ -24,7 +23,6 @@ if typing.TYPE_CHECKING:
 
 log = logging.getLogger("vsep.remote")
 
-DEFAULT_MODEL = "model_bs_roformer_ep_317_sdr_12.9755.ckpt"
 
 
 @dataclass(frozen=True)
@@ -49,27 +47,28 @@ class FormField:
     json: bool = False
 
 
-COMMON_FIELDS: tuple[FormField, ...] = (
-    FormField("output_format", str, "Output file format (flac, wav, mp3, ...); default flac",
-              pattern=r"^[A-Za-z0-9]{1,10}$"),
-    FormField("output_bitrate", str, "Bitrate of lossy outputs, e.g. 320k", pattern=r"^[0-9]{1,7}[kKmM]?$"),
-    FormField("normalization_threshold", float, "Max peak amplitude of the outputs (0 < x <= 1)", gt=0, le=1),
-    FormField("amplification_threshold", float, "Min peak amplitude to amplify quiet outputs to (0 <= x <= 1)",
-              ge=0, le=1),
-    FormField("output_single_stem", str, "Write only this stem (e.g. Vocals)", pattern=r"^[^/\\\x00]{1,100}$"),
-    FormField("invert_using_spec", bool, "Invert the secondary stem using the spectrogram"),
-    FormField("sample_rate", int, "Sample rate of the outputs", gt=0, le=12_800_000),
-    FormField("use_soundfile", bool, "Write outputs with soundfile"),
-    FormField("use_autocast", bool, "Run PyTorch models under autocast (GPU)"),
-    FormField("use_native_fp16", bool, "Run Roformer models in native fp16 (GPU)"),
-    FormField("use_torch_compile", bool, "Compile the transformer blocks with torch.compile"),
-    FormField("output_bit_depth", int, "Bit depth of WAV/FLAC outputs", choices=(16, 24, 32)),
-    FormField("chunk_duration", float, "Split long inputs into chunks of this many seconds", gt=0),
-    FormField("ensemble_algorithm", str, "Ensemble algorithm when several models are given",
-              pattern=r"^[A-Za-z0-9_]{1,40}$"),
-    FormField("ensemble_weights", str, "JSON list of one weight per model", json=True),
-)
-"""The reference's separation parameters that are not architecture parameters."""
+def common_fields() -> list[FormField]:
+    """The form fields of the options table's server-side options (``vsep_core.options``), with their
+    choices from the registries at the time of the call (a plugin's ensemble algorithm included)."""
+    from vsep_core.options import Settings, choices_of, public_fields
+
+    hints = field_types(Settings)
+    out = []
+    for f in public_fields():
+        meta = f.metadata
+        if not meta.get("server"):
+            continue
+        typ = base_type(hints[f.name])[0]
+        choices = choices_of(f)
+        if f.name == "ensemble_weights":
+            out.append(FormField(f.name, str, "JSON list of one weight per model", key=f.name, json=True))
+            continue
+        if meta.get("choices_from"):  # case-insensitive names: the Separator checks them against the registry
+            choices = None
+        out.append(FormField(f.name, typ, meta["help"], key=f.name, ge=meta.get("min"), le=meta.get("max"),
+                             gt=meta.get("above"), pattern=meta.get("pattern") if typ is str and not choices else None,
+                             choices=tuple(choices) if choices else None))
+    return out
 
 
 def architecture_fields(archs: dict[str, Any]) -> list[FormField]:
@@ -125,14 +124,6 @@ class Backend(Protocol):
         ...
 
 
-def _separator_signature() -> tuple[set[str], bool]:
-    """The named parameters of ``Separator.__init__`` and whether it takes ``**<prefix>_params``."""
-    from vsep_core.separator import Separator
-
-    params = inspect.signature(Separator.__init__).parameters
-    return set(params), any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
 class VsepBackend:
     """Answers from the installed plugins and the catalogue; jobs run through :class:`vsep_core.Separator`."""
 
@@ -146,17 +137,8 @@ class VsepBackend:
     def option_fields(self) -> list[FormField]:
         """Common fields the installed Separator accepts plus every installed architecture's fields."""
         from vsep_core import plugins
-        from vsep_core.separator import Separator
 
-        named, any_params = _separator_signature()
-        common = []
-        for f in COMMON_FIELDS:
-            if f.name == "ensemble_algorithm":
-                f = dataclasses.replace(f, choices=tuple(Separator.VALID_ENSEMBLE_ALGORITHMS), pattern=None)
-            if f.name in named:
-                common.append(f)
-        archs = [f for f in architecture_fields(plugins.architectures()) if any_params or f.group in named]
-        return common + archs
+        return common_fields() + architecture_fields(plugins.architectures())
 
     def check_selection(self, models: list[str], preset: str | None) -> list[str]:
         """Unknown models or presets raise here, before the upload is stored."""
@@ -168,14 +150,19 @@ class VsepBackend:
 
         for name in models:
             catalog.resolve_model(name, self.model_file_dir)
-        return list(models) or [DEFAULT_MODEL]
+        from vsep_core.config import DEFAULT_MODEL_FILENAME
+
+        return list(models) or [DEFAULT_MODEL_FILENAME]
 
     def check_options(self, separator_kwargs: dict[str, Any]) -> None:
-        """Validate the output format and every architecture's parameters as the Separator will."""
-        from vsep_core import audio, plugins
+        """Validate the table's options (choices from the registries) and every plugin's params as the
+        Separator will, before the upload is stored."""
+        from vsep_core import plugins
+        from vsep_core.options import Settings, public_fields
         from vsep_core.params import build_params
 
-        audio.check_output_format(separator_kwargs.get("output_format", "flac"))
+        names = {f.name for f in public_fields()}
+        Settings.create(**{k: v for k, v in separator_kwargs.items() if k in names})
         for arch in plugins.architectures().values():
             given = separator_kwargs.get(f"{arch.flag_prefix}_params")
             if given:

@@ -8,6 +8,7 @@ token is set):
 - ``GET /status/{task_id}``, ``POST /cancel/{task_id}``
 - ``GET /download/{task_id}/{file_hash}`` (a file name also works: the legacy route)
 - ``GET /models-json``, ``GET /models?filter_sort_by=``, ``GET /presets``, ``GET /health``, ``GET /``
+- the web page (``GET /`` from a browser) and its routes under ``/ui/``: see ``vsep_core.remote.ui``
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from vsep_core.errors import VsepError
 from vsep_core.remote.backend import Backend, VsepBackend
 from vsep_core.remote.files import Storage, is_plain_name, safe_filename
 from vsep_core.remote.store import EXPIRED, PROCESSING, SUBMITTED, Job, JobStore
+from vsep_core.remote.ui import UI, PageMiddleware
 from vsep_core.remote.worker import Sweeper, WorkerPool
 
 log = logging.getLogger("vsep.remote")
@@ -51,12 +53,9 @@ UNAUTHENTICATED_PATHS = ("/health",)
 
 def server_version() -> str:
     """The installed vsep-core version."""
-    from importlib.metadata import PackageNotFoundError, version
+    from vsep_core import __version__
 
-    try:
-        return version("vsep-core")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return __version__
 
 
 def is_loopback(host: str) -> bool:
@@ -335,12 +334,14 @@ class App:
                           summary="Ensemble presets")
         api.add_api_route("/health", self.health, methods=["GET"], response_model=Health, summary="Health and version")
         api.add_api_route("/", self.root, methods=["GET"], responses=_errors(401), summary="Service information")
+        UI(self).install(api)
 
         # the last added runs first: CORS (answers preflights), then the token, then the size limit
         api.add_middleware(BodyLimitMiddleware, limit=int(self.settings.max_upload_mb * 2**20))
         if self.settings.token:
             api.add_middleware(TokenMiddleware, token=self.settings.token)
             self._document_token(api)
+        api.add_middleware(PageMiddleware)  # the page and its files need no token: they hold no data
         if self.settings.cors_origins:
             api.add_middleware(CORSMiddleware, allow_origins=self.settings.cors_origins, allow_credentials=False,
                                allow_methods=["GET", "POST"], allow_headers=["Authorization"])

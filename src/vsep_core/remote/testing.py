@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from vsep_core.errors import ModelNotFoundError, UsageError
-from vsep_core.remote.backend import COMMON_FIELDS, FormField, format_model_table
+from vsep_core.remote.backend import FormField, common_fields, format_model_table
 
 FAKE_MODELS = {
     "fake-gain.ckpt": {"Name": "Fake gain", "Type": "Fake", "Stems": ["vocals*", "instrumental"]},
@@ -44,7 +44,7 @@ class FakeBackend:
 
     def option_fields(self) -> list[FormField]:
         """The common fields plus one architecture field, ``fake_gain`` (a float in 0..4)."""
-        return [*COMMON_FIELDS, FormField("fake_gain", float, "Extra gain", key="gain", group="fake_params",
+        return [*common_fields(), FormField("fake_gain", float, "Extra gain", key="gain", group="fake_params",
                                           ge=0, le=4)]
 
     def check_selection(self, models: list[str], preset: str | None) -> list[str]:
@@ -122,6 +122,13 @@ def _fake_warm_up() -> None:
 
 
 fake_separation.warm_up = _fake_warm_up  # type: ignore[attr-defined]
+
+
+CHROMIUM = os.environ.get("VSEP_CHROMIUM", "/usr/bin/chromium")
+"""The browser the page's tests and screenshots drive: Debian's Chromium (``apt-get install -y chromium``)."""
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--autoplay-policy=no-user-gesture-required"]
 
 
 def free_port() -> int:

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from vsep_core.api import DownloadFile, ModelRecord
+from vsep_core.helpers import attach_scores
 from vsep_core.sources import with_fallback
 
 ARCHITECTURE = "Demucs"
@@ -26,14 +27,18 @@ def _models() -> list:
         "models"]
 
 
+def _scores() -> dict:
+    return json.loads(resources.files(__package__).joinpath("data", "scores.json").read_text(encoding="utf-8"))
+
+
 def model_records() -> list[ModelRecord]:
     """Catalogue records of Demucs v4 models: the bag yaml plus its ``.th`` checkpoints, by URL; then the
     MSST-format HTDemucs checkpoints (``data/msst_models.json``)."""
-    return [
+    return attach_scores([
         ModelRecord(filename=yaml_name, architecture=ARCHITECTURE, friendly_name=name,
                     files=[with_fallback(url.rsplit("/", 1)[-1], url) for url in urls], package=PACKAGE)
         for name, yaml_name, urls in _models()
-    ] + msst_records()
+    ], _scores()) + msst_records()
 
 
 def msst_records() -> list[ModelRecord]:

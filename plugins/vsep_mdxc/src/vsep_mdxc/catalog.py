@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from vsep_core.api import DownloadFile, ModelRecord
+from vsep_core.helpers import attach_scores
 from vsep_core.sources import uvr_config_file, uvr_model_file
 
 ARCHITECTURE = "MDXC"
@@ -39,11 +40,15 @@ def _config_file(name: str) -> DownloadFile:
     return uvr_config_file(name, packaged_config(name))
 
 
+def _scores() -> dict:
+    return json.loads(resources.files(__package__).joinpath("data", "scores.json").read_text(encoding="utf-8"))
+
+
 def model_records() -> list[ModelRecord]:
     """Catalogue records of MDXC models: the checkpoint and its yaml config (``record.config``)."""
-    return [
+    return attach_scores([
         ModelRecord(filename=ckpt, architecture=ARCHITECTURE, friendly_name=name,
                     files=[uvr_model_file(ckpt, vip="VIP" in name), _config_file(config)], config=config,
                     vip="VIP" in name, package=PACKAGE)
         for name, ckpt, config in _models()
-    ]
+    ], _scores())

@@ -13,6 +13,7 @@ import json
 from importlib import resources
 
 from vsep_core.api import HashTable, ModelRecord
+from vsep_core.helpers import attach_scores
 from vsep_core.sources import uvr_model_file
 
 ARCHITECTURE = "VR"
@@ -26,13 +27,17 @@ def _load(name: str) -> dict:
     return json.loads(resources.files(__package__).joinpath("data", name).read_text(encoding="utf-8"))
 
 
+def _scores() -> dict:
+    return json.loads(resources.files(__package__).joinpath("data", "scores.json").read_text(encoding="utf-8"))
+
+
 def model_records() -> list[ModelRecord]:
     """Catalogue records of VR models (one ``.pth`` file each)."""
-    return [
+    return attach_scores([
         ModelRecord(filename=filename, architecture=ARCHITECTURE, friendly_name=name,
                     files=[uvr_model_file(filename, vip="VIP" in name)], vip="VIP" in name, package=PACKAGE)
         for name, filename in _load("models.json")["models"]
-    ]
+    ], _scores())
 
 
 def hash_tables() -> list[HashTable]:

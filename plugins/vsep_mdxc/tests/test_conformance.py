@@ -1,0 +1,15 @@
+"""vsep-mdxc keeps the SeparationModel contract (core's conformance kit) for every network kind."""
+
+from __future__ import annotations
+
+import pytest
+from mdxc_testlib import make_ctx
+from vsep_mdxc.model import load_model
+
+from vsep_core.testing import check_model
+
+
+@pytest.mark.parametrize("kind", ["mdx23c", "bs", "mel"])
+def test_tiny_mdxc_model_conforms(tiny_models, kind):
+    ckpt, yml = tiny_models[kind]
+    check_model(load_model(make_ctx(ckpt, yml)), lengths_seconds=(0.37, 1.1))

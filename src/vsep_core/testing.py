@@ -1,0 +1,83 @@
+"""The plugin conformance kit: checks every architecture plugin's tests run on its loaded model.
+
+    from vsep_core.testing import check_model
+    def test_conformance(tiny_model):
+        check_model(tiny_model)
+
+:func:`check_model` separates short random inputs (several lengths, mono and stereo) and fails
+with an AssertionError that says which rule of the :class:`vsep_core.api.SeparationModel`
+contract was broken: stems (a non-empty list of unique names, the dict's keys in that order),
+exact length, float32, channel handling, determinism, progress reports, and the error type of
+bad input (:class:`vsep_core.errors.VsepError` or ``ValueError``, never something else).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from vsep_core.api import SeparationModel
+
+DEFAULT_LENGTHS_SECONDS = (0.37, 1.0)
+
+
+def _inputs(rate: int, seconds: float, channels: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = max(1, int(round(seconds * rate)))
+    return (0.3 * rng.standard_normal((channels, n))).astype(np.float32)
+
+
+def check_model(model: SeparationModel, lengths_seconds: Sequence[float] = DEFAULT_LENGTHS_SECONDS,
+                channel_counts: Sequence[int] | None = None, check_determinism: bool = True) -> None:
+    """Assert that `model` keeps the SeparationModel contract (see the module docstring).
+
+    `channel_counts` defaults to the channels a model of this kind must take: 1 for a mono model
+    (``model.channels == 1``; core feeds stereo one channel at a time), else 1 and 2 (mono
+    input is duplicated or handled by the model, and the output keeps the input's channels or
+    the model's).
+    """
+    assert isinstance(model, SeparationModel), "the model must have sample_rate, stems and separate()"
+    rate = int(model.sample_rate)
+    assert rate > 0, f"sample_rate must be a positive int, not {model.sample_rate!r}"
+    stems = list(model.stems)
+    assert stems and all(isinstance(s, str) and s for s in stems), f"stems must be non-empty names: {stems!r}"
+    assert len(set(stems)) == len(stems), f"stem names must be unique: {stems!r}"
+    mono_model = getattr(model, "channels", None) == 1
+    counts = list(channel_counts or ((1,) if mono_model else (1, 2)))
+    mode = getattr(model, "input_peak_normalization", None)
+    assert mode in (None, "keep_level", "restore_level"), f"unknown input_peak_normalization {mode!r}"
+
+    for k, seconds in enumerate(lengths_seconds):
+        for channels in counts:
+            audio = _inputs(rate, seconds, channels, seed=k)
+            reports: list[tuple[int, int]] = []
+            out = model.separate(audio.copy(), lambda done, total, seen=reports: seen.append((done, total)))
+            assert list(out) == stems, f"separate() returned stems {list(out)}, model.stems says {stems}"
+            for name, wave in out.items():
+                wave = np.asarray(wave)
+                assert wave.dtype == np.float32, f"stem {name}: dtype {wave.dtype}, expected float32"
+                assert wave.ndim == 2, f"stem {name}: shape {wave.shape}, expected [channels, samples]"
+                assert wave.shape[1] == audio.shape[1], (
+                    f"stem {name}: {wave.shape[1]} samples for an input of {audio.shape[1]} (must be exact)")
+                assert wave.shape[0] in (channels, 2), f"stem {name}: {wave.shape[0]} channels for {channels} in"
+                assert np.all(np.isfinite(wave)), f"stem {name}: NaN or inf in the output"
+            assert all(0 <= d <= t for d, t in reports), f"progress(done, total) out of range: {reports}"
+            if check_determinism and k == 0:
+                again = model.separate(audio.copy(), None)
+                for name in stems:
+                    assert np.array_equal(np.asarray(again[name]), np.asarray(out[name])), (
+                        f"stem {name}: two runs on the same input differ")
+
+    bad = np.zeros((1, 1, rate), np.float32)
+    try:
+        model.separate(bad, None)
+    except (ValueError, TypeError) as exc:  # VsepError's UsageError is raised by core for this too
+        assert str(exc), "errors must say what is wrong"
+    except Exception as exc:  # noqa: BLE001 - the point is to name the wrong type
+        from vsep_core.errors import VsepError
+
+        assert isinstance(exc, VsepError), f"3-D input raised {type(exc).__name__}, expected a VsepError or " \
+                                           f"ValueError"
+    else:
+        raise AssertionError("3-D input (not [channels, samples]) must be refused")
