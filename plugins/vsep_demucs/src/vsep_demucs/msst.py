@@ -119,6 +119,7 @@ class MSSTHTDemucsModel:
         self.device = device
         self.sample_rate = int(net.samplerate)
         self.audio_channels = int(net.audio_channels)
+        self.channels = self.audio_channels  # core's channel policy
         self.instruments = list(net.sources)
         self.stems = [_stem_label(s) for s in self.instruments]
         self.logger = logger or logging.getLogger("vsep.demucs")

@@ -179,6 +179,7 @@ class SCNetModel:
         self.sample_rate = sample_rate
         self.device = device
         self.stems = [stem_label(i) for i in instruments]
+        self.channels = settings.channels  # core's channel policy: 1 = each channel separated on its own
         self.logger = logger or logging.getLogger("vsep.scnet")
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
