@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -325,7 +326,7 @@ def test_canonical_stem(stem, stems, expected):
 
 def test_output_label():
     assert output_label("karaoke") == "preset_karaoke"
-    assert output_label(None) == "ensemble"
+    assert output_label(None, ["vocal_split.gain", "lead.flip"]) == "custom_ensemble_vocal_split_lead"
 
 
 # --------------------------------------------------------------------------------------------- multi-model runs
@@ -409,7 +410,8 @@ def test_two_architectures_ensemble_equals_the_algorithm_on_single_outputs(flip_
     sep = _separator(flip_plugin, tmp_path / "ens", ensemble_algorithm=algorithm)
     sep.load_model(["vocal_split.gain", "lead.flip"])
     outputs = sep.separate(str(song))
-    assert [Path(p).name for p in outputs] == ["song_(Vocals)_ensemble.wav", "song_(Instrumental)_ensemble.wav"]
+    assert [Path(p).name for p in outputs] == ["song_(Vocals)_custom_ensemble_vocal_split_lead.wav",
+                                                 "song_(Instrumental)_custom_ensemble_vocal_split_lead.wav"]
     vocals = _read(outputs[0])
     inst = _read(outputs[1])
     assert vocals.shape == inst.shape == _read(song).shape
@@ -437,7 +439,7 @@ def test_preset_from_a_plugin_names_outputs_and_weights_override(flip_plugin, au
     np.testing.assert_allclose(vocals, (3 * 0.25 - 0.5) / 4 * _read(song), atol=1e-5)
 
 
-def test_single_stem_and_temporary_files(flip_plugin, audio_file, tmp_path, monkeypatch):
+def test_single_stem_and_temporary_files(flip_plugin, audio_file, tmp_path, monkeypatch, caplog):
     import tempfile
 
     scratch = tmp_path / "scratch"
@@ -447,12 +449,13 @@ def test_single_stem_and_temporary_files(flip_plugin, audio_file, tmp_path, monk
     sep = _separator(flip_plugin, tmp_path / "out", output_single_stem="instrumental")
     sep.load_model(["vocal_split.gain", "lead.flip"])
     outputs = sep.separate(str(song))
-    assert [Path(p).name for p in outputs] == ["a_(Instrumental)_ensemble.wav"]
+    assert [Path(p).name for p in outputs] == ["a_(Instrumental)_custom_ensemble_vocal_split_lead.wav"]
     assert list(scratch.iterdir()) == []  # the memory-mapped intermediates are gone
     sep = _separator(flip_plugin, tmp_path / "out", output_single_stem="Drums")
     sep.load_model(["vocal_split.gain", "lead.flip"])
-    with pytest.raises(UsageError, match="Drums.*Vocals, Instrumental"):
-        sep.separate(str(song))
+    with caplog.at_level(logging.WARNING, logger="vsep"):
+        assert sep.separate(str(song)) == []  # as the reference: nothing written, a warning
+    assert re.search("Drums.*Vocals, Instrumental", caplog.text)
 
 
 def test_a_failing_model_fails_the_run_with_its_name(flip_plugin, audio_file, tmp_path):
@@ -490,7 +493,8 @@ def test_progress_says_model_i_of_n(flip_plugin, audio_file, tmp_path, caplog):
     assert "model 2 of 2" in caplog.text
     # the same output order for both inputs, whatever model ran first
     outputs = sep.separate([str(song)])
-    assert [Path(p).name for p in outputs] == ["c_(Vocals)_ensemble.wav", "c_(Instrumental)_ensemble.wav"]
+    assert [Path(p).name for p in outputs] == ["c_(Vocals)_custom_ensemble_vocal_split_lead.wav",
+                                                 "c_(Instrumental)_custom_ensemble_vocal_split_lead.wav"]
 
 
 def test_cli_extra_models_algorithm_and_weights(gain_model_dir, audio_file, tmp_path):
@@ -504,10 +508,12 @@ def test_cli_extra_models_algorithm_and_weights(gain_model_dir, audio_file, tmp_
                  str(gain_model_dir), "--output_dir", str(out), "--output_format", "WAV", "--output_bit_depth",
                  "32", "--offline"])
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["cli_(Instrumental)_ensemble.wav", "cli_(Vocals)_ensemble.wav"]
+    assert sorted(p.name for p in out.iterdir()) == ["cli_(Instrumental)_custom_ensemble_vocal_split_loud_split.wav",
+                                                   "cli_(Vocals)_custom_ensemble_vocal_split_loud_split.wav"]
     mix = _read(song)
-    np.testing.assert_allclose(_read(out / "cli_(Vocals)_ensemble.wav"), (0.25 + 3 * 0.5) / 4 * mix, atol=1e-5)
-    np.testing.assert_allclose(_read(out / "cli_(Instrumental)_ensemble.wav"), (0.75 + 3 * 0.1) / 4 * mix, atol=1e-5)
+    label = "custom_ensemble_vocal_split_loud_split"
+    np.testing.assert_allclose(_read(out / f"cli_(Vocals)_{label}.wav"), (0.25 + 3 * 0.5) / 4 * mix, atol=1e-5)
+    np.testing.assert_allclose(_read(out / f"cli_(Instrumental)_{label}.wav"), (0.75 + 3 * 0.1) / 4 * mix, atol=1e-5)
 
 
 # --------------------------------------------------------------------------------------------- oracle models

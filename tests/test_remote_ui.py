@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vsep_core.remote.backend import COMMON_FIELDS
+from vsep_core.remote.backend import common_fields
 from vsep_core.remote.testing import FAKE_GAINS, LiveServer
 from vsep_core.remote.ui import catalogue, stem_label
 
@@ -80,7 +80,7 @@ def test_browsers_get_the_page_without_a_token_and_api_clients_keep_the_json_roo
 def test_info_carries_the_servers_own_form_fields_models_and_limits(http):
     info = http.get("/ui/api/info", headers=AUTH).json()
     fields = {f["name"]: f for f in info["fields"]}
-    assert [f["name"] for f in info["fields"]] == [f.name for f in COMMON_FIELDS] + ["fake_gain"]
+    assert [f["name"] for f in info["fields"]] == [f.name for f in common_fields()] + ["fake_gain"]
     assert fields["fake_gain"] == {"name": "fake_gain", "type": "float", "help": "Extra gain", "group": "fake_params",
                                    "min": 0, "max": 4, "exclusive_min": None, "pattern": None, "choices": None,
                                    "json": False}

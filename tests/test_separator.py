@@ -47,7 +47,7 @@ def test_reference_constructor_signature_and_methods(tmp_path):
                     use_directml=False, chunk_duration=None, mdx_params=None, vr_params=None, demucs_params=None,
                     mdxc_params=None, ensemble_algorithm=None, ensemble_weights=None, ensemble_preset=None,
                     info_only=False)
-    assert sep.torch_device == "cpu" and sep.onnx_execution_provider == ["CPUExecutionProvider"]
+    assert str(sep.torch_device) == "cpu" and sep.onnx_execution_provider == ["CPUExecutionProvider"]
     assert "libavcodec" in (sep.check_ffmpeg_installed() or "") or "FFmpeg" in (sep.check_ffmpeg_installed() or "")
     assert "onnxruntime" in sep.log_onnxruntime_packages()
     assert sep.get_package_distribution("vsep-core") is not None

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Separator", "AudioSeparatorAPIClient", "__version__"]
+__all__ = ["Separator", "AudioSeparatorAPIClient", "Ensembler", "AudioExportError", "BatchSeparationError",
+           "InvalidAudioDataError", "__version__"]
+_ERROR_NAMES = ("AudioExportError", "BatchSeparationError", "InvalidAudioDataError")
 
 
 def _version() -> str:
@@ -31,4 +33,12 @@ def __getattr__(name: str) -> Any:
         from vsep_core.remote import AudioSeparatorAPIClient
 
         return AudioSeparatorAPIClient
+    if name == "Ensembler":
+        from vsep_core.ensembler import Ensembler
+
+        return Ensembler
+    if name in _ERROR_NAMES:  # the reference exports these beside Separator
+        from vsep_core import errors
+
+        return getattr(errors, name)
     raise AttributeError(f"module 'vsep_core' has no attribute {name!r}")

@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from vsep_core.errors import AudioReadError, AudioWriteError, UsageError
+from vsep_core.errors import AudioReadError, AudioWriteError, InputNotFoundError, UsageError, VsepError
 from vsep_core.helpers import atomic_path as atomic_output
 from vsep_core.helpers import fit_length
 from vsep_core.helpers import peak_gain as normalization_gain
@@ -56,7 +56,7 @@ def bit_depth_of_subtype(subtype: str) -> int:
 
 def _check_file(path: Path) -> None:
     if not path.exists():
-        raise AudioReadError(f"input not found: {path}")
+        raise InputNotFoundError(f"input not found: {path}")
     if path.is_dir():
         raise AudioReadError(f"input is a directory, not an audio file: {path}")
     if path.stat().st_size == 0:
@@ -209,6 +209,8 @@ def write_audio(path: Path, blocks: Iterator[np.ndarray] | np.ndarray, sample_ra
                         f.write(np.ascontiguousarray(block.T))
             else:
                 _write_with_av(tmp, blocks, sample_rate, fmt, bitrate or DEFAULT_BITRATES[fmt], channels)
+    except VsepError:
+        raise  # already says what is wrong (some are also ValueError/OSError)
     except OSError as exc:
         raise AudioWriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:

@@ -144,6 +144,25 @@ def download_model_files(name: str, model_dir: str | Path | None = None, *, offl
             record.config)
 
 
+def download_url(url: str, dest: str | Path, *, offline: bool = False, show_progress: bool = True) -> Path:
+    """Fetch one URL to ``dest`` unless a file is already there (resumable, retried, atomically renamed).
+
+    Offline (``offline`` or ``VSEP_OFFLINE=1``) a missing file raises :class:`DownloadError`.
+    """
+    dest = Path(dest).expanduser()
+    if dest.is_file():
+        return dest
+    if offline or config.offline_from_env():
+        raise DownloadError(f"offline mode (--offline / VSEP_OFFLINE=1): {dest} is missing and {url} "
+                            "may not be fetched; copy the file there or run while online")
+    try:
+        (dest.parent / LOCK_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(f"cannot create the directory {dest.parent}: {exc.strerror or exc}") from exc
+    _run_jobs([_Job(DownloadFile(dest.name, url), dest, [url])], show_progress)
+    return dest
+
+
 def _copy_packaged(url: str, dest: Path) -> None:
     source = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
     try:

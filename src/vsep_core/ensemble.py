@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from vsep_core.errors import UsageError, VsepError
+from vsep_core.errors import InvalidAudioDataError, UsageError, VsepError
 from vsep_core.hookspecs import hookimpl
 
 logger = logging.getLogger("vsep.ensemble")
@@ -277,27 +277,29 @@ def get_algorithm(name: str) -> EnsembleAlgorithm:
     return found[name]
 
 
-def resolve_weights(weights: Sequence[float] | None, count: int) -> np.ndarray | None:
+def resolve_weights(weights: Sequence[float] | None, count: int,
+                    log: logging.Logger | None = None) -> np.ndarray | None:
     """Validated weights as float64, or None for equal weights.
 
-    As the reference: a wrong count, a non-finite value or a zero sum logs a warning and
-    falls back to equal weights.
+    As the reference: a wrong count, a non-finite value or a zero sum logs a warning (on
+    ``log``, default this module's logger) and falls back to equal weights.
     """
+    log = log or logger
     if weights is None:
         return None
     try:
         w = np.asarray([float(x) for x in weights], dtype=np.float64)
     except (TypeError, ValueError):
-        logger.warning("ensemble weights %r are not numbers; using equal weights", weights)
+        log.warning("ensemble weights %r are not numbers; using equal weights", weights)
         return None
     if len(w) != count:
-        logger.warning("%d ensemble weights given for %d inputs; using equal weights", len(w), count)
+        log.warning("%d ensemble weights given for %d inputs; using equal weights", len(w), count)
         return None
     if not np.all(np.isfinite(w)):
-        logger.warning("ensemble weights %s contain a non-finite value; using equal weights", w.tolist())
+        log.warning("ensemble weights %s contain a non-finite value; using equal weights", w.tolist())
         return None
-    if w.sum() == 0:
-        logger.warning("ensemble weights %s sum to zero; using equal weights", w.tolist())
+    if w.sum() == 0 or not np.isfinite(w.sum()):
+        log.warning("ensemble weights %s sum to zero (or overflow); using equal weights", w.tolist())
         return None
     return w
 
@@ -318,7 +320,7 @@ def ensemble(waves: WaveList, algorithm: str = DEFAULT_ALGORITHM,
     channel_counts = {w.shape[0] if w.ndim == 2 else None for w in waves}
     if len(channel_counts) != 1 or None in channel_counts:
         shapes = ", ".join(str(tuple(w.shape)) for w in waves)
-        raise VsepError(f"cannot ensemble waveforms of different channel counts or ranks: {shapes}")
+        raise InvalidAudioDataError(f"cannot ensemble waveforms of different channel counts or ranks: {shapes}")
     w = resolve_weights(weights, len(waves))
     if w is not None and not algo.uses_weights:
         if not np.allclose(w, w[0]):

@@ -7,7 +7,8 @@ and one ensembled stem in RAM. The models come loaded (:class:`vsep_core.loader.
 an ensemble over many files loads each model once. Stems are matched across models by their canonical
 name (:func:`canonical_stem`), so models of different architectures mix; each group is
 ensembled with the chosen algorithm and weights, then normalised and written by the usual
-writer as ``<input>_(<Stem>)_preset_<id>.<ext>`` or ``<input>_(<Stem>)_ensemble.<ext>``.
+writer as ``<input>_(<Stem>)_preset_<id>.<ext>`` or, as the reference names them,
+``<input>_(<Stem>)_custom_ensemble_<short model names>.<ext>`` (:func:`output_label`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from vsep_core import audio as audio_io
 from vsep_core import pipeline
 from vsep_core.ensemble import DEFAULT_ALGORITHM, ensemble, get_algorithm, resolve_weights
-from vsep_core.errors import AudioReadError, UsageError, VsepError
+from vsep_core.errors import AudioReadError, ModelRunError, UsageError, VsepError
 
 if TYPE_CHECKING:
     from vsep_core.loader import LoadedModel
@@ -69,9 +70,44 @@ def canonical_stem(stem: str, model_stems: list[str] | None = None) -> str:
     return raw.title()
 
 
-def output_label(preset: str | None) -> str:
-    """The part of ensemble output names where a single model's name would be."""
-    return f"preset_{preset}" if preset else "ensemble"
+MODEL_NAME_PREFIXES = ("mel_band_roformer_", "melband_roformer_", "bs_roformer_", "model_bs_roformer_",
+                       "UVR-MDX-NET-", "UVR_MDXNET_")
+"""Prefixes the reference strips from model names in ensemble output names (the first that matches)."""
+SHORT_NAME_LENGTH = 12
+
+
+def short_model_names(models: list[str]) -> list[str]:
+    """The reference's short names: file name without extension, first known prefix stripped, 12 characters.
+
+    Where two models of the set would get the same short name, theirs are lengthened until
+    they differ (the full name at most), so every model of a set shows in the output name.
+    """
+    full = []
+    for model in models:
+        name = Path(model).name
+        stem = name[: -len(Path(name).suffix)] if Path(name).suffix else name
+        for prefix in MODEL_NAME_PREFIXES:
+            if stem.startswith(prefix):
+                stem = stem[len(prefix):]
+                break
+        full.append(stem)
+    short = [f[:SHORT_NAME_LENGTH] for f in full]
+    for length in range(SHORT_NAME_LENGTH + 1, max(map(len, full), default=0) + 1):
+        clashing = {s for s in short if short.count(s) > 1}
+        if not clashing:
+            break
+        short = [f[:length] if s in clashing else s for s, f in zip(short, full, strict=True)]
+    return short
+
+
+def output_label(preset: str | None, models: list[str] | None = None) -> str:
+    """The part of ensemble output names where a single model's name would be.
+
+    ``preset_<id>`` for a preset, else ``custom_ensemble_<short model names>`` (:func:`short_model_names`).
+    """
+    if preset:
+        return f"preset_{preset}"
+    return "_".join(["custom_ensemble", *short_model_names(list(models or []))])
 
 
 @dataclass
@@ -164,11 +200,12 @@ def separate_ensemble(models: list[LoadedModel], input_path: str | Path, opts: p
                             *exc.args[1:])
                 raise
             except Exception as exc:
-                raise VsepError(f"ensemble model {name} ({index + 1} of {n}) failed on {input_path.name}: "
-                                f"{type(exc).__name__}: {exc}") from exc
-        if wanted is not None and not groups:
-            raise UsageError(f"--single_stem {opts.output_single_stem!r} matches no stem of the ensemble; "
-                             f"its models give {', '.join(seen_names)}")
+                raise ModelRunError(f"ensemble model {name} ({index + 1} of {n}) failed on {input_path.name}: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+        if wanted is not None and not groups:  # as the reference: nothing written, no error
+            log.warning("%s: --single_stem %r matches no stem of the ensemble (its models give %s); nothing written",
+                        input_path.name, opts.output_single_stem, ", ".join(seen_names))
+            return []
         opts.output_dir.mkdir(parents=True, exist_ok=True)
         written = []
         gathered: dict[str, np.ndarray] = {}  # STEM: the ensembled stems, kept on disk until the file is written

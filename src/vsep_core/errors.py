@@ -1,4 +1,12 @@
-"""The one exception tree of vsep. Every message says what went wrong and what to do."""
+"""The one exception tree of vsep. Every message says what went wrong and what to do.
+
+Every error is a :class:`VsepError` and, where the reference implementation (audio-separator)
+raises a built-in for the same fault, that built-in too, so ``except ValueError:`` and the like
+keep working: bad arguments and unknown models or presets are ``ValueError``, a missing input or
+model file is ``FileNotFoundError``, a failed load, write or separation is ``RuntimeError``. The
+reference's own exception names (``AudioExportError``, ``BatchSeparationError``,
+``InvalidAudioDataError``) are bases of vsep's errors with the reference's built-in bases.
+"""
 
 from __future__ import annotations
 
@@ -9,37 +17,73 @@ class VsepError(Exception):
     exit_code = 1
 
 
-class UsageError(VsepError):
+class InvalidAudioDataError(VsepError, ValueError):
+    """The reference's name for audio that cannot be used (empty, not finite, unreadable)."""
+
+
+class AudioExportError(VsepError, RuntimeError):
+    """The reference's name for an output that could not be written; `path` and `backend` when known."""
+
+    def __init__(self, message: str = "", path: str | None = None, backend: str | None = None):
+        super().__init__(message)
+        self.path = path
+        self.backend = backend
+
+
+class BatchSeparationError(VsepError, RuntimeError):
+    """The reference's name for "some inputs failed": `failures` lists (path, error) pairs in input
+    order, `successful_files` the outputs of the inputs that worked."""
+
+    def __init__(self, message: str = "", failures: list[tuple[str, BaseException]] | None = None,
+                 successful_files: list[str] | None = None):
+        super().__init__(message)
+        self.failures = failures or []
+        self.successful_files = successful_files or []
+
+
+class UsageError(VsepError, ValueError):
     """A bad argument or flag value (CLI exit code 2)."""
 
     exit_code = 2
 
 
-class AudioReadError(VsepError):
+class AudioReadError(InvalidAudioDataError):
     """An input file is missing, empty, corrupt or not audio."""
 
 
-class AudioWriteError(VsepError):
+class InputNotFoundError(AudioReadError, FileNotFoundError):
+    """An input file does not exist."""
+
+
+class AudioWriteError(AudioExportError):
     """An output could not be written (disk full, unwritable directory, unsupported format)."""
 
 
-class ModelNotFoundError(VsepError):
+class ModelNotFoundError(VsepError, ValueError):
     """A model name is in no catalogue and no plugin claims a local file of that name."""
 
 
-class ModelLoadError(VsepError):
+class ModelLoadError(VsepError, RuntimeError):
     """A model file exists but cannot be loaded (wrong format, mismatching weights, unsafe pickle)."""
 
 
-class ModelDataError(VsepError):
+class ModelDataError(VsepError, ValueError):
     """Parameters for a model could not be found (unknown hash, missing yaml)."""
+
+
+class ModelFileNotFoundError(ModelDataError, FileNotFoundError):
+    """A model file or its yaml config is not on disk."""
+
+
+class ModelRunError(VsepError, RuntimeError):
+    """A loaded model failed while separating an input (the network or its plugin raised)."""
 
 
 class PluginMissingError(VsepError):
     """The model's architecture needs a plugin package that is not installed."""
 
 
-class DownloadError(VsepError):
+class DownloadError(VsepError, RuntimeError):
     """A download failed after retries and fallbacks, or offline mode forbids it."""
 
 
@@ -47,11 +91,5 @@ class DeviceError(VsepError):
     """The requested compute device is not available."""
 
 
-class SeparationError(VsepError):
+class SeparationError(BatchSeparationError):
     """One or more inputs failed; `failures` lists (path, error) pairs in input order."""
-
-    def __init__(self, message: str, failures: list[tuple[str, BaseException]] | None = None,
-                 successful_files: list[str] | None = None):
-        super().__init__(message)
-        self.failures = failures or []
-        self.successful_files = successful_files or []

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from vsep_core.api import HashTable, ModelRecord
-from vsep_core.errors import ModelDataError
+from vsep_core.errors import ModelDataError, ModelFileNotFoundError
 from vsep_core.helpers import ConfigLoader
 
 HASH_WINDOW = 10000 * 1024
@@ -35,6 +35,8 @@ def get_model_hash(path: str | Path) -> str:
             f.seek(max(size - HASH_WINDOW, 0))
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
+    except FileNotFoundError as exc:
+        raise ModelFileNotFoundError(f"model file {path} not found") from exc
     except OSError as exc:
         raise ModelDataError(f"cannot read model file {path}: {exc.strerror or exc}") from exc
     return digest.hexdigest()
@@ -111,7 +113,8 @@ def load_model_data_from_yaml(path: str | Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise ModelDataError(f"model config {path} not found; download the model again (vsep download)") from exc
+        raise ModelFileNotFoundError(f"model config {path} not found; download the model again (vsep download)"
+                                     ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelDataError(f"cannot read model config {path}: {exc}") from exc
     try:
@@ -148,7 +151,8 @@ def model_data_for(record: ModelRecord, files: dict[str, Path],
         config_path = Path(files.get(config, model_dir / config))
         return model_path, config_path, load_model_data_from_yaml(config_path)
     if not model_path.is_file():
-        raise ModelDataError(f"model file {model_path} not found; download it first (vsep download {record.filename})")
+        raise ModelFileNotFoundError(f"model file {model_path} not found; download it first "
+                                     f"(vsep download {record.filename})")
     if not any(t.architecture == record.architecture for t in hash_tables()):
         return model_path, None, {}  # this family is configured neither by yaml nor by hash
     try:

@@ -177,6 +177,11 @@ def check_value(f: dataclasses.Field, value: Any) -> Any:
     typ, optional = base_type(hint)
     if value is None and optional:
         return None
+    if f.metadata.get("choices_from") == "presets" and isinstance(value, str):
+        from vsep_core.presets import get_preset
+
+        get_preset(value)  # PresetError (a ValueError) naming the presets, as the reference raises
+        return value
     if f.metadata.get("choices_from") and isinstance(value, str):
         allowed = choices_of(f) or ()
         matched = next((c for c in allowed if c.lower() == value.lower()), None)

@@ -262,6 +262,8 @@ def input_gain(model: SeparationModel, peak: float, opts: OutputOptions) -> floa
     mode = getattr(model, "input_peak_normalization", None)
     if mode is None:
         return 1.0
+    if not np.isfinite(peak):
+        raise AudioReadError("the input holds NaN or infinite samples; fix or re-export the file")
     if mode not in PEAK_MODES:
         raise UsageError(f"model declares input_peak_normalization {mode!r}; expected one of {', '.join(PEAK_MODES)}")
     return audio_io.normalization_gain(peak, opts.normalization_threshold, opts.amplification_threshold)

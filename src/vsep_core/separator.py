@@ -19,11 +19,13 @@ from vsep_core import audio as audio_io
 from vsep_core import envinfo, pipeline, plugins
 from vsep_core.api import Device, ModelRecord, SeparationModel
 from vsep_core.config import DEFAULT_MODEL_FILENAME
-from vsep_core.ensemble import VALID_ENSEMBLE_ALGORITHMS
+from vsep_core.ensemble import DEFAULT_ALGORITHM, VALID_ENSEMBLE_ALGORITHMS
+from vsep_core.ensemble_run import STEM_NAME_MAP  # noqa: F401 - the reference exports it from this module
 from vsep_core.errors import SeparationError, UsageError, VsepError
 from vsep_core.loader import LoadedModel, ModelLoader
 from vsep_core.options import Settings
 from vsep_core.params import build_params, params_dict
+from vsep_core.separator_compat import ReferenceSeparatorAPI, mark_roformer
 
 log = logging.getLogger("vsep")
 
@@ -39,12 +41,14 @@ installed, so code written for audio-separator that passes all four keeps workin
 ProgressFactory = Callable[[str], Callable[[int, int], None] | None]
 
 
-class Separator:
+class Separator(ReferenceSeparatorAPI):
     """Separate audio files into stems with any installed architecture.
 
     The constructor takes the reference's arguments (same names, defaults and validation);
     architecture dicts (`mdx_params`, `mdxc_params`, ... or any installed plugin's
-    `<prefix>_params`) are merged over the plugin's typed defaults.
+    `<prefix>_params`) are merged over the plugin's typed defaults. The reference's other
+    public names (device set-up methods, `torch_device`, `model_friendly_name`, ...) come from
+    :class:`~vsep_core.separator_compat.ReferenceSeparatorAPI`.
     """
 
     VALID_ENSEMBLE_ALGORITHMS = VALID_ENSEMBLE_ALGORITHMS
@@ -128,6 +132,8 @@ class Separator:
             self.ensemble_algorithm = st.ensemble_algorithm or self._preset.get("algorithm")
             if self.ensemble_weights is None:
                 self.ensemble_weights = self._preset.get("weights")
+        self.ensemble_algorithm = self.ensemble_algorithm or DEFAULT_ALGORITHM  # the reference's default
+        self._ensemble_preset_models = list(self._preset["models"]) if self._preset else None
 
         self.model_instance: SeparationModel | None = None
         self.model_record: ModelRecord | None = None
@@ -218,13 +224,16 @@ class Separator:
         return modeldata.load_model_data_using_hash(Path(model_path), Path(self.model_file_dir))
 
     def load_model_data_from_yaml(self, yaml_config_filename: str | os.PathLike) -> dict[str, Any]:
-        """A model yaml (MDXC/Demucs), looked up in the model directory when not a path."""
+        """A model yaml (MDXC/Demucs), looked up in the model directory when not a path.
+
+        Sets ``is_roformer`` as the reference does (:func:`~vsep_core.separator_compat.mark_roformer`).
+        """
         from vsep_core import modeldata
 
         path = Path(yaml_config_filename)
         if not path.exists():
             path = Path(self.model_file_dir) / path
-        return modeldata.load_model_data_from_yaml(path)
+        return mark_roformer(modeldata.load_model_data_from_yaml(path), path)
 
     def download_model_files(self, model_filename: str) -> tuple[str, str, str, str, str | None]:
         """Download what a model needs; (filename, type, friendly name, path, yaml or None) as the reference."""
@@ -340,9 +349,15 @@ class Separator:
 
             written = ensemble_run.separate_ensemble(
                 self._ensemble_models(), path, opts, self.ensemble_algorithm, self.ensemble_weights,
-                ensemble_run.output_label(self.ensemble_preset), custom_output_names, self.progress_factory)
+                ensemble_run.output_label(self.ensemble_preset, self.model_filenames), custom_output_names,
+                self.progress_factory)
         else:
             loaded = self._loaded[0]
+            try:
+                pipeline.select_stems(list(loaded.model.stems), self.output_single_stem)
+            except UsageError as exc:  # as the reference: nothing written, no error, so a loop over models goes on
+                log.warning("%s: %s; nothing written", Path(path).name, exc)
+                return []
             progress = self.progress_factory(f"{path.name} · {loaded.name}") if self.progress_factory else None
             written = pipeline.separate_file(loaded.model, loaded.name, Path(path), opts, custom_output_names,
                                              progress, loaded.channels)

@@ -172,6 +172,12 @@ class WorkerState:
             local_in = io.download(task.src, staging / "in") if io.is_url(task.src) else Path(task.src)
             self.separator.output_dir = str(staging / "out")
             written = [Path(p) for p in self.separator.separate(str(local_in))]
+            if not written:  # Separator returns [] when --single_stem names no stem: a failure in a batch
+                from vsep_core.errors import UsageError
+
+                single = self.separator.output_single_stem
+                raise UsageError("separation produced no output files"
+                                 + (f": --single_stem {single!r} matches no stem of the model" if single else ""))
             duration = audio_duration(local_in)
             outputs = []
             for path in written:

@@ -129,7 +129,20 @@ def _click_errors(name: str) -> tuple[type, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `vsep` console script; returns the exit status."""
+    """Entry point of the `vsep` console script.
+
+    Without `argv` it reads ``sys.argv`` and ends with ``SystemExit(status)``, as a console
+    entry point (and the reference's ``audio_separator.utils.cli.main()``) does; with `argv`
+    it returns the status (for tests and embedding).
+    """
+    status = run(argv)
+    if argv is None:
+        raise SystemExit(status)
+    return status
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the `vsep` command line `argv` (default ``sys.argv[1:]``) and return the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv in (["--version"], ["-v"]):
         print(f"vsep {_version()}")

@@ -200,7 +200,8 @@ def info_command(
         console.print(table)
     metrics = [(stem, v) for stem, v in info["scores"].items() if isinstance(v, dict)]
     if metrics:
-        table = Table(title="Median scores on MUSDB18-HQ (dB)", title_justify="left")
+        table = Table(title="Scores (dB; MUSDB18-HQ medians unless the stem names another data set)",
+                      title_justify="left")
         for column in ("Stem", "SDR", "SIR", "SAR", "ISR"):
             table.add_column(column, justify="left" if column == "Stem" else "right")
         for stem, v in metrics:

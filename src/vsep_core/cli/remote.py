@@ -79,12 +79,15 @@ def remote_main(
     _State.api_url = api_url.rstrip("/") if api_url else None
     _State.token = token or None
     if version:
-        from vsep_core.remote.api_client import _client_version
+        from vsep_core.remote.api_client import RemoteAPIError, _client_version
 
         typer.echo(f"Client version: {_client_version()}")
         if _State.api_url:
             with _client() as client:
-                typer.echo(f"Server version: {client.get_server_version()}")
+                try:
+                    typer.echo(f"Server version: {client.get_server_version()}")
+                except RemoteAPIError as exc:
+                    typer.echo(f"Server version: unknown ({exc})")
         raise typer.Exit(0)
     if ctx.invoked_subcommand is None:
         console.print(ctx.get_help())

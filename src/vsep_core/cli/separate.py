@@ -62,15 +62,17 @@ def build_separate_command() -> click.Command:
 
 
 def _run(**kw: Any) -> None:
-    from vsep_core.errors import AudioReadError, UsageError
+    from vsep_core.errors import UsageError
 
     ctx = click.get_current_context()
     level = logging.DEBUG if kw["debug"] else getattr(logging, kw["log_level"].upper())
     if not kw["audio_files"]:
         raise UsageError("no input files given: vsep separate SONG.flac [-m MODEL] (see vsep separate --help)")
     missing = [f for f in kw["audio_files"] if not Path(f).exists()]
-    if missing:
-        raise AudioReadError(f"input not found: {', '.join(missing)}")
+    if len(missing) == len(kw["audio_files"]):  # nothing to do; with some inputs there, those are separated
+        from vsep_core.errors import InputNotFoundError
+
+        raise InputNotFoundError(f"input not found: {', '.join(missing)}")
     custom = parse_custom_output_names(kw["custom_output_names"])
     from vsep_core.cli.progress import progress_factory
     from vsep_core.separator import Separator
@@ -83,9 +85,21 @@ def _run(**kw: Any) -> None:
         sep.load_model()
     else:
         sep.load_model(models if len(models) > 1 else models[0])
-    outputs = sep.separate(list(kw["audio_files"]), custom_output_names=custom)
+    if kw["output_single_stem"] and sep.model_instance is not None and len(sep.model_filenames) <= 1:
+        from vsep_core.pipeline import select_stems
+
+        select_stems(list(sep.model_instance.stems), kw["output_single_stem"])  # a miss: one line, before any work
+    from vsep_core.errors import SeparationError
+
+    try:
+        outputs = sep.separate(list(kw["audio_files"]), custom_output_names=custom)
+    except SeparationError as exc:  # some inputs failed: still list what the others wrote
+        for path in exc.successful_files:
+            click.echo(path)
+        raise
     if not outputs:
-        raise UsageError("separation produced no output files")
+        hint = f": --single_stem {kw['output_single_stem']!r} matches no stem" if kw["output_single_stem"] else ""
+        raise UsageError(f"separation produced no output files{hint}")
     for path in outputs:
         click.echo(path)
     sys.stdout.flush()

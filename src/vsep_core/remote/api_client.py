@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
-from vsep_core.errors import VsepError
+from vsep_core.errors import UsageError, VsepError
 from vsep_core.remote.files import safe_filename
 
 RETRY_STATUSES = (502, 503, 504)
@@ -149,7 +149,7 @@ class AudioSeparatorAPIClient:
         ``mdxc_overlap=4``, ``vr_enable_tta=True``, ...).
         """
         if (file_path is None) == (gcs_uri is None):
-            raise ValueError("give exactly one of file_path and gcs_uri")
+            raise UsageError("Must provide either file_path or gcs_uri, not both")  # the reference's words
         data: dict[str, str] = {}
         if preset:
             data["preset"] = preset
@@ -238,7 +238,7 @@ class AudioSeparatorAPIClient:
                     downloaded.append(self.download_file_by_hash(task_id, file_hash, filename, target))
             except (RemoteAPIError, OSError) as exc:
                 self.logger.error("Failed to download %s: %s (server version %s)", filename, exc,
-                                  self.get_server_version())
+                                  self._server_version_for_log())
         return downloaded
 
     def get_job_status(self, task_id: str) -> dict[str, Any]:
@@ -322,9 +322,23 @@ class AudioSeparatorAPIClient:
         return self._json("GET", "/presets")
 
     def get_server_version(self) -> str:
-        """The server's version from ``/health``, or ``"unknown"`` when it cannot be had."""
+        """The server's version from ``/health`` (``"unknown"`` when its answer names none).
+
+        As the reference, a failed health check is logged and raised: :class:`RemoteAPIError`
+        when ``/health`` cannot be reached, answers an error status or is not JSON.
+        """
         try:
-            return str(self._json("GET", "/health").get("version", "unknown"))
-        except (RemoteAPIError, ValueError) as exc:
-            self.logger.debug("could not read the server version: %s", exc)
+            health = self._json("GET", "/health")
+        except ValueError as exc:
+            self.logger.error("Health check of %s failed: the answer is not JSON (%s)", self.api_url, exc)
+            raise RemoteAPIError(f"{self.api_url}/health did not answer JSON: {exc}") from exc
+        except RemoteAPIError as exc:
+            self.logger.error("Health check of %s failed: %s", self.api_url, exc)
+            raise
+        return str(health.get("version", "unknown")) if isinstance(health, dict) else "unknown"
+
+    def _server_version_for_log(self) -> str:
+        try:
+            return self.get_server_version()
+        except RemoteAPIError:
             return "unknown"

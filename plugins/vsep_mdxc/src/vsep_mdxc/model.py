@@ -1,9 +1,16 @@
 """Loading an MDXC checkpoint and running it: chunking, overlap-add, pitch shift, stems.
 
-Numbers follow the reference implementation (audio-separator 0.47.1, ``MDXCSeparator``):
+Two inference styles (docs/mdxc.md): ``msst`` runs the model as MSST's ``inference.py`` does (core's
+`vsep_core.chunking.demix` with the yaml's chunk size and overlap, ``inference.normalize``, ``zero_dc``,
+MSST's stems, no peak normalisation); ``audio_separator`` as audio-separator 0.47.1 does. The default
+is ``audio_separator`` for a file of audio-separator's model list, ``msst`` for any other.
+
+In the ``audio_separator`` style, numbers follow the reference implementation (``MDXCSeparator``):
 
 - the mix is peak-normalised to ``normalization_threshold`` (or amplified to
-  ``amplification_threshold``) before separation, and every stem is peak-normalised the same way;
+  ``amplification_threshold``) before separation: the model declares ``input_peak_normalization =
+  "keep_level"`` and core applies one gain found over the whole input; every stem is peak-normalised
+  the same way by core's writer;
 - inputs shorter than 10 s (or ``override_model_segment_size``) use ``segment_size`` STFT frames
   per chunk instead of the yaml's ``inference.dim_t``;
 - MDX23C: chunk = ``audio.hop_length * (dim_t - 1)``, hop = chunk // overlap, zero padding of
@@ -34,6 +41,7 @@ import torch
 import yaml
 
 from vsep_core.api import LoadContext, Progress
+from vsep_core.chunking import DemixPlan, demix, standardize
 from vsep_core.devices import cpu_has_native_bf16
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
 from vsep_mdxc.config import (
@@ -46,10 +54,16 @@ from vsep_mdxc.config import (
     plan_stems,
     resolve_int,
 )
-from vsep_mdxc.roformer import build_roformer, ignored_keys, roformer_config
+from vsep_mdxc.roformer import RoformerConfig, build_roformer, normalize_model_section, roformer_config, to_bool
 from vsep_mdxc.tfc_tdf import TFCTDFConfig, TFCTDFNet
+from vsep_mdxc.variants import VariantContext, VariantError, installed_variants, variant_for
 
 SHORT_CLIP_SECONDS = 10.0
+MSST = "msst"
+AUDIO_SEPARATOR = "audio_separator"
+MSST_MODEL_TYPES = ("mdx23c", "bs_roformer", "bs_roformer_experimental", "mel_band_roformer",
+                    "mel_band_roformer_experimental")
+"""MSST's names of the networks this plugin runs (``--model_type`` of MSST's inference.py)."""
 _STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "state", "weights", "net")
 
 
@@ -161,18 +175,9 @@ class _Settings:
     normalization_threshold: float
     amplification_threshold: float
     use_autocast: bool
-
-
-def _normalize_peak(wave: np.ndarray, max_peak: float, min_peak: float | None) -> np.ndarray:
-    """The reference's ``normalize``: scale down to `max_peak`, or up to `min_peak` when 0 < peak < min_peak."""
-    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
-    if not np.isfinite(peak):
-        raise UsageError("the audio holds NaN or infinite samples")
-    if peak > max_peak:
-        return (wave * np.float32(max_peak / peak)).astype(np.float32, copy=False)
-    if min_peak and 0 < peak < min_peak:
-        return (wave * np.float32(min_peak / peak)).astype(np.float32, copy=False)
-    return wave
+    inference: str = AUDIO_SEPARATOR
+    chunk_size: int = 0
+    standardize: bool = False
 
 
 def _hamming(length: int) -> np.ndarray:
@@ -217,7 +222,7 @@ class MDXCModel:
 
     def __init__(self, net: torch.nn.Module, kind: str, config: Mapping[str, Any], plan: StemPlan,
                  settings: _Settings, device: torch.device, channels: int, sample_rate: int,
-                 target_index: int = 0, logger: logging.Logger | None = None):
+                 target_index: int = 0, logger: logging.Logger | None = None, n_fft: int = 2048):
         self.net = net
         self.kind = kind
         self.config = config
@@ -227,7 +232,11 @@ class MDXCModel:
         self.channels = channels
         self.sample_rate = sample_rate
         self.target_index = target_index
-        self.stems = list(plan.order)
+        self.n_fft = n_fft
+        self.stems = list(plan.outputs if settings.inference == MSST else plan.order)
+        # audio-separator's style peak-normalises the mix and keeps the stems at that level; core does
+        # it once for the whole input (so the parts of a long input never step in level at a seam)
+        self.input_peak_normalization = None if settings.inference == MSST else "keep_level"
         self.logger = logger or logging.getLogger("vsep.mdxc")
 
     # -- public ----------------------------------------------------------------------------
@@ -242,7 +251,8 @@ class MDXCModel:
         in_channels, length = audio.shape
         mix = self._to_model_channels(audio)
         s = self.settings
-        mix = _normalize_peak(mix, s.normalization_threshold, s.amplification_threshold)
+        if s.inference == MSST:
+            return self._separate_msst(mix, in_channels, progress)
         short = length / self.sample_rate < SHORT_CLIP_SECONDS
         dim_t = s.segment_size if (s.override_segment or short) else s.model_dim_t
         if short and not s.override_segment:
@@ -273,11 +283,41 @@ class MDXCModel:
         else:
             for name, out in zip(self.plan.outputs, outputs, strict=True):
                 stems[name] = out
+        return {name: self._from_model_channels(np.ascontiguousarray(stems[name], dtype=np.float32), in_channels)
+                for name in self.stems}
+
+    def _separate_msst(self, mix: np.ndarray, in_channels: int, progress: Progress | None) -> dict[str, np.ndarray]:
+        """MSST's inference: ``inference.normalize``, then ``demix`` (generic mode), nothing else.
+
+        No peak normalisation (MSST has none; core's writer still normalises the written files).
+        """
+        s = self.settings
+        length = mix.shape[-1]
+        mean, std = 0.0, 1.0
+        work = mix
+        if s.standardize:
+            work, mean, std = standardize(mix)
+        shifted_rate = float(self.sample_rate)
+        if s.pitch_shift:
+            shifted_rate = self.sample_rate * 2.0 ** (-s.pitch_shift / 12.0)
+            work = pitch_resample(work, self.sample_rate, shifted_rate)
+        plan = DemixPlan.generic(s.chunk_size, s.overlap)
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            return self._run(torch.from_numpy(batch)).cpu().numpy()
+
+        with torch.inference_mode(), self._autocast():
+            outputs = demix(work, run, plan, s.batch_size, progress)
+        if outputs.ndim == 2:
+            outputs = outputs[None]
+        if s.pitch_shift:
+            outputs = np.stack([pitch_resample(o, shifted_rate, self.sample_rate) for o in outputs])
+        outputs = _fit_length(outputs, length)
+        if s.standardize:
+            outputs = outputs * np.float32(std) + np.float32(mean)
         result: dict[str, np.ndarray] = {}
-        for name in self.stems:
-            wave = _normalize_peak(np.ascontiguousarray(stems[name], dtype=np.float32),
-                                   s.normalization_threshold, s.amplification_threshold)
-            result[name] = self._from_model_channels(wave, in_channels)
+        for name, out in zip(self.stems, outputs, strict=False):
+            result[name] = self._from_model_channels(np.ascontiguousarray(out, dtype=np.float32), in_channels)
         return result
 
     # -- channels --------------------------------------------------------------------------
@@ -363,7 +403,7 @@ class MDXCModel:
     def _demix_roformer(self, mix: np.ndarray, dim_t: int, progress: Progress | None) -> np.ndarray:
         s = self.settings
         chunk = s.hop * (dim_t - 1)
-        n_fft = self.net.cfg.stft_n_fft  # type: ignore[union-attr]
+        n_fft = self.n_fft
         self._check_chunk(chunk, n_fft)
         step = chunk // s.overlap
         if step <= 0:
@@ -433,12 +473,95 @@ def autocast_dtype(use_autocast: bool, device_type: str) -> torch.dtype | None:
     return None
 
 
+def explicit_model_type(params: Any, config: Mapping[str, Any]) -> str | None:
+    """MSST's model type when one is given: ``--mdxc_model_type``, else the yaml's top-level or
+    ``training.model_type``; None when neither (the usual case: MSST's yamls carry none)."""
+    value = getattr(params, "model_type", None) or config.get("model_type") \
+        or (config.get("training") or {}).get("model_type")
+    if value is None:
+        return None
+    value = str(value)
+    if value not in MSST_MODEL_TYPES:
+        raise UsageError(f"model type {value!r} is not one vsep-mdxc runs; use one of {', '.join(MSST_MODEL_TYPES)}")
+    return value
+
+
+def _kind_of_type(model_type: str) -> str:
+    if model_type == "mdx23c":
+        return MDX23C
+    return MEL_ROFORMER if model_type.startswith("mel_band") else BS_ROFORMER
+
+
+_EXPERIMENTAL_KEYS = ("num_residual_streams", "use_value_residual_learning")
+_EXPERIMENTAL_TENSORS = (".static_alpha", ".to_value_residual_mix.")
+
+
+def is_experimental(section: Mapping[str, Any], state: Mapping[str, Any], model_type: str | None) -> bool:
+    """Whether the network is MSST's ``*_roformer_experimental``: from the explicit type, else from the
+    yaml keys only that network has, else from its tensors (hyper-connections, value-residual gates)."""
+    streams = section.get("num_residual_streams")
+    residual = section.get("use_value_residual_learning")
+    uses_keys = (streams is not None and int(streams) != 1) or (residual is not None and to_bool(residual))
+    if model_type is not None:
+        experimental = model_type.endswith("_experimental")
+        if not experimental and uses_keys:
+            keys = ", ".join(k for k in _EXPERIMENTAL_KEYS if k in section)
+            raise ValueError(f"{keys} belong to MSST's {model_type}_experimental network, not {model_type}")
+        return experimental
+    return uses_keys or any(t in name for name in state for t in _EXPERIMENTAL_TENSORS)
+
+
+def _count_streams(state: Mapping[str, torch.Tensor]) -> int | None:
+    """Hyper-connection streams of a checkpoint (``static_alpha`` is [streams, streams + 1]), or None."""
+    alpha = next((t for name, t in state.items() if name.endswith(".static_alpha")), None)
+    return int(alpha.shape[0]) if alpha is not None and alpha.ndim == 2 else None
+
+
+def default_inference(model_path: Path) -> str:
+    """audio_separator for a file of audio-separator's model list (the drop-in promise), else msst."""
+    from vsep_mdxc.catalog import reference_checkpoints
+
+    return AUDIO_SEPARATOR if model_path.name in reference_checkpoints() else MSST
+
+
+def _build_roformer_from(config: Mapping[str, Any], kind: str, state: Mapping[str, torch.Tensor],
+                         model_type: str | None) -> tuple[Callable[[], torch.nn.Module], RoformerConfig]:
+    """The builder of the RoFormer the yaml describes: built in, or by the installed variant owning a key."""
+    variant_kind = "bs" if kind == BS_ROFORMER else "mel"
+    model_section = normalize_model_section(config.get("model") or {})
+    try:
+        variants = installed_variants()
+        from vsep_mdxc.roformer import known_keys
+
+        variant = variant_for(set(model_section) - known_keys(), variants)
+    except VariantError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    owned = variant.keys if variant else frozenset()
+    rcfg = roformer_config({k: v for k, v in model_section.items() if k not in owned}, variant_kind,
+                           num_stems=_count_indexed(state, "mask_estimators."),
+                           num_bands=_count_indexed(state, "band_split.to_features."),
+                           owned=owned, experimental=is_experimental(model_section, state, model_type),
+                           num_residual_streams=_count_streams(state))
+    if variant is None:
+        return (lambda: build_roformer(rcfg, variant_kind)), rcfg
+    vctx = VariantContext(kind=variant_kind, model=model_section,
+                          options={k: v for k, v in model_section.items() if k in owned}, config=rcfg, state=state)
+    if variant.build_network is not None:
+        build_network = variant.build_network
+        return (lambda: build_network(vctx)), rcfg
+    assert variant.mask_head is not None
+    factory = variant.mask_head(vctx)
+    return (lambda: build_roformer(rcfg, variant_kind, mask_head=factory)), rcfg
+
+
 def load_model(ctx: LoadContext) -> MDXCModel:
     """Build the network described by the yaml, load the checkpoint strictly, and wrap it for separation."""
     config = _yaml_of(ctx)
+    params = ctx.params
     names = [ctx.model_path.name] + ([Path(ctx.config_path).name] if ctx.config_path else [])
+    model_type = explicit_model_type(params, config)
     try:
-        kind = detect_kind(config, names)
+        kind = _kind_of_type(model_type) if model_type else detect_kind(config, names)
     except ValueError as exc:
         raise ModelLoadError(f"{ctx.model_path.name}: {exc}") from exc
     state = read_checkpoint(ctx.model_path)
@@ -447,25 +570,18 @@ def load_model(ctx: LoadContext) -> MDXCModel:
     training = config.get("training") or {}
     inference = config.get("inference") or {}
     model_section = config.get("model") or {}
-    params = ctx.params
     try:
         if kind == MDX23C:
             targets = 1 if training.get("target_instrument") else len(training.get("instruments") or [])
             tcfg = TFCTDFConfig.from_yaml(config, max(targets, 1))
             build: Callable[[], torch.nn.Module] = lambda: TFCTDFNet(tcfg)  # noqa: E731
             model_stems, channels = tcfg.num_targets, tcfg.num_channels
-            hop = tcfg.hop_length
+            hop, n_fft = tcfg.hop_length, tcfg.n_fft
         else:
-            variant = "bs" if kind == BS_ROFORMER else "mel"
-            rcfg = roformer_config(model_section, variant,
-                                   num_stems=_count_indexed(state, "mask_estimators."),
-                                   num_bands=_count_indexed(state, "band_split.to_features."))
-            extra = ignored_keys(model_section)
-            if extra:
-                ctx.logger.debug("yaml model keys without effect in vsep-mdxc: %s", ", ".join(extra))
-            build = lambda: build_roformer(rcfg, variant)  # noqa: E731
+            build, rcfg = _build_roformer_from(config, kind, state, model_type)
             model_stems, channels = rcfg.num_stems, (2 if rcfg.stereo else 1)
             hop = int(model_section.get("stft_hop_length") or audio.get("hop_length") or rcfg.stft_hop_length)
+            n_fft = rcfg.stft_n_fft
         plan = plan_stems(config, model_stems)
     except (KeyError, TypeError, ValueError) as exc:
         what = "missing key " + str(exc) if isinstance(exc, KeyError) else str(exc)
@@ -479,20 +595,29 @@ def load_model(ctx: LoadContext) -> MDXCModel:
             and plan.primary in instruments:
         target_index = instruments.index(plan.primary)
 
-    overlap = resolve_int(getattr(params, "overlap", None), inference, "num_overlap", 8)
+    style = getattr(params, "inference", None) or default_inference(ctx.model_path)
+    fallback_overlap = 8 if style == AUDIO_SEPARATOR else 4
+    overlap = resolve_int(getattr(params, "overlap", None), inference, "num_overlap", fallback_overlap)
     batch_size = resolve_int(getattr(params, "batch_size", None), inference, "batch_size", 1)
     if overlap <= 0 or batch_size <= 0:
         raise UsageError(f"MDXC overlap and batch size must be at least 1 (got {overlap}, {batch_size})")
     model_dim_t = int(inference.get("dim_t") or audio.get("dim_t") or 256)
+    chunk_size = int(getattr(params, "chunk_size", None) or inference.get("chunk_size") or audio.get("chunk_size")
+                     or hop * (model_dim_t - 1))
+    if style == MSST and overlap > chunk_size:
+        raise UsageError(f"MDXC overlap {overlap} is larger than the chunk of {chunk_size} samples")
     settings = _Settings(
         overlap=overlap, batch_size=batch_size, segment_size=int(getattr(params, "segment_size", 256)),
         override_segment=bool(getattr(params, "override_model_segment_size", False)), model_dim_t=model_dim_t,
         pitch_shift=int(getattr(params, "pitch_shift", 0) or 0), hop=hop,
         normalization_threshold=float(ctx.normalization_threshold),
         amplification_threshold=float(ctx.amplification_threshold or 0.0), use_autocast=bool(ctx.use_autocast),
+        inference=style, chunk_size=chunk_size, standardize=inference.get("normalize") is True,
     )
     if settings.segment_size < 2:
         raise UsageError("MDXC segment_size must be at least 2 STFT frames")
+    if hasattr(net, "apply_zero_dc"):  # MSST zeroes the DC bin where the yaml's zero_dc (default true) says so
+        net.apply_zero_dc = style == MSST
     device = torch.device(ctx.device.torch_device or "cpu")
     net.to(device).eval()
     if ctx.use_torch_compile:
@@ -503,8 +628,10 @@ def load_model(ctx: LoadContext) -> MDXCModel:
     if settings.use_autocast and device.type == "cpu" and autocast_dtype(True, "cpu") is None:
         ctx.logger.warning("--use_autocast: this CPU has no native bf16 (AVX512-BF16 or AMX), running in fp32")
     sample_rate = int(audio.get("sample_rate") or model_section.get("sample_rate") or 44100)
-    ctx.logger.debug("loaded %s (%s): stems %s, overlap %d, batch %d", source, kind, plan.order, overlap, batch_size)
-    return MDXCModel(net, kind, config, plan, settings, device, channels, sample_rate, target_index, ctx.logger)
+    ctx.logger.debug("loaded %s (%s, %s inference): stems %s, overlap %d, batch %d", source, kind, style,
+                     plan.order, overlap, batch_size)
+    return MDXCModel(net, kind, config, plan, settings, device, channels, sample_rate, target_index, ctx.logger,
+                     n_fft=n_fft)
 
 
 __all__ = ["MDXCModel", "load_model", "read_checkpoint", "load_weights_strict", "roformer_chunk_starts",

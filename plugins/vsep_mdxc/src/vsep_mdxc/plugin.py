@@ -24,6 +24,17 @@ class MDXCParams:
     pitch_shift: int = param(0, "separate the audio shifted up by this many semitones (resampled, so also "
                                 "faster), then shift the stems back; the output keeps the input's pitch",
                              min=-24, max=24)
+    inference: str | None = param(None, "how to run the model: msst (as its authors do: MSST's chunking, "
+                                        "fades, inference.normalize, MSST's stems) or audio_separator (as "
+                                        "audio-separator does); default: audio_separator for a file of "
+                                        "audio-separator's model list, else msst",
+                                  choices=("msst", "audio_separator"))
+    chunk_size: int | None = param(None, "msst inference: samples per window; default: the yaml's "
+                                         "inference.chunk_size, else audio.chunk_size", min=2)
+    model_type: str | None = param(None, "MSST's model type (e.g. bs_roformer_experimental); default: chosen "
+                                         "from the yaml and the checkpoint",
+                                   choices=("mdx23c", "bs_roformer", "bs_roformer_experimental", "mel_band_roformer",
+                                            "mel_band_roformer_experimental"))
 
 
 def _load(ctx: LoadContext) -> SeparationModel:

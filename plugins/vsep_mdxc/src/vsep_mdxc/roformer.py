@@ -13,14 +13,18 @@ extended by ZFTurbo's Music-Source-Separation-Training and UVR):
 Options of community yamls that change the network: ``num_stems``, ``mask_estimator_depth``
 (BS: depth-1 hidden layers, Mel: depth hidden layers), ``mlp_expansion_factor`` (hidden width
 of the mask MLPs), ``linear_transformer_depth``, ``skip_connection`` (each depth step adds the
-outputs of all earlier steps), ``stereo``, the STFT settings, BS ``freqs_per_bands`` and Mel
-``num_bands``/``sample_rate``. ``zero_dc``, ``flash_attn``, ``sage_attention``,
-``use_torch_checkpoint`` and dropouts do not change inference.
+outputs of all earlier steps), ``use_pope`` (polar positions, `PolarPositions`), MSST's experimental
+``num_residual_streams`` (`HyperConnection`) and ``use_value_residual_learning``, ``zero_dc`` (applied
+when the model runs in MSST's style), ``stereo``, the STFT settings, BS ``freqs_per_bands`` and Mel
+``num_bands``/``sample_rate``. ``flash_attn``, ``sage_attention``, ``use_torch_checkpoint`` and
+dropouts do not change inference (`NO_EFFECT_KEYS`); any other key is an error unless an installed
+variant (vsep_mdxc.variants) owns it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -119,35 +123,141 @@ class RotaryEmbedding(nn.Module):
         return (t.float() * cos + rotated_half * sin).to(t.dtype)
 
 
-class Attention(nn.Module):
-    """Multi-head self-attention with rotary positions and a sigmoid gate per head."""
+class PolarPositions(nn.Module):
+    """PoPE (polar positions, "PolarFormer"): MSST's ``use_pope`` instead of rotary positions.
 
-    def __init__(self, dim: int, heads: int, dim_head: int, rotary_embed: RotaryEmbedding | None):
+    Queries and keys become magnitudes (softplus) at angles ``position * inv_freqs``, the keys'
+    angles shifted by a learned per-head bias clamped to [-2 pi, 0]; each (cos, sin) pair doubles
+    the head dimension, so attention scores are ``sum |q| |k| cos(angle_q - angle_k)``. The math of
+    PoPE-pytorch 0.2's non-fused path (``PoPE`` + ``flash_attn_with_pope``), written here: it is a
+    few lines, and the package would bring einx and torch-einops-utils for them. Tensor names
+    (``inv_freqs``, ``bias``) are the package's, as MSST's checkpoints store them.
+    """
+
+    def __init__(self, dim: int, heads: int, theta: float = 10000.0):
+        super().__init__()
+        with torch.device("cpu"):  # a constant: real even when built on meta
+            inv_freqs = theta ** -(torch.arange(dim).float() / dim)
+        self.register_buffer("inv_freqs", inv_freqs)
+        self.bias = nn.Parameter(torch.zeros(heads, dim))
+
+    def apply(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q, k [b, h, n, d] -> the polar q, k [b, h, n, 2d] (float32)."""
+        with torch.autocast(device_type=q.device.type, enabled=False):
+            inv = self.inv_freqs.to(q.device, torch.float32)
+            angles = torch.outer(torch.arange(q.shape[-2], device=q.device, dtype=torch.float32), inv)  # [n, d]
+            key_angles = angles + self.bias.float().clamp(-2.0 * math.pi, 0.0)[:, None, :]  # [h, n, d]
+            qm, km = F.softplus(q.float()), F.softplus(k.float())
+            q2 = torch.stack((qm * angles.cos(), qm * angles.sin()), dim=-1).flatten(-2)
+            k2 = torch.stack((km * key_angles.cos(), km * key_angles.sin()), dim=-1).flatten(-2)
+        return q2, k2
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with rotary (or PoPE) positions and a sigmoid gate per head.
+
+    With `value_residual_mix` (MSST's experimental value-residual learning) the values are mixed
+    with the first layer's values by a learned per-head sigmoid gate.
+    """
+
+    def __init__(self, dim: int, heads: int, dim_head: int, rotary_embed: RotaryEmbedding | None,
+                 pope_embed: PolarPositions | None = None, value_residual_mix: bool = False):
         super().__init__()
         self.heads = heads
+        self.scale = dim_head**-0.5
         inner = heads * dim_head
         self.rotary_embed = rotary_embed
+        self.pope_embed = pope_embed
         self.norm = RMSNorm(dim)
         self.to_qkv = nn.Linear(dim, inner * 3, bias=False)
         self.to_gates = nn.Linear(dim, heads)
         self.to_out = nn.Sequential(nn.Linear(inner, dim, bias=False), nn.Dropout(0.0))
+        self.to_value_residual_mix = nn.Linear(dim, heads) if value_residual_mix else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[b, n, dim] -> [b, n, dim]."""
+    def forward(self, x: torch.Tensor, value_residual: torch.Tensor | None = None,
+                return_values: bool = False) -> Any:
+        """[b, n, dim] -> [b, n, dim]; with `return_values`, (output, the values before any mixing)."""
         x = self.norm(x)
         b, n, _ = x.shape
         qkv = self.to_qkv(x).reshape(b, n, 3, self.heads, -1)  # [b, n, (q k v), h, d]
-        if self.rotary_embed is not None:  # q and k rotated in one pass
+        v = qkv[:, :, 2].transpose(1, 2)
+        values = v
+        if self.to_value_residual_mix is not None:
+            if value_residual is None:
+                raise ValueError("value-residual attention needs the first layer's values")
+            mix = self.to_value_residual_mix(x).sigmoid().transpose(1, 2).unsqueeze(-1)  # [b, h, n, 1]
+            v = v.lerp(value_residual, mix)
+        if self.pope_embed is not None:
+            q, k = self.pope_embed.apply(qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2))
+            # values zero-padded to the polar queries' width: equal head sizes keep SDPA on its fused
+            # kernels (about 10x faster on CPU than the math fallback for unequal sizes)
+            d = v.shape[-1]
+            padded = F.pad(v.to(q.dtype), (0, q.shape[-1] - d))
+            out = F.scaled_dot_product_attention(q, k, padded, scale=self.scale)[..., :d].to(v.dtype)
+        elif self.rotary_embed is not None:  # q and k rotated in one pass
             qk = self.rotary_embed.rotate(qkv[:, :, :2], seq_dim=1)
             q, k = qk.permute(2, 0, 3, 1, 4)
-            v = qkv[:, :, 2].transpose(1, 2)
+            out = F.scaled_dot_product_attention(q, k, v)
         else:
-            q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)
+            q, k = qkv[:, :, :2].permute(2, 0, 3, 1, 4)
+            out = F.scaled_dot_product_attention(q, k, v)
         gates = self.to_gates(x).sigmoid()  # [b, n, h]
         out = out * gates.transpose(1, 2).unsqueeze(-1)
-        out = out.transpose(1, 2).reshape(b, n, -1)
-        return self.to_out(out)
+        out = self.to_out(out.transpose(1, 2).reshape(b, n, -1))
+        return (out, values) if return_values else out
+
+
+class HyperConnection(nn.Module):
+    """A hyper-connection around `branch` (Zhu et al. 2024), as MSST's experimental RoFormer uses it.
+
+    The residual is `streams` copies folded into the batch axis (``(b s)``, consecutive items);
+    a learned, input-dependent mix of them feeds the branch, and the branch output is added back
+    to every stream with learned weights. The math of hyper-connections 0.4's ``HyperConnections``
+    with one fraction and one input view, written here (about 30 lines, no einx dependency);
+    tensor names are the package's, as MSST's checkpoints store them.
+    """
+
+    def __init__(self, streams: int, dim: int, branch: nn.Module):
+        super().__init__()
+        self.streams = streams
+        self.branch = branch
+        self.norm = _ZeroCenteredRMSNorm(dim)
+        self.static_alpha = nn.Parameter(torch.cat((torch.zeros(streams, 1), torch.eye(streams)), dim=1))
+        self.dynamic_alpha_fn = nn.Parameter(torch.zeros(dim, streams + 1))
+        self.dynamic_alpha_scale = nn.Parameter(torch.tensor(1e-2))
+        self.static_beta = nn.Parameter(torch.ones(streams))
+        self.dynamic_beta_fn = nn.Parameter(torch.zeros(dim))
+        self.dynamic_beta_scale = nn.Parameter(torch.tensor(1e-2))
+
+    def forward(self, residuals: torch.Tensor, **branch_kwargs: Any) -> Any:
+        """residuals [(b s), ..., dim] -> the new residuals (and whatever else the branch returns)."""
+        s = self.streams
+        total, *middle, dim = residuals.shape
+        r = residuals.reshape(total // s, s, *middle, dim).movedim(1, -2)  # [b, ..., s, dim]
+        normed = self.norm(r)
+        alpha = torch.tanh(normed @ self.dynamic_alpha_fn) * self.dynamic_alpha_scale + self.static_alpha
+        beta = torch.tanh(normed @ self.dynamic_beta_fn) * self.dynamic_beta_scale + self.static_beta  # [b, ..., s]
+        mixed = alpha.transpose(-1, -2) @ r  # [b, ..., 1 + s, dim]
+        out = self.branch(mixed[..., 0, :], **branch_kwargs)
+        rest: tuple = ()
+        if isinstance(out, tuple):
+            out, rest = out[0], out[1:]
+        new = out.unsqueeze(-2) * beta.unsqueeze(-1) + mixed[..., 1:, :]
+        new = new.movedim(-2, 1).reshape(total, *middle, dim)
+        return (new, *rest) if rest else new
+
+
+class _ZeroCenteredRMSNorm(nn.Module):
+    """x / ||x|| * sqrt(dim) * (gamma + 1), gamma starting at 0 (the hyper-connections norm)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.scale = dim**0.5
+        self.gamma = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise the last axis."""
+        return x * (self.scale * _inverse_norm(x)).to(x.dtype) * (self.gamma + 1)
 
 
 class _Rearrange(nn.Module):
@@ -206,7 +316,8 @@ class Transformer(nn.Module):
     """A stack of pre-norm residual (attention, feed-forward) pairs, optionally RMS-normed at the end."""
 
     def __init__(self, dim: int, depth: int, heads: int, dim_head: int, norm_output: bool,
-                 rotary_embed: RotaryEmbedding | None = None, linear_attn: bool = False):
+                 rotary_embed: RotaryEmbedding | None = None, linear_attn: bool = False,
+                 pope_embed: PolarPositions | None = None):
         super().__init__()
         self.layers = nn.ModuleList()
         for _ in range(depth):
@@ -214,7 +325,7 @@ class Transformer(nn.Module):
             if linear_attn:
                 attn = LinearAttention(dim, heads, dim_head)
             else:
-                attn = Attention(dim, heads, dim_head, rotary_embed)
+                attn = Attention(dim, heads, dim_head, rotary_embed, pope_embed)
             self.layers.append(nn.ModuleList([attn, FeedForward(dim)]))
         self.norm = RMSNorm(dim) if norm_output else nn.Identity()
 
@@ -244,6 +355,46 @@ class Transformer(nn.Module):
             x = attn(x) + x
             x = ff(x) + x
         return self.norm(x)
+
+
+class ExperimentalTransformer(nn.Module):
+    """MSST's ``bs_roformer_experimental`` / ``mel_band_roformer_experimental`` transformer stack.
+
+    Attention and feed-forward are wrapped in hyper-connections when ``streams > 1``; with
+    `value_residual_mix` the attention mixes in the values of the stack's first use (value-residual
+    learning). As in MSST's code, the forward takes the first layer's values of the axis
+    (`value_residual`): without them each layer adds its input around attention and feed-forward
+    (on top of what a hyper-connection adds); with them the layers add nothing themselves (the
+    hyper-connections carry the residual, and without streams there is none). Reproduced as its
+    checkpoints were trained.
+    """
+
+    def __init__(self, dim: int, depth: int, heads: int, dim_head: int, norm_output: bool,
+                 rotary_embed: RotaryEmbedding | None, streams: int, value_residual_mix: bool):
+        super().__init__()
+        self.layers = nn.ModuleList()
+        for _ in range(depth):
+            attn: nn.Module = Attention(dim, heads, dim_head, rotary_embed, value_residual_mix=value_residual_mix)
+            ff: nn.Module = FeedForward(dim)
+            if streams > 1:
+                attn, ff = HyperConnection(streams, dim, attn), HyperConnection(streams, dim, ff)
+            self.layers.append(nn.ModuleList([attn, ff]))
+        self.norm = RMSNorm(dim) if norm_output else nn.Identity()
+
+    def forward(self, x: torch.Tensor, value_residual: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """[b, n, dim] -> ([b, n, dim], the first layer's attention values)."""
+        first: torch.Tensor | None = None
+        for attn, ff in self.layers:
+            out, values = attn(x, value_residual=value_residual, return_values=True)
+            first = values if first is None else first
+            if value_residual is None:
+                x = out + x
+                x = ff(x) + x
+            else:
+                x = ff(out)
+        assert first is not None
+        return self.norm(x), first
 
 
 class BandSplit(nn.Module):
@@ -288,7 +439,12 @@ class MaskEstimator(nn.Module):
 
 @dataclass
 class RoformerConfig:
-    """Constructor options of both RoFormer variants (yaml ``model`` section after alias resolution)."""
+    """Constructor options of both RoFormer variants (yaml ``model`` section after alias resolution).
+
+    ``experimental`` is no yaml key: MSST's ``*_experimental`` model types, chosen from the yaml
+    keys only they have (``num_residual_streams``, ``use_value_residual_learning``), the checkpoint's
+    tensors, or an explicit model type.
+    """
 
     dim: int
     depth: int
@@ -309,37 +465,85 @@ class RoformerConfig:
     freqs_per_bands: tuple[int, ...] = field(default_factory=tuple)
     num_bands: int = 60
     sample_rate: int = 44100
+    zero_dc: bool = True
+    use_pope: bool = False
+    num_residual_streams: int = 1
+    use_value_residual_learning: bool = False
+    experimental: bool = False
 
     @classmethod
     def field_names(cls) -> set[str]:
-        """Names of every option."""
-        return {f.name for f in fields(cls)}
+        """Names of every option (``experimental`` is not a yaml key)."""
+        return {f.name for f in fields(cls)} - {"experimental"}
+
+
+MaskHeadFactory = Callable[[int, Sequence[int]], nn.Module]
+"""(dim, dim_inputs) -> a module [b, t, bands, dim] -> [b, t, sum(dim_inputs)]: one stem's mask head."""
 
 
 class _RoformerBase(nn.Module):
-    """Shared body: STFT, band features, axial transformers, masks, iSTFT."""
+    """Shared body: STFT, band features, axial transformers, masks, iSTFT.
+
+    ``apply_zero_dc`` (off by default, as audio-separator runs these networks) zeroes the DC bin of
+    every masked spectrogram before the inverse STFT when the yaml's ``zero_dc`` (default true)
+    asks for it: MSST's non-experimental RoFormers do, so its inference style turns it on.
+    """
 
     final_norm: nn.Module | None
 
-    def __init__(self, cfg: RoformerConfig, dim_inputs: Sequence[int], norm_output: bool, mask_hidden_layers: int):
+    def __init__(self, cfg: RoformerConfig, dim_inputs: Sequence[int], norm_output: bool, mask_hidden_layers: int,
+                 mask_head: MaskHeadFactory | None = None):
         super().__init__()
         self.cfg = cfg
         self.audio_channels = 2 if cfg.stereo else 1
-        time_rotary = RotaryEmbedding(cfg.dim_head)
-        freq_rotary = RotaryEmbedding(cfg.dim_head)
-        common = dict(dim=cfg.dim, heads=cfg.heads, dim_head=cfg.dim_head, norm_output=norm_output)
+        self.apply_zero_dc = False
+        if cfg.experimental and cfg.use_pope:
+            raise ValueError("use_pope is not available in MSST's experimental RoFormer")
+        if cfg.experimental and cfg.linear_transformer_depth > 0:
+            raise ValueError("linear_transformer_depth > 0 does not run in MSST's experimental RoFormer "
+                             "(its linear transformer returns no values); set it to 0")
         self.layers = nn.ModuleList()
+        if cfg.experimental:
+            self._build_experimental(cfg, norm_output)
+        else:
+            self._build_standard(cfg, norm_output)
+        self.band_split = BandSplit(cfg.dim, dim_inputs)
+        if mask_head is None:
+            self.mask_estimators = nn.ModuleList(
+                MaskEstimator(cfg.dim, dim_inputs, mask_hidden_layers, cfg.mlp_expansion_factor)
+                for _ in range(cfg.num_stems))
+        else:
+            self.mask_estimators = nn.ModuleList(mask_head(cfg.dim, dim_inputs) for _ in range(cfg.num_stems))
+
+    def _build_standard(self, cfg: RoformerConfig, norm_output: bool) -> None:
+        time_pos: dict[str, Any]
+        freq_pos: dict[str, Any]
+        if cfg.use_pope:
+            time_pos = {"pope_embed": PolarPositions(cfg.dim_head, cfg.heads)}
+            freq_pos = {"pope_embed": PolarPositions(cfg.dim_head, cfg.heads)}
+        else:
+            time_pos = {"rotary_embed": RotaryEmbedding(cfg.dim_head)}
+            freq_pos = {"rotary_embed": RotaryEmbedding(cfg.dim_head)}
+        common = dict(dim=cfg.dim, heads=cfg.heads, dim_head=cfg.dim_head, norm_output=norm_output)
         for _ in range(cfg.depth):
             blocks = []
             if cfg.linear_transformer_depth > 0:
                 blocks.append(Transformer(depth=cfg.linear_transformer_depth, linear_attn=True, **common))
-            blocks.append(Transformer(depth=cfg.time_transformer_depth, rotary_embed=time_rotary, **common))
-            blocks.append(Transformer(depth=cfg.freq_transformer_depth, rotary_embed=freq_rotary, **common))
+            blocks.append(Transformer(depth=cfg.time_transformer_depth, **time_pos, **common))
+            blocks.append(Transformer(depth=cfg.freq_transformer_depth, **freq_pos, **common))
             self.layers.append(nn.ModuleList(blocks))
-        self.band_split = BandSplit(cfg.dim, dim_inputs)
-        self.mask_estimators = nn.ModuleList(
-            MaskEstimator(cfg.dim, dim_inputs, mask_hidden_layers, cfg.mlp_expansion_factor)
-            for _ in range(cfg.num_stems))
+
+    def _build_experimental(self, cfg: RoformerConfig, norm_output: bool) -> None:
+        time_rotary, freq_rotary = RotaryEmbedding(cfg.dim_head), RotaryEmbedding(cfg.dim_head)
+        common = dict(dim=cfg.dim, heads=cfg.heads, dim_head=cfg.dim_head, norm_output=norm_output,
+                      streams=cfg.num_residual_streams)
+        for index in range(cfg.depth):
+            mix = cfg.use_value_residual_learning and index > 0
+            self.layers.append(nn.ModuleList([
+                ExperimentalTransformer(depth=cfg.time_transformer_depth, rotary_embed=time_rotary,
+                                        value_residual_mix=mix, **common),
+                ExperimentalTransformer(depth=cfg.freq_transformer_depth, rotary_embed=freq_rotary,
+                                        value_residual_mix=mix, **common)]))
 
     @property
     def num_freqs(self) -> int:
@@ -356,6 +560,8 @@ class _RoformerBase(nn.Module):
 
     def _axial(self, x: torch.Tensor) -> torch.Tensor:
         """The transformer stack over [b, t, bands, dim]."""
+        if self.cfg.experimental:
+            return self._axial_experimental(x)
         store: list[torch.Tensor] = []
         for block in self.layers:
             if len(block) == 3:
@@ -375,6 +581,32 @@ class _RoformerBase(nn.Module):
             x = x.reshape(b, t, f, d)
             if self.cfg.skip_connection:
                 store.append(x)
+        return x
+
+    def _axial_experimental(self, x: torch.Tensor) -> torch.Tensor:
+        """MSST's experimental stack: residual streams folded into the batch, first values carried per axis."""
+        streams = self.cfg.num_residual_streams
+        if streams > 1:
+            x = x.repeat_interleave(streams, dim=0)  # [(b s), t, f, d]
+        time_values: torch.Tensor | None = None
+        freq_values: torch.Tensor | None = None
+        store: list[torch.Tensor] = []
+        for time_tf, freq_tf in self.layers:
+            if self.cfg.skip_connection:
+                for earlier in store:
+                    x = x + earlier
+            b, t, f, d = x.shape
+            x = x.transpose(1, 2).reshape(b * f, t, d)
+            x, values = time_tf(x, value_residual=time_values)
+            time_values = values if time_values is None else time_values
+            x = x.reshape(b, f, t, d).transpose(1, 2).reshape(b * t, f, d)
+            x, values = freq_tf(x, value_residual=freq_values)
+            freq_values = values if freq_values is None else freq_values
+            x = x.reshape(b, t, f, d)
+            if self.cfg.skip_connection:
+                store.append(x)
+        if streams > 1:
+            x = x.reshape(-1, streams, *x.shape[1:]).sum(dim=1)
         return x
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
@@ -404,6 +636,9 @@ class _RoformerBase(nn.Module):
         out = self._apply_masks(spec.unsqueeze(1), masks)  # [b, n, (f s), t]
         n = out.shape[1]
         out = out.reshape(b, n, -1, self.audio_channels, out.shape[-1]).transpose(2, 3)  # [b, n, s, f, t]
+        if self.apply_zero_dc and self.cfg.zero_dc and not self.cfg.experimental:
+            out = out.clone()
+            out[..., 0, :] = 0
         wave = istft(out, self.cfg.stft_n_fft, self.cfg.stft_hop_length, self.cfg.stft_win_length,
                      self.cfg.stft_normalized, length=length).to(device)
         return wave[:, 0] if n == 1 else wave
@@ -412,7 +647,7 @@ class _RoformerBase(nn.Module):
 class BSRoformer(_RoformerBase):
     """Band-Split RoFormer: contiguous, non-overlapping bands of `freqs_per_bands` bins."""
 
-    def __init__(self, cfg: RoformerConfig):
+    def __init__(self, cfg: RoformerConfig, mask_head: MaskHeadFactory | None = None):
         channels = 2 if cfg.stereo else 1
         freqs = cfg.stft_n_fft // 2 + 1
         if len(cfg.freqs_per_bands) < 2 or sum(cfg.freqs_per_bands) != freqs:
@@ -420,7 +655,8 @@ class BSRoformer(_RoformerBase):
                              f"(stft_n_fft {cfg.stft_n_fft}), got {sum(cfg.freqs_per_bands)} in "
                              f"{len(cfg.freqs_per_bands)} bands")
         dim_inputs = tuple(2 * f * channels for f in cfg.freqs_per_bands)
-        super().__init__(cfg, dim_inputs, norm_output=False, mask_hidden_layers=cfg.mask_estimator_depth - 1)
+        super().__init__(cfg, dim_inputs, norm_output=False, mask_hidden_layers=cfg.mask_estimator_depth - 1,
+                         mask_head=mask_head)
         self.final_norm = RMSNorm(cfg.dim)
 
     def _gather(self, spec: torch.Tensor) -> torch.Tensor:
@@ -479,7 +715,7 @@ class MelBandRoformer(_RoformerBase):
     freq_indices: torch.Tensor
     num_bands_per_freq: torch.Tensor
 
-    def __init__(self, cfg: RoformerConfig):
+    def __init__(self, cfg: RoformerConfig, mask_head: MaskHeadFactory | None = None):
         channels = 2 if cfg.stereo else 1
         with torch.device("cpu"):  # real values even when the network is built on meta (model.build_with_weights)
             member = torch.from_numpy(mel_band_membership(cfg.sample_rate, cfg.stft_n_fft, cfg.num_bands))
@@ -488,7 +724,8 @@ class MelBandRoformer(_RoformerBase):
             if channels == 2:
                 freq_indices = (freq_indices[:, None] * 2 + torch.arange(2)).reshape(-1)
         dim_inputs = tuple(2 * int(f) * channels for f in member.sum(dim=1).tolist())
-        super().__init__(cfg, dim_inputs, norm_output=True, mask_hidden_layers=cfg.mask_estimator_depth)
+        super().__init__(cfg, dim_inputs, norm_output=True, mask_hidden_layers=cfg.mask_estimator_depth,
+                         mask_head=mask_head)
         self.final_norm = None
         self.register_buffer("freq_indices", freq_indices, persistent=False)
         self.register_buffer("num_bands_per_freq", member.sum(dim=0), persistent=False)
@@ -516,12 +753,19 @@ _ALIASES = {
     "freq_bands": "freqs_per_bands", "frequency_bands": "freqs_per_bands", "mel_bands": "num_bands",
     "n_mels": "num_bands",
 }
-_BOOL_KEYS = {"stereo", "skip_connection", "stft_normalized"}
-_NO_EFFECT_KEYS = {
-    "zero_dc", "flash_attn", "sage_attention", "use_torch_checkpoint", "attn_dropout", "ff_dropout", "dim_freqs_in",
+_BOOL_KEYS = {"stereo", "skip_connection", "stft_normalized", "zero_dc", "use_pope", "use_value_residual_learning"}
+NO_EFFECT_KEYS = frozenset({
+    "flash_attn", "sage_attention", "use_torch_checkpoint", "attn_dropout", "ff_dropout", "dim_freqs_in",
     "multi_stft_resolution_loss_weight", "multi_stft_resolutions_window_sizes", "multi_stft_hop_size",
     "multi_stft_normalized", "multi_stft_window_fn", "match_input_audio_length", "stft_window_fn",
-}
+    "model_type", "type", "architecture",
+})
+"""Keys of MSST's RoFormer constructors (and of community yamls) that do not change inference."""
+
+
+def known_keys() -> frozenset[str]:
+    """Every yaml ``model`` key the built-in RoFormers own (after alias resolution)."""
+    return frozenset(RoformerConfig.field_names() | NO_EFFECT_KEYS)
 
 
 def normalize_model_section(model: Mapping[str, Any]) -> dict[str, Any]:
@@ -529,31 +773,39 @@ def normalize_model_section(model: Mapping[str, Any]) -> dict[str, Any]:
     return {_ALIASES.get(k, k): v for k, v in model.items()}
 
 
-def _to_bool(value: Any) -> bool:
+def to_bool(value: Any) -> bool:
+    """A yaml flag as a bool (strings true/1/yes/on are true)."""
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes", "on")
     return bool(value)
 
 
 def roformer_config(model: Mapping[str, Any], variant: str, num_stems: int | None = None,
-                    num_bands: int | None = None) -> RoformerConfig:
+                    num_bands: int | None = None, owned: Collection[str] = (),
+                    experimental: bool = False, num_residual_streams: int | None = None) -> RoformerConfig:
     """Build the options of `variant` ("bs" or "mel") from a yaml ``model`` section.
 
-    Missing ``num_stems``/``num_bands`` fall back to the given values (counted from the
-    checkpoint by the caller), then to 1 / 60. Missing ``mask_estimator_depth`` is 2 for BS
-    and 1 for Mel, the constructors' defaults.
+    Missing ``num_stems``/``num_bands``/``num_residual_streams`` fall back to the given values
+    (counted from the checkpoint by the caller), then to 1 / 60 / 1. Missing ``mask_estimator_depth`` is 2 for BS
+    and 1 for Mel, the constructors' defaults. A key that is neither built in (`known_keys`) nor
+    in `owned` (the keys of installed variants) is a ValueError naming it.
     """
     section = normalize_model_section(model)
+    unknown = sorted(k for k in section if k not in known_keys() and k not in owned)
+    if unknown:
+        raise ValueError(f"unknown model key(s) {', '.join(map(repr, unknown))} in the yaml: no built-in RoFormer "
+                         "option and no installed vsep_mdxc variant owns them (docs/mdxc.md lists the keys; a "
+                         "variant package adds its own)")
     window = section.get("stft_window_fn")
     if window not in (None, "hann", "hann_window", "torch.hann_window"):
         raise ValueError(f"unsupported stft_window_fn {window!r} (only the Hann window is implemented)")
     names = RoformerConfig.field_names()
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"experimental": experimental}
     for key, value in section.items():
         if key not in names or value is None:
             continue
         if key in _BOOL_KEYS:
-            kwargs[key] = _to_bool(value)
+            kwargs[key] = to_bool(value)
         elif key == "freqs_per_bands":
             kwargs[key] = tuple(int(v) for v in value)
         else:
@@ -563,6 +815,10 @@ def roformer_config(model: Mapping[str, Any], variant: str, num_stems: int | Non
             raise ValueError(f"the yaml model section has no {required!r}")
     if "num_stems" not in kwargs:
         kwargs["num_stems"] = num_stems or 1
+    if "num_residual_streams" not in kwargs and num_residual_streams:
+        kwargs["num_residual_streams"] = num_residual_streams
+    if kwargs.get("num_residual_streams", 1) < 1:
+        raise ValueError("num_residual_streams must be at least 1")
     if variant == "bs":
         if "freqs_per_bands" not in kwargs:
             raise ValueError("a BS-RoFormer yaml needs model.freqs_per_bands")
@@ -574,12 +830,6 @@ def roformer_config(model: Mapping[str, Any], variant: str, num_stems: int | Non
     return RoformerConfig(**kwargs)
 
 
-def build_roformer(cfg: RoformerConfig, variant: str) -> _RoformerBase:
-    """The network of `variant` ("bs" or "mel") with random weights."""
-    return BSRoformer(cfg) if variant == "bs" else MelBandRoformer(cfg)
-
-
-def ignored_keys(model: Mapping[str, Any]) -> list[str]:
-    """Keys of a yaml ``model`` section that neither shape the network nor are known to be inert."""
-    names = RoformerConfig.field_names() | _NO_EFFECT_KEYS
-    return sorted(k for k in normalize_model_section(model) if k not in names)
+def build_roformer(cfg: RoformerConfig, variant: str, mask_head: MaskHeadFactory | None = None) -> _RoformerBase:
+    """The network of `variant` ("bs" or "mel") with random weights; `mask_head` replaces the mask estimators."""
+    return BSRoformer(cfg, mask_head) if variant == "bs" else MelBandRoformer(cfg, mask_head)
