@@ -253,10 +253,12 @@ def test_catalogue_records() -> None:
         assert config.name == r.config and config.url.startswith(("https://", "file://"))
         assert r.stems == ["Drums", "Bass", "Other", "Vocals"]
         for stem in r.stems:
-            cell = r.scores[stem]
-            assert cell["SDR"] == cell["SDR multisong"] and isinstance(cell["SDR MUSDB18-HQ test"], float)
+            for dataset in ("Multisong", "MUSDB18-HQ test"):
+                assert isinstance(r.scores[f"{stem} ({dataset})"]["SDR"], float)
+        assert len(r.scores) == 8
     xl_ihf = next(r for r in records if r.friendly_name == "SCNet: SCNet XL IHF")
-    assert xl_ihf.scores["Bass"]["SDR"] == 11.94 and xl_ihf.scores["Drums"]["SDR"] == 11.58
+    assert xl_ihf.scores["Bass (Multisong)"]["SDR"] == 11.94 and xl_ihf.scores["Drums (Multisong)"]["SDR"] == 11.58
+    assert xl_ihf.scores["Drums (MUSDB18-HQ test)"]["SDR"] == 11.81
 
 
 def test_packaged_configs_are_scnet_yamls_and_build(tmp_path: Path) -> None:

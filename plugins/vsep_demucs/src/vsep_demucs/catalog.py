@@ -44,20 +44,17 @@ def model_records() -> list[ModelRecord]:
 def msst_records() -> list[ModelRecord]:
     """MSST-format HTDemucs records: the state_dict ``.ckpt`` and its MSST yaml (packaged copy first).
 
-    Scores: ``{Stem: {"SDR": multisong, "SDR multisong": multisong}}`` (the MVSep Multisong dataset).
+    Scores: ``{"<Stem> (Multisong)": {"SDR": value}}`` (the MVSep Multisong dataset; vsep-mdxc's convention).
     """
     data = json.loads(resources.files(__package__).joinpath("data", "msst_models.json").read_text(encoding="utf-8"))
     records = []
     for m in data["models"]:
         packaged = Path(str(resources.files(__package__).joinpath("data", "msst_configs", m["config"])))
         config_url = packaged.as_uri() if packaged.is_file() else m["config_url"]
-        scores: dict[str, dict[str, float | None]] = {}
-        for dataset, per_stem in m["scores"].items():
-            for stem, value in per_stem.items():
-                cell = scores.setdefault(stem.capitalize(), {})
-                cell[f"SDR {dataset}"] = value
-                if dataset == "multisong":
-                    cell["SDR"] = value
+        names = {"multisong": "Multisong"}
+        scores: dict[str, dict[str, float | None]] = {
+            f"{stem.capitalize()} ({names.get(dataset, dataset)})": {"SDR": value}
+            for dataset, per_stem in m["scores"].items() for stem, value in per_stem.items()}
         records.append(ModelRecord(
             filename=m["checkpoint"], architecture=MSST_ARCHITECTURE, friendly_name=f"Demucs (MSST): {m['name']}",
             files=[DownloadFile(m["checkpoint"], url=m["checkpoint_url"]), DownloadFile(m["config"], url=config_url)],

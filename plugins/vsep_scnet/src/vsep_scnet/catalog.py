@@ -4,9 +4,9 @@
 ``data/README.md``): checkpoint and config with their release URLs, SDR per stem on the MVSep
 Multisong dataset and on the MUSDB18-HQ test set, licence and provenance.
 
-Scores in a record: ``{Stem: {"SDR": multisong, "SDR multisong": ..., "SDR MUSDB18-HQ test": ...}}``:
-``SDR`` is the Multisong value (the dataset the catalogue sorts by across families), the other two
-keys name their dataset. A packaged config is offered first (``file://``), its release URL after.
+Scores in a record: ``{"<Stem> (<dataset>)": {"SDR": value}}`` with dataset ``Multisong`` or
+``MUSDB18-HQ test`` (the convention of vsep-mdxc's MSST records), so published scores keep their
+dataset. A packaged config is offered first (``file://``), its release URL after.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from vsep_core.api import DownloadFile, ModelRecord
 
 ARCHITECTURE = "SCNet"
 PACKAGE = "vsep-scnet"
-PRIMARY_DATASET = "multisong"
-SCORE_KEYS = {"multisong": "SDR multisong", "musdb18hq_test": "SDR MUSDB18-HQ test"}
+DATASET_NAMES = {"multisong": "Multisong", "musdb18hq_test": "MUSDB18-HQ test"}
 
 
 def _data() -> Path:
@@ -42,17 +41,9 @@ def packaged_config(name: str) -> Path | None:
 
 
 def record_scores(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float | None]]:
-    """Per-dataset SDRs ``{dataset: {stem: sdr}}`` -> the record's ``{Stem: {metric: sdr}}`` (see module doc)."""
-    out: dict[str, dict[str, float | None]] = {}
-    for dataset, per_stem in scores.items():
-        for stem, value in per_stem.items():
-            if stem == "avg":
-                continue
-            cell = out.setdefault(stem.capitalize(), {})
-            cell[SCORE_KEYS.get(dataset, f"SDR {dataset}")] = value
-            if dataset == PRIMARY_DATASET:
-                cell["SDR"] = value
-    return out
+    """Per-dataset SDRs ``{dataset: {stem: sdr}}`` -> the record's ``{"<Stem> (<dataset>)": {"SDR": sdr}}``."""
+    return {f"{stem.capitalize()} ({DATASET_NAMES.get(dataset, dataset)})": {"SDR": value}
+            for dataset, per_stem in scores.items() for stem, value in per_stem.items() if stem != "avg"}
 
 
 def model_records() -> list[ModelRecord]:
