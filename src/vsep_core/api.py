@@ -131,6 +131,8 @@ class SeparationModel(Protocol):
 
     sample_rate: int
     stems: list[str]
+    # Optional: `input_resampler` (a librosa res_type name of vsep_core.resample, e.g. "kaiser_fast") when the
+    # model's reference loads its input with another resampler than soxr HQ; core then resamples with it.
 
     def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
         """audio float32 [channels, samples] at `sample_rate` -> {stem: float32 [channels, samples]}.

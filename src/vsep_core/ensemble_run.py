@@ -26,6 +26,7 @@ import numpy as np
 
 from vsep_core import audio as audio_io
 from vsep_core import pipeline
+from vsep_core import resample as resample_methods
 from vsep_core.ensemble import DEFAULT_ALGORITHM, ensemble, get_algorithm, resolve_weights
 from vsep_core.errors import AudioReadError, ModelRunError, UsageError, VsepError
 
@@ -160,7 +161,7 @@ def separate_ensemble(models: list[LoadedModel], input_path: str | Path, opts: p
     bit_depth = opts.output_bit_depth or info.bit_depth
     if fmt in audio_io.LOSSLESS_FORMATS:
         audio_io.output_subtype(fmt, bit_depth)
-    out_length = int(round(info.frames * opts.sample_rate / info.sample_rate))
+    out_length = resample_methods.output_length(info.frames, info.sample_rate, opts.sample_rate)
     wanted = opts.output_single_stem.lower() if opts.output_single_stem else None
 
     started = time.perf_counter()

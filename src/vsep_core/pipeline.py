@@ -24,6 +24,7 @@ import numpy as np
 import soxr
 
 from vsep_core import audio as audio_io
+from vsep_core import resample as resample_methods
 from vsep_core.api import SeparationModel
 from vsep_core.chunking import CrossfadeJoiner, plan_parts
 from vsep_core.errors import AudioReadError, UsageError
@@ -136,17 +137,25 @@ class MixSource:
 
     MARGIN_SECONDS = 0.05
 
-    def __init__(self, info: audio_io.AudioInfo, model_rate: int, channels: int):
+    def __init__(self, info: audio_io.AudioInfo, model_rate: int, channels: int, resampler: str = "soxr_hq"):
         self.info = info
         self.model_rate = model_rate
         self.channels = channels
-        self.length = int(round(info.frames * model_rate / info.sample_rate))
+        self.resampler = resampler
+        self.length = resample_methods.output_length(info.frames, info.sample_rate, model_rate)  # librosa's ceil
+
+    def _resample(self, audio: np.ndarray, length: int | None = None) -> np.ndarray:
+        rin, rout = self.info.sample_rate, self.model_rate
+        if self.resampler == "soxr_hq" or rin == rout:
+            return audio_io.resample(audio, rin, rout, length)
+        out = resample_methods.resample(audio, rin, rout, self.resampler)
+        return audio_io.fit_length(out, length) if length is not None else out
 
     def whole(self) -> np.ndarray:
         """The whole mix, float32 [channels, length]."""
         mix, _ = audio_io.read_audio(self.info.path)
         mix = audio_io.match_channels(mix, self.channels)
-        return audio_io.resample(mix, self.info.sample_rate, self.model_rate, self.length)
+        return self._resample(mix, self.length)
 
     def peak(self, block_seconds: float = 30.0) -> float:
         """The largest |sample| of the whole mix at the model's rate, read block by block."""
@@ -167,7 +176,7 @@ class MixSource:
         raw = audio_io.match_channels(raw, self.channels)
         if rin == rout:
             return audio_io.fit_length(raw, stop - start)
-        out = audio_io.resample(raw, rin, rout)
+        out = self._resample(raw)
         offset = int(round(start - first * rout / rin))
         return audio_io.fit_length(out[:, offset:], stop - start)
 
@@ -232,6 +241,12 @@ class DiskStem:
 
     def __del__(self) -> None:
         self.close()
+
+
+def input_resampler_of(model: SeparationModel) -> str:
+    """How the input is brought to the model's rate: the model's `input_resampler` (a librosa res_type name,
+    see vsep_core.resample), else soxr HQ (librosa's default, what the reference loads most inputs with)."""
+    return str(getattr(model, "input_resampler", None) or "soxr_hq")
 
 
 INSTRUMENTAL = "Instrumental"
@@ -373,7 +388,7 @@ def separate_file(model: SeparationModel, model_name: str, input_path: Path, opt
     if fmt in audio_io.LOSSLESS_FORMATS:
         audio_io.output_subtype(fmt, bit_depth)  # fail before the work, not after it
     source = mix_source(info, model, channels)
-    out_length = int(round(info.frames * opts.sample_rate / info.sample_rate))
+    out_length = resample_methods.output_length(info.frames, info.sample_rate, opts.sample_rate)
     workdir = Path(tempfile.mkdtemp(prefix="vsep-stems-"))
     try:
         stems = separate_audio(model, source, opts, workdir, progress, channels)
@@ -401,4 +416,4 @@ def mix_source(info: audio_io.AudioInfo, model: SeparationModel, channels: int =
     """The input as the model takes it: a mono model keeps the input's channels (core runs them one by
     one); any other model gets its channel count (mono input duplicated)."""
     want = model_channels(model, channels)
-    return MixSource(info, model.sample_rate, min(info.channels, 2) if want == 1 else want)
+    return MixSource(info, model.sample_rate, min(info.channels, 2) if want == 1 else want, input_resampler_of(model))

@@ -13,7 +13,7 @@ bad input (:class:`vsep_core.errors.VsepError` or ``ValueError``, never somethin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -81,3 +81,19 @@ def check_model(model: SeparationModel, lengths_seconds: Sequence[float] = DEFAU
                                            f"ValueError"
     else:
         raise AssertionError("3-D input (not [channels, samples]) must be refused")
+
+
+def separate_as_core(model: SeparationModel, audio: np.ndarray, normalization: float = 0.9,
+                     amplification: float = 0.0, progress: Callable[[int, int], None] | None = None,
+                     ) -> dict[str, np.ndarray]:
+    """What core's pipeline gives for `audio` (float32 [channels, samples] at the model's rate) before the
+    writer: the model with core's steps around it, e.g. the whole-input peak gain the model asks for."""
+    from pathlib import Path
+
+    from vsep_core import pipeline
+
+    opts = pipeline.OutputOptions(output_dir=Path("."), normalization_threshold=normalization,
+                                  amplification_threshold=amplification)
+    audio = np.asarray(audio, np.float32)
+    gain = pipeline.input_gain(model, float(np.max(np.abs(audio), initial=0.0)), opts)
+    return pipeline.run_model(model, audio, opts, progress, gain=gain, channels=pipeline.model_channels(model))

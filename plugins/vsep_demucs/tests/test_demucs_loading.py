@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -109,10 +110,15 @@ def test_bad_bag_weights(tiny_dir: Path) -> None:
         load_model(context(write_bag(tiny_dir, "short", ["aaaa0001"], [[1, 1, 1]])))
 
 
-def test_segment_is_capped_at_training_segment(tiny_dir: Path) -> None:
-    capped = load_model(context(tiny_dir / "tiny_a.yaml", segment_size="100"))
+def test_segment_is_capped_at_training_segment(tiny_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="vsep.test"):
+        capped = load_model(context(tiny_dir / "tiny_a.yaml", segment_size="100"))
     assert capped.models[0].segment == Fraction(3, 2)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "training segment 1.50 s" in warnings[0].getMessage()
+    caplog.clear()
     shorter = load_model(context(tiny_dir / "tiny_a.yaml", segment_size=1))
+    assert not caplog.records
     assert shorter.models[0].segment == 1
     default = load_model(context(tiny_dir / "tiny_a.yaml"))
     assert default.models[0].segment == Fraction(3, 2)

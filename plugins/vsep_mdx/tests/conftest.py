@@ -56,7 +56,9 @@ def checker(reference: Path) -> Any:
 
 @pytest.fixture(scope="session")
 def oracle_default(reference: Path, oracle_data: dict[str, Any], oracle_mix: np.ndarray) -> dict[str, np.ndarray]:
-    """vsep's stems of the oracle input at default settings (computed once)."""
+    """vsep's stems of the oracle input at default settings, with core's steps around the model (computed once)."""
     from vsep_mdx.model import load_model
 
-    return load_model(make_ctx(reference / "models" / ORACLE_MODEL, oracle_data)).separate(oracle_mix)
+    from vsep_core.testing import separate_as_core
+
+    return separate_as_core(load_model(make_ctx(reference / "models" / ORACLE_MODEL, oracle_data)), oracle_mix)

@@ -50,8 +50,9 @@ def write_tiny_onnx(path: Path, *, expression: str = "identity", batch: int | st
                     frames: int | str = "frames", dim_f: int = 512) -> Path:
     """A small ONNX network [batch, 4, dim_f, frames] -> same shape.
 
-    expression: "identity" (output = input), "half" (0.5 * input) or "square" (input + 0.5 * input**2,
-    whose even part enable_denoise cancels).
+    expression: "identity" (output = input), "half" (0.5 * input), "square" (input + 0.5 * input**2,
+    whose even part enable_denoise cancels) or "per_frame" (input times a [frames] vector of ones: a graph
+    that hard-codes its frame count inside, so only `frames` frames can run).
     """
     import onnx
     from onnx import TensorProto, helper
@@ -68,9 +69,13 @@ def write_tiny_onnx(path: Path, *, expression: str = "identity", batch: int | st
         nodes = [helper.make_node("Mul", ["input", "input"], ["sq"]),
                  helper.make_node("Mul", ["sq", "half"], ["sq_half"]),
                  helper.make_node("Add", ["input", "sq_half"], ["output"])]
+    elif expression == "per_frame":
+        ones = helper.make_tensor("per_frame", TensorProto.FLOAT, [int(frames)], [1.0] * int(frames))
+        nodes = [helper.make_node("Mul", ["input", "per_frame"], ["output"])]
     else:
         raise ValueError(expression)
-    graph = helper.make_graph(nodes, f"tiny_{expression}", [inp], [out], initializer=[half])
+    inits = [half] + ([ones] if expression == "per_frame" else [])
+    graph = helper.make_graph(nodes, f"tiny_{expression}", [inp], [out], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.checker.check_model(model)

@@ -10,6 +10,8 @@ import pytest
 from mdx_testlib import ORACLE_MODEL, make_ctx, parity_db
 from vsep_mdx.model import load_model
 
+from vsep_core.testing import separate_as_core
+
 PARITY_DB = 90.0  # float32 round-off gives ~135 dB; the project's bar is 50 dB
 GAIN_DB = 0.01
 
@@ -32,7 +34,7 @@ def test_default_matches_reference(checker, reference, manifest, oracle_default)
 def test_denoise_matches_reference_and_changes_output(checker, reference, manifest, oracle_data, oracle_mix,
                                                       oracle_default):
     model = load_model(make_ctx(reference / "models" / ORACLE_MODEL, oracle_data, enable_denoise=True))
-    stems = model.separate(oracle_mix)
+    stems = separate_as_core(model, oracle_mix)
     _check_case(checker, reference, manifest, "mdx_denoise", stems)
     assert parity_db(stems["Instrumental"], oracle_default["Instrumental"])[0] < 60
 
@@ -47,7 +49,7 @@ def test_consistent_levels_of_section_8_1(oracle_data, oracle_mix, oracle_defaul
 def test_batch_size_two_equals_one(reference, oracle_data, oracle_mix, oracle_default):
     calls: list[tuple[int, int]] = []
     model = load_model(make_ctx(reference / "models" / ORACLE_MODEL, oracle_data, batch_size=2))
-    stems = model.separate(oracle_mix, progress=lambda done, total: calls.append((done, total)))
+    stems = separate_as_core(model, oracle_mix, progress=lambda done, total: calls.append((done, total)))
     assert calls == [(2, 2)]  # both chunks in one ORT run
     for stem in stems:
         np.testing.assert_allclose(stems[stem], oracle_default[stem], atol=2e-6)
@@ -57,7 +59,7 @@ def test_batch_size_two_equals_one(reference, oracle_data, oracle_mix, oracle_de
 def test_overlap_changes_the_schedule(reference, oracle_data, oracle_mix, oracle_default, overlap, chunks):
     calls: list[tuple[int, int]] = []
     model = load_model(make_ctx(reference / "models" / ORACLE_MODEL, oracle_data, overlap=overlap, batch_size=4))
-    stems = model.separate(oracle_mix, progress=lambda done, total: calls.append((done, total)))
+    stems = separate_as_core(model, oracle_mix, progress=lambda done, total: calls.append((done, total)))
     assert calls[-1] == (chunks, chunks)
     db, gain = parity_db(stems["Instrumental"], oracle_default["Instrumental"])
     assert 15 < db < 60  # the same separation, with other chunk seams
@@ -67,7 +69,7 @@ def test_overlap_changes_the_schedule(reference, oracle_data, oracle_mix, oracle
 def test_invert_using_spec_gives_a_sane_secondary(reference, oracle_data, oracle_mix, oracle_default):
     model = load_model(make_ctx(reference / "models" / ORACLE_MODEL, oracle_data, invert_using_spec=True))
     calls: list[tuple[int, int]] = []
-    stems = model.separate(oracle_mix, progress=lambda done, total: calls.append((done, total)))
+    stems = separate_as_core(model, oracle_mix, progress=lambda done, total: calls.append((done, total)))
     assert calls[-1][0] == calls[-1][1] == 2 + 2  # network chunks + band-limited re-synthesis chunks
     np.testing.assert_array_equal(stems["Instrumental"], oracle_default["Instrumental"])
     vocals = stems["Vocals"]
@@ -81,9 +83,9 @@ def test_invert_using_spec_gives_a_sane_secondary(reference, oracle_data, oracle
 def test_mono_input_gives_mono_stems(reference, oracle_data, oracle_mix):
     model = load_model(make_ctx(reference / "models" / ORACLE_MODEL, oracle_data))
     mono = oracle_mix[:1, :88200]
-    stems = model.separate(mono)
+    stems = separate_as_core(model, mono)
     assert all(v.shape == (1, 88200) and v.dtype == np.float32 for v in stems.values())
-    both = model.separate(np.repeat(mono, 2, axis=0))
+    both = separate_as_core(model, np.repeat(mono, 2, axis=0))
     for stem in stems:
         np.testing.assert_allclose(stems[stem][0], both[stem].mean(0), atol=1e-6)
 
@@ -92,7 +94,7 @@ def test_mono_input_gives_mono_stems(reference, oracle_data, oracle_mix):
 def test_clip_shorter_than_a_segment(reference, oracle_data, oracle_mix, samples):
     model = load_model(make_ctx(reference / "models" / ORACLE_MODEL, oracle_data))
     clip = oracle_mix[:, :samples]
-    stems = model.separate(clip)
+    stems = separate_as_core(model, clip)
     assert list(stems) == ["Vocals", "Instrumental"]
     for v in stems.values():
         assert v.shape == (2, samples) and np.all(np.isfinite(v))
@@ -105,6 +107,6 @@ def test_short_clip_with_spectral_inversion_and_denoise(reference, oracle_data, 
     model = load_model(make_ctx(reference / "models" / ORACLE_MODEL, oracle_data, invert_using_spec=True,
                                 enable_denoise=True, batch_size=2))
     for samples in (1, 700):
-        stems = model.separate(oracle_mix[:, :samples])
+        stems = separate_as_core(model, oracle_mix[:, :samples])
         assert [v.shape for v in stems.values()] == [(2, samples)] * 2
         assert all(np.all(np.isfinite(v)) for v in stems.values())

@@ -51,11 +51,15 @@ def test_overlap_add_is_exact_at_any_overlap(identity, overlap, min_db):
 
 @pytest.mark.parametrize(("peak", "amplify"), [(1.7, 0.0), (0.9, 0.0), (0.2, 0.0), (0.2, 0.5)])
 def test_stems_keep_the_input_level(tmp_path, peak, amplify):
-    """Section 8.1: primary = model(k * m) / k, secondary = m - compensate * primary, whatever k is."""
+    """Section 8.1: primary = model(k * m) / k, secondary = m - compensate * primary, whatever k is (core
+    applies k and 1/k: the model declares restore_level)."""
+    from vsep_core.testing import separate_as_core
+
     model = load_model(make_ctx(write_tiny_onnx(tmp_path / "half.onnx", expression="half"),
-                                dict(TINY_DATA, compensate=1.5), amplification_threshold=amplify, **TINY_PARAMS))
+                                dict(TINY_DATA, compensate=1.5), **TINY_PARAMS))
+    assert model.input_peak_normalization == "restore_level"
     mix = tones(0.5, peak=peak)
-    stems = model.separate(mix)
+    stems = separate_as_core(model, mix, amplification=amplify)
     db, gain = parity_db(stems["Vocals"], 0.5 * mix)
     assert db > 60 and abs(gain) < 0.001
     np.testing.assert_allclose(stems["Instrumental"], mix - np.float32(1.5) * stems["Vocals"], atol=1e-6)
@@ -89,8 +93,25 @@ def test_segment_size_on_a_dynamic_time_axis_runs_as_asked(identity, caplog):
     assert parity_db(model.separate(mix)["Vocals"], mix)[0] > 60
 
 
-def test_segment_size_on_a_fixed_time_axis_falls_back_to_dim_t(tmp_path, caplog):
-    path = write_tiny_onnx(tmp_path / "fixed.onnx", frames=32)
+def test_segment_size_on_a_fixed_time_axis_runs_as_asked(tmp_path):
+    """A graph whose input/output say 256 frames runs at segment 512 as the reference runs it (which converts
+    the graph to torch): the same numbers as the same network saved with a dynamic time axis."""
+    data = {**TINY_DATA, "mdx_dim_t_set": 8}
+    fixed = write_tiny_onnx(tmp_path / "fixed.onnx", frames=256, expression="square")
+    dynamic = write_tiny_onnx(tmp_path / "dynamic.onnx", expression="square")
+    mix = tones(1.5)
+    ours = load_model(make_ctx(fixed, data, hop_length=256, segment_size=512))
+    assert ours.settings.segment_size == 512
+    out = ours.separate(mix)
+    want = load_model(make_ctx(dynamic, data, hop_length=256, segment_size=512)).separate(mix)
+    at_256 = load_model(make_ctx(dynamic, data, hop_length=256, segment_size=256)).separate(mix)
+    for stem in want:
+        assert parity_db(out[stem], want[stem])[0] > 140
+        assert parity_db(out[stem], at_256[stem])[0] < 100  # the segment size matters for this network
+
+
+def test_segment_size_on_a_graph_that_hard_codes_frames_falls_back_to_dim_t(tmp_path, caplog):
+    path = write_tiny_onnx(tmp_path / "fixed.onnx", frames=32, expression="per_frame")
     with caplog.at_level(logging.WARNING, logger="vsep"):
         model = load_model(make_ctx(path, TINY_DATA, hop_length=256, segment_size=64))
     assert model.settings.segment_size == 32

@@ -138,14 +138,3 @@ def parity_db(ours: np.ndarray, ref: np.ndarray) -> float:
     err = float(np.sum((ours - g * ref) ** 2))
     return math.inf if err == 0 else 10 * math.log10(g * g * e / err)
 
-
-def separate_as_core(model: Any, audio: np.ndarray, normalization: float = 0.9) -> dict[str, np.ndarray]:
-    """What core's pipeline gives for `audio` (float32 [channels, samples] at the model's rate): the model
-    plus core's steps around it (the whole-input peak gain the model asks for), before the writer."""
-    from pathlib import Path
-
-    from vsep_core import pipeline
-
-    opts = pipeline.OutputOptions(output_dir=Path("."), normalization_threshold=normalization)
-    gain = pipeline.input_gain(model, float(np.max(np.abs(audio))), opts)
-    return pipeline.run_model(model, np.asarray(audio, np.float32), opts, gain=gain, channels=model.channels)

@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-from mdxc_testlib import load_checker, make_ctx, separate_as_core
+from mdxc_testlib import load_checker, make_ctx
 from vsep_mdxc.model import load_model
+
+from vsep_core.testing import separate_as_core
 
 CASES = ["mdxc_default", "mdxc_overlap7", "bs_roformer_default", "mel_roformer_default"]
 

@@ -109,7 +109,7 @@ def test_target_model_residual_adds_up(tiny_models: dict) -> None:
 def test_loud_input_is_normalised_first(tiny_models: dict) -> None:
     """The model asks core to scale an input peaking above the threshold to it (keeping the stems at that
     level): through core, a loud input gives the stems of the input scaled to 0.9."""
-    from mdxc_testlib import separate_as_core
+    from vsep_core.testing import separate_as_core
 
     model = _load(tiny_models, "bs")
     assert model.input_peak_normalization == "keep_level"

@@ -183,6 +183,7 @@ def load_model(ctx: LoadContext) -> DemucsModel:
         if sum(row[k] for row in weights) == 0:
             raise ModelLoadError(f"{model_path.name}: source {first.sources[k]!r} has zero total weight")
 
+    capped = []  # (asked, training) segments of Hybrid Transformers that cannot run longer chunks
     for m in models:
         trained = m.segment  # the training segment (HTDemucs cannot run longer chunks)
         if bag["segment"] is not None:
@@ -190,9 +191,14 @@ def load_model(ctx: LoadContext) -> DemucsModel:
         if segment is not None:
             m.segment = segment
         if getattr(m, "use_train_segment", False) and m.segment > trained:
-            ctx.logger.info("Demucs: segment %s s capped at the model's training segment %.2f s",
-                            m.segment, float(trained))
+            capped.append((m.segment, trained))
             m.segment = trained
+    if capped:
+        asked, trained = capped[0]
+        ctx.logger.warning("Demucs: segment_size %s s is longer than the Hybrid Transformer's training segment "
+                           "%.2f s: processing in %.2f s segments instead (the reference runs the transformer past "
+                           "its training length; upstream Demucs refuses it)", float(asked), float(trained),
+                           float(trained))
 
     device = torch.device(ctx.device.torch_device if ctx.device else "cpu")
     for m in models:

@@ -3,7 +3,9 @@
 Signal path (docs/mdx.md has the whole story and where vsep departs from the reference):
 
 1. m_n = k * m, the mix peak-normalised to ``normalization_threshold`` (k = thr / peak when the peak
-   is above it; amplified to ``amplification_threshold`` when 0 < peak < it; else k = 1).
+   is above it; amplified to ``amplification_threshold`` when 0 < peak < it; else k = 1). The model
+   declares ``input_peak_normalization = "restore_level"``: core finds k once over the whole input,
+   hands the model m_n and divides the stems by k (step 3's "/ k"), so the model itself sees m_n.
 2. demix(m_n): the padded mix is cut into chunks of ``hop * (segment - 1)`` samples with
    ``overlap``; every chunk goes through torch.stft (n_fft, hop, periodic Hann, centred), is cropped
    to ``dim_f`` bins with the first 3 bins zeroed, runs through the ONNX network (``batch_size``
@@ -28,6 +30,7 @@ import torch
 
 from vsep_core.api import LoadContext, Progress
 from vsep_core.errors import ModelDataError, ModelLoadError
+from vsep_core.helpers import peak_gain
 
 SAMPLE_RATE = 44100
 ZEROED_BINS = 3  # the reference zeroes the first 3 frequency bins before the network
@@ -68,13 +71,8 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
-def gain_factor(peak: float, max_peak: float, min_peak: float) -> float:
-    """k such that k * mix is the reference's normalised mix (spec_utils.normalize, 0.47.1 semantics)."""
-    if peak > max_peak:
-        return max_peak / peak
-    if min_peak and 0.0 < peak < min_peak:
-        return min_peak / peak
-    return 1.0
+gain_factor = peak_gain
+"""k such that k * mix is the reference's normalised mix (spec_utils.normalize, 0.47.1 semantics)."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +161,7 @@ class OnnxNetwork:
     """One ONNX Runtime session for the whole life of the model; spectrogram batches in, batches out."""
 
     def __init__(self, path: Path, providers: Sequence[str], logger: logging.Logger, threads: int | None = None,
-                 cuda_device_id: int = 0):
+                 cuda_device_id: int = 0, model_bytes: bytes | None = None):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or physical_cores()
@@ -180,7 +178,8 @@ class OnnxNetwork:
         provider_options = [{"device_id": str(cuda_device_id)} if p == "CUDAExecutionProvider" else {}
                             for p in wanted]
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=wanted,
+            self.session = ort.InferenceSession(model_bytes if model_bytes is not None else str(path),
+                                                sess_options=options, providers=wanted,
                                                 provider_options=provider_options)
         except Exception as exc:  # ORT raises its own Fail / InvalidProtobuf / NoSuchFile types
             raise ModelLoadError(f"{path.name}: ONNX Runtime cannot load it as an ONNX model ({exc}); "
@@ -202,6 +201,24 @@ class OnnxNetwork:
         self.on_cuda = "CUDAExecutionProvider" in self.providers
         self._binding_failed = False
         self.logger = logger
+        self.path, self.requested_providers, self.threads = path, list(providers), threads
+        self.cuda_device_id = cuda_device_id
+
+    def with_time_axis(self, frames: int, bins: int) -> OnnxNetwork | None:
+        """This network with a dynamic time axis, checked by one run at `frames` frames; None when the graph
+        hard-codes its frame count inside (then only its own size runs)."""
+        try:
+            dynamic = OnnxNetwork(self.path, self.requested_providers, self.logger, self.threads,
+                                  self.cuda_device_id, model_bytes=dynamic_time_axis(self.path))
+            probe = torch.zeros((dynamic.fixed_batch or 1, 4, bins, frames))
+            out = dynamic(probe)
+        except Exception as exc:  # ORT's shape errors have their own types; any failure means "not dynamic"
+            self.logger.debug("MDX: the network does not run at %d frames: %s", frames, exc)
+            return None
+        if tuple(out.shape) != tuple(probe.shape):
+            self.logger.debug("MDX: the network gives %s for %s", tuple(out.shape), tuple(probe.shape))
+            return None
+        return dynamic
 
     def __call__(self, spec: torch.Tensor) -> torch.Tensor:
         """Run the network on [B, 4, dim_f, T]; returns a tensor on spec's device."""
@@ -243,6 +260,21 @@ class OnnxNetwork:
         return out
 
 
+def dynamic_time_axis(path: Path) -> bytes:
+    """The ONNX model at `path` with the time axis (last) of its first input and output made symbolic, and
+    the inferred intermediate shapes dropped: the reference converts the graph to torch to run other sizes."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for value in (model.graph.input[0], model.graph.output[0]):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) == 4:
+            dims[3].Clear()
+            dims[3].dim_param = "frames"
+    del model.graph.value_info[:]
+    return model.SerializeToString()
+
+
 def _require(data: dict[str, Any], key: str, path: Path) -> Any:
     if key not in data or data[key] is None:
         raise ModelDataError(f"{path.name}: the model parameters have no {key!r} (MDX-Net models need compensate, "
@@ -268,6 +300,7 @@ class MDXModel:
         self.logger = logger or logging.getLogger("vsep.mdx")
         self.onnx_providers = list(onnx_providers)
         self.stems = [settings.secondary_stem, settings.primary_stem]
+        self.input_peak_normalization = "restore_level"  # core scales the input by k and the stems by 1/k
         self.spectrogram = Spectrogram(settings.n_fft, settings.hop_length, settings.dim_f, self.device)
 
     # -- public ---------------------------------------------------------------------------------------------
@@ -288,18 +321,13 @@ class MDXModel:
         if n == 0:
             return {stem: np.zeros_like(audio) for stem in self.stems}
 
-        peak = float(np.max(np.abs(mix)))
-        k = gain_factor(peak, self.normalization_threshold, self.amplification_threshold)
-
         schedules = [self._starts(n, s.overlap)]
         if self.invert_using_spec:
             schedules.append(self._starts(n, MATCH_MIX_OVERLAP))
         total = sum(len(x) for x in schedules) * (2 if s.enable_denoise else 1)
         counter = _Counter(progress, total, 2 if s.enable_denoise else 1)
 
-        primary = self._demix(mix, s.overlap, counter, use_network=True, gain=k)
-        if k != 1.0:
-            primary /= np.float32(k)
+        primary = self._demix(mix, s.overlap, counter, use_network=True)
         if self.invert_using_spec:
             band_limited = self._demix(mix, MATCH_MIX_OVERLAP, counter, use_network=False)
             secondary = self._invert_spec(band_limited, np.float32(s.compensate) * primary)
@@ -326,9 +354,8 @@ class MDXModel:
         length, step, limit = self._layout(n, overlap)
         return [start for start in range(0, length, step) if start < limit]
 
-    def _demix(self, mix: np.ndarray, overlap: float, counter: _Counter, *, use_network: bool,
-               gain: float = 1.0) -> np.ndarray:
-        """Overlap-add of the network's output on `gain * mix` over the reference's chunk schedule: [2, n] -> [2, n].
+    def _demix(self, mix: np.ndarray, overlap: float, counter: _Counter, *, use_network: bool) -> np.ndarray:
+        """Overlap-add of the network's output on `mix` over the reference's chunk schedule: [2, n] -> [2, n].
 
         The reference pads the mix with `trim` zeros in front and up to a whole number of chunks behind, and
         crops the result; here chunks are cut from the mix directly and only the kept region is accumulated
@@ -348,8 +375,6 @@ class MDXModel:
             for j, start in enumerate(group):
                 a, b = max(start, trim), min(start + chunk, trim + n)  # the part of the chunk that is mix
                 waves[j, :, a - start: b - start] = mix[:, a - trim: b - trim]
-            if gain != 1.0:
-                waves *= np.float32(gain)  # the normalised mix, as the reference computes it
             out = self._process(torch.from_numpy(waves).to(self.device), use_network)
             for j, start in enumerate(group):
                 size = min(start + chunk, length) - start
@@ -444,8 +469,8 @@ def resolve_settings(ctx: LoadContext, fixed_frames: int | None, fixed_bins: int
                      "Runtime runs it at %d frames (the reference converts it to torch for this)",
                      segment, dim_t, segment)
         else:
-            log.warning("MDX: segment_size %d ignored: this ONNX network only takes dim_t=%d frames, so vsep runs "
-                        "it at %d on ONNX Runtime (the reference converts it to torch with onnx2torch instead)",
+            log.warning("MDX: segment_size %d ignored: this ONNX network hard-codes dim_t=%d frames inside its "
+                        "graph, so vsep runs it at %d (the reference converts it to torch with onnx2torch instead)",
                         segment, dim_t, dim_t)
             segment = dim_t
     hop = int(params.hop_length)
@@ -481,6 +506,14 @@ def load_model(ctx: LoadContext) -> MDXModel:
     channels = network.input_shape[1]
     if isinstance(channels, int) and channels > 0 and channels != 4:
         raise ModelLoadError(f"{path.name}: expected 4 spectrogram channels (L/R re/im), got {network.input_shape}")
+    segment = int(ctx.params.segment_size)
+    if network.fixed_frames is not None and segment != network.fixed_frames:
+        bins = network.fixed_bins or int(ctx.model_data["mdx_dim_f_set"])
+        dynamic = network.with_time_axis(segment, bins)
+        if dynamic is not None:
+            ctx.logger.info("MDX: the network's time axis made dynamic to run segment_size %d (the reference "
+                            "converts the graph to torch for this)", segment)
+            network = dynamic
     settings = resolve_settings(ctx, network.fixed_frames, network.fixed_bins)
     if ctx.use_autocast:
         ctx.logger.info("MDX: use_autocast has no effect on ONNX Runtime models")

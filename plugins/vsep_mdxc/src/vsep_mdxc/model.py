@@ -202,11 +202,11 @@ def roformer_chunk_starts(length: int, chunk: int, step: int) -> list[int]:
 
 
 def pitch_resample(audio: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
-    """Resample [channels, samples] from `rate_in` to `rate_out` with soxr (VHQ); float rates allowed."""
-    import soxr
+    """Resample [channels, samples] from `rate_in` to `rate_out` (float rates) as the reference's pitch shift
+    does: libsamplerate SRC_SINC_FASTEST per channel, ceil(n * rate_out / rate_in) samples."""
+    from vsep_core.resample import sinc_fastest
 
-    out = soxr.resample(np.ascontiguousarray(audio.T), rate_in, rate_out, quality="VHQ")
-    return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, audio.shape[0]).T)
+    return np.ascontiguousarray(sinc_fastest(audio, rate_in, rate_out))
 
 
 def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:
@@ -272,7 +272,8 @@ class MDXCModel:
                 outputs = self._demix_roformer(work, dim_t, progress)
 
         if s.pitch_shift:
-            outputs = np.stack([pitch_resample(o, shifted_rate, self.sample_rate) for o in outputs])
+            back_rate = shifted_rate * 2.0 ** (s.pitch_shift / 12.0)  # the reference's target rate, not sample_rate
+            outputs = np.stack([pitch_resample(o, shifted_rate, back_rate) for o in outputs])
         outputs = _fit_length(outputs, length)
 
         stems: dict[str, np.ndarray] = {}

@@ -44,18 +44,17 @@ def _load(ctx: LoadContext) -> SeparationModel:
 
 
 def _claims(path: Path) -> bool:
-    """A ``.ckpt`` whose yaml beside it describes an MDX23C or RoFormer network (``config.detect_kind``);
-    other MSST families' yamls (SCNet, HTDemucs, BandIt, ...) are left to their plugins."""
+    """A ``.ckpt`` whose yaml beside it describes an MDX23C or RoFormer network (not SCNet, BandIt, Apollo ...)."""
     if path.suffix != ".ckpt":
         return False
-    beside = next((path.with_suffix(s) for s in (".yaml", ".yml") if path.with_suffix(s).is_file()), None)
-    if beside is None:
+    yaml_path = next((path.with_suffix(s) for s in (".yaml", ".yml") if path.with_suffix(s).exists()), None)
+    if yaml_path is None:
         return False
     from vsep_mdxc.config import detect_kind, load_yaml
 
     try:
-        detect_kind(load_yaml(beside), [path.name])
-    except Exception:  # noqa: BLE001 - unreadable or another family's yaml: not ours
+        detect_kind(load_yaml(yaml_path), [path.name])
+    except (OSError, ValueError):
         return False
     return True
 

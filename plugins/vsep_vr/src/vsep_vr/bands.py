@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from vsep_core.resample import fix_length, resample
 from vsep_vr import dsp
 
 RECONSTRUCTION_RESAMPLER = "sinc_fastest"
@@ -188,7 +189,7 @@ def band_waves(wave: np.ndarray, bp: BandParams) -> list[np.ndarray]:
     out: list[np.ndarray] = [wave]
     for i in range(len(bp.bands) - 2, -1, -1):
         above, band = bp.bands[i + 1], bp.bands[i]
-        out.insert(0, dsp.resample(out[0], above.sr, band.sr, band.res_type))
+        out.insert(0, resample(out[0], above.sr, band.sr, band.res_type))
     return out
 
 
@@ -217,7 +218,7 @@ def analyse(waves: list[np.ndarray], bp: BandParams, v51: bool, frames: int, hig
     for wave, band in zip(waves, bp.bands, strict=True):
         need = (frames - 1) * band.hl
         if wave.shape[-1] < need:
-            wave = dsp.fix_length(wave, need)
+            wave = fix_length(wave, need)
         w = _wave_transform(wave, bp, v51)
         s = np.stack([dsp.stft(w[0], band.n_fft, band.hl)[:, :frames], dsp.stft(w[1], band.n_fft, band.hl)[:, :frames]])
         if v51:
@@ -299,7 +300,7 @@ def synthesise(spec: np.ndarray, bp: BandParams, v51: bool, high_end: np.ndarray
                     spec_s *= lp_filter_mask(n_bins, band.lpf_start, band.lpf_stop)
                 else:
                     fft_lp_filter(spec_s, band.lpf_start, band.lpf_stop)
-                wave = dsp.resample(_band_wave(spec_s, bp, band, v51), band.sr, nxt, RECONSTRUCTION_RESAMPLER)
+                wave = resample(_band_wave(spec_s, bp, band, v51), band.sr, nxt, RECONSTRUCTION_RESAMPLER)
             else:
                 if v51:
                     spec_s *= hp_filter_mask(n_bins, band.hpf_start, band.hpf_stop - 1)
@@ -307,8 +308,7 @@ def synthesise(spec: np.ndarray, bp: BandParams, v51: bool, high_end: np.ndarray
                 else:
                     fft_hp_filter(spec_s, band.hpf_start, band.hpf_stop - 1)
                     fft_lp_filter(spec_s, band.lpf_start, band.lpf_stop)
-                wave = dsp.resample(_add(wave, _band_wave(spec_s, bp, band, v51)), band.sr, nxt,
-                                    RECONSTRUCTION_RESAMPLER)
+                wave = resample(_add(wave, _band_wave(spec_s, bp, band, v51)), band.sr, nxt, RECONSTRUCTION_RESAMPLER)
     assert wave is not None
     return wave
 

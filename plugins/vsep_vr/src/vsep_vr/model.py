@@ -21,8 +21,8 @@ import numpy as np
 
 from vsep_core.api import LoadContext, Progress
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
+from vsep_core.resample import fix_length
 from vsep_vr import bands as bandlib
-from vsep_vr import dsp
 from vsep_vr.inference import NON_ACCOM_STEMS, Runner, adjust_aggression, count_batches, merge_artifacts, predict_mask
 
 log = logging.getLogger("vsep")
@@ -89,6 +89,8 @@ class VRModel:
         self.band_params = band_params
         self.settings = settings
         self.sample_rate = int(band_params.sr)
+        # the reference loads the input at the top band's rate with that band's res_type (librosa.load)
+        self.input_resampler = band_params.top.res_type
         self.stems = [primary, secondary_stem(primary)]
         self.description = description
 
@@ -142,7 +144,7 @@ class VRModel:
             if self.settings.high_end_process and spec.high_end is not None and spec.high_end.shape[1]:
                 high = bandlib.mirror_high_end(y, spec.high_end, self.band_params)
             wave = bandlib.synthesise(y, self.band_params, self.v51, high)
-            wave = dsp.fix_length(wave, n).astype(np.float32)
+            wave = fix_length(wave, n).astype(np.float32)
             outs[stem] = wave.mean(axis=0, keepdims=True) if channels == 1 else wave
         return outs
 

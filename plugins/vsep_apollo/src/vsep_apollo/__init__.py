@@ -1,0 +1,1 @@
+"""vsep-apollo: Apollo restoration (MSST model type ``apollo``) as a vsep plugin."""
