@@ -139,9 +139,10 @@ def test_vsep_models_pretty_and_json_with_stem_filter_and_limit() -> None:
     expected = [r.filename for r in catalog.select_models("vocals", 4)]
     pretty = run_vsep("models", "--list_filter", "vocals", "--list_limit", "4", COLUMNS="250")
     assert pretty.returncode == 0, pretty.stderr
-    rows = [line for line in pretty.stdout.splitlines() if line.startswith("│")]
-    assert [next(f for f in expected if f in row) for row in rows] == expected
-    assert "vocals* (12.6)" in rows[0]  # best vocal SDR first
+    text = pretty.stdout.replace("│", " ")
+    positions = [text.find(f) for f in expected]
+    assert -1 not in positions and positions == sorted(positions)  # the table keeps the ranking's order
+    assert "Ranked by vocals SDR on Multisong" in pretty.stdout  # MSST's records carry Multisong scores
 
     flat = run_vsep("--list_models", "--list_format", "json", "--list_filter", "vocals", "--list_limit", "4")
     assert flat.returncode == 0, flat.stderr
@@ -169,3 +170,21 @@ def test_models_info_reports_files_urls_and_parameters(tmp_path: Path) -> None:
     packaged = json.loads(runner.invoke(app, ["models", "info", "model_bs_roformer_ep_317_sdr_12.9755.ckpt",
                                               "--model_file_dir", str(tmp_path), "--list_format", "json"]).output)
     assert packaged["files"][1]["packaged"] and packaged["parameters"]["model"]["dim"] == 512  # the real yaml
+
+
+def test_stem_listing_ranks_within_one_data_set_and_says_which() -> None:
+    from vsep_core.api import ModelRecord
+
+    def record(name: str, scores: dict) -> ModelRecord:
+        return ModelRecord(name, "X", name, [], stems=["drums"], scores=scores)
+
+    records = [record("musdb_high", {"drums": {"SDR": 12.0}}),
+               record("multi_low", {"drums (Multisong)": {"SDR": 9.0}, "drums": {"SDR": 8.0}}),
+               record("multi_high", {"Drums (Multisong)": {"SDR": 11.0}}),
+               record("unscored", {})]
+    ranked = [r.filename for r in catalog.sort_records(records, "drums")]
+    # Multisong first (where any model has it), best first; then the reference's MUSDB18-HQ; then unscored
+    assert ranked == ["multi_high", "multi_low", "musdb_high", "unscored"]
+    assert catalog.ranking_dataset(records, "drums") == "Multisong"
+    assert catalog.ranking_dataset(records[:1], "drums") == "MUSDB18-HQ"
+    assert catalog.stem_scores(records[1], "Drums") == {"Multisong": 9.0, "MUSDB18-HQ": 8.0}

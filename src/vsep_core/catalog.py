@@ -234,17 +234,39 @@ def list_supported_model_files(records: Iterable[ModelRecord] | None = None) -> 
     return grouped
 
 
+REFERENCE_DATASET = "MUSDB18-HQ"
+"""The data set of plain ``{stem: {...}}`` scores (audio-separator's medians); other data sets are keyed
+``"<stem> (<data set>)"`` by the plugins that carry them (e.g. MSST's Multisong figures)."""
+PREFERRED_DATASET = "Multisong"
+
+
+def stem_scores(record: ModelRecord, stem: str) -> dict[str, float]:
+    """``{data set: SDR}`` of one stem of a record, from plain keys and ``"<stem> (<data set>)"`` keys."""
+    out: dict[str, float] = {}
+    want = stem.lower()
+    for key, value in record.scores.items():
+        if not isinstance(value, dict) or value.get("SDR") is None:
+            continue
+        name, _, rest = key.partition(" (")
+        if name.lower() != want:
+            continue
+        out[rest[:-1] if rest.endswith(")") else REFERENCE_DATASET] = float(value["SDR"])
+    return out
+
+
 def _stem_cells(record: ModelRecord) -> tuple[list[str], dict[str, float | None]]:
     cells, sdr = [], {}
     for stem in record.stems:
         label = f"{stem}*" if stem == record.target_stem else stem
-        value = record.scores.get(stem, {}).get("SDR") if isinstance(record.scores.get(stem), dict) else None
-        if value is None:
-            cells.append(label)
-            sdr[stem.lower()] = None
-        else:
-            cells.append(f"{label} ({round(value, 1)})")
-            sdr[stem.lower()] = round(value, 1)
+        scores = stem_scores(record, stem)
+        value = scores.get(REFERENCE_DATASET)
+        if value is None and scores:
+            dataset, value = next(iter(sorted(scores.items(), key=lambda kv: kv[0] != PREFERRED_DATASET)))
+            label = f"{label} ({round(value, 1)} {dataset})"
+        elif value is not None:
+            label = f"{label} ({round(value, 1)})"
+        cells.append(label)
+        sdr[stem.lower()] = round(value, 1) if value is not None else None
     if not cells:
         return ["Unknown"], {"unknown": None}
     return cells, sdr
@@ -267,10 +289,31 @@ def sort_records(records: Iterable[ModelRecord], filter_sort_by: str | None) -> 
     if filter_sort_by == "filename":
         return sorted(records, key=lambda r: r.filename)
     stem = filter_sort_by.lower()
-    keyed = [(r, _stem_cells(r)[1]) for r in records]
-    kept = [(r, sdr[stem]) for r, sdr in keyed if stem in sdr]
-    kept.sort(key=lambda item: (item[1] is not None, item[1] if item[1] is not None else 0.0), reverse=True)
-    return [r for r, _ in kept]
+    kept = [r for r in records if stem in {s.lower() for s in r.stems} or stem_scores(r, stem)]
+    if not kept:
+        return []
+    # one data set for the ranking: Multisong where any model has it, else the reference's MUSDB18-HQ
+    have = {d for r in kept for d in stem_scores(r, stem)}
+    order = [PREFERRED_DATASET] if PREFERRED_DATASET in have else []
+    order += [REFERENCE_DATASET] + sorted(have - {PREFERRED_DATASET, REFERENCE_DATASET})
+
+    def rank(record: ModelRecord) -> tuple[int, float]:
+        scores = stem_scores(record, stem)
+        for i, dataset in enumerate(order):
+            if dataset in scores:
+                return (i, -scores[dataset])
+        return (len(order), 0.0)
+
+    return sorted(kept, key=rank)
+
+
+def ranking_dataset(records: Iterable[ModelRecord], stem: str) -> str | None:
+    """The data set :func:`sort_records` ranks `stem` by (None when no model has a score for it)."""
+    have = {d for r in records for d in stem_scores(r, stem)}
+    if not have:
+        return None
+    return PREFERRED_DATASET if PREFERRED_DATASET in have else REFERENCE_DATASET if REFERENCE_DATASET in have \
+        else sorted(have)[0]
 
 
 def get_simplified_model_list(filter_sort_by: str | None = None) -> dict[str, dict[str, Any]]:

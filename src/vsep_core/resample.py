@@ -36,7 +36,11 @@ class ResamplerMissingError(VsepError):
 
 
 def output_length(n: int, rate_in: float, rate_out: float) -> int:
-    """librosa's output length: ``ceil(n * rate_out / rate_in)``."""
+    """librosa's output length, ``ceil(n * rate_out / rate_in)``, computed exactly: librosa multiplies by a
+    float ratio, which can land a hair above a whole number and add a sample (22050 samples from 44.1 to
+    48 kHz give it 24001, not 24000); integer rates give the exact count here."""
+    if float(rate_in).is_integer() and float(rate_out).is_integer():
+        return -(-int(n) * int(rate_out) // int(rate_in))
     return int(math.ceil(n * (float(rate_out) / float(rate_in))))
 
 

@@ -68,6 +68,10 @@ def print_models(list_filter: str | None = None, list_limit: int | None = None,
             licence += f" ({record.provenance})"
         table.add_row(record.friendly_name, record.architecture, record.filename, stems, licence)
     console.print(table)
+    dataset = catalog.ranking_dataset(records, list_filter) if list_filter not in (None, "name", "filename") \
+        else None
+    if dataset:
+        console.print(f"Ranked by {list_filter} SDR on {dataset}; models scored only on other data sets follow.")
     console.print("Details: vsep models info FILENAME. Use one: vsep separate -m FILENAME song.flac")
 
 

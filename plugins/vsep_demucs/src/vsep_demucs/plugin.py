@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from vsep_core.api import Architecture, LoadContext, SeparationModel, param
 from vsep_core.hookspecs import hookimpl
@@ -23,17 +24,47 @@ class DemucsParams:
                       min=0, max=2**31 - 1)
 
 
+@dataclass
+class MSSTHTDemucsParams:
+    """Parameters of HTDemucs checkpoints trained in MSST (the yaml gives every default)."""
+
+    overlap: int | None = param(None, "windows covering each sample; default: the yaml's inference.num_overlap",
+                                min=1, max=50)
+    batch_size: int | None = param(None, "windows per forward pass (speed and memory only); default: the yaml's "
+                                         "inference.batch_size", min=1)
+
+
+MSST_ARCHITECTURE = "HTDemucs-MSST"
+
+
 def _load(ctx: LoadContext) -> SeparationModel:
     from vsep_demucs.model import load_model
 
     return load_model(ctx)
 
 
+def _load_msst(ctx: LoadContext) -> SeparationModel:
+    from vsep_demucs.msst import load_msst_htdemucs
+
+    return load_msst_htdemucs(ctx)
+
+
+def _claims_msst(path: Path) -> bool:
+    """A ``.ckpt`` whose yaml beside it has MSST's ``htdemucs:`` section (see vsep_demucs.msst)."""
+    if Path(path).suffix.lower() != ".ckpt":
+        return False
+    from vsep_demucs.msst import claims_checkpoint
+
+    return claims_checkpoint(Path(path))
+
+
 @hookimpl
 def vsep_architectures() -> list[Architecture]:
-    """Demucs: v4 HTDemucs models named by their yaml."""
+    """Demucs: v4 HTDemucs models named by their yaml; HTDemucs-MSST: HTDemucs ``.ckpt`` files trained in MSST."""
     return [Architecture(name="Demucs", flag_prefix="demucs", params=DemucsParams, load=_load,
-                         package="vsep-demucs", extensions=(".yaml", ".th"), catalogue_rank=2)]
+                         package="vsep-demucs", extensions=(".yaml", ".th"), catalogue_rank=2),
+            Architecture(name=MSST_ARCHITECTURE, flag_prefix="htdemucs_msst", params=MSSTHTDemucsParams,
+                         load=_load_msst, package="vsep-demucs", extensions=(".ckpt",), claims=_claims_msst)]
 
 
 @hookimpl
