@@ -24,6 +24,7 @@ import torch
 import yaml
 
 from vsep_core.api import LoadContext, Progress
+from vsep_core.checkpoints import check_tensors
 from vsep_core.chunking import DemixPlan, demix, standardize
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
 from vsep_demucs.htdemucs import HTDemucs
@@ -85,22 +86,6 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, Mapping) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ModelLoadError(f"{path.name} holds no state dict (found {type(obj).__name__})")
     return {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-
-
-def _check_tensors(net: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    expected = net.state_dict()
-    for name, tensor in expected.items():
-        if name not in state:
-            raise ModelLoadError(f"{source}: tensor {name!r} {tuple(tensor.shape)} of the network built from the "
-                                 "yaml is missing from the checkpoint; the yaml does not match the checkpoint")
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise ModelLoadError(f"{source}: tensor {name!r} has shape {tuple(state[name].shape)} in the checkpoint "
-                                 f"but {tuple(tensor.shape)} in the network built from the yaml; the yaml does not "
-                                 "match the checkpoint")
-    for name, tensor in state.items():
-        if name not in expected:
-            raise ModelLoadError(f"{source}: the checkpoint has tensor {name!r} {tuple(tensor.shape)} that the "
-                                 "network built from the yaml lacks; the yaml does not match the checkpoint")
 
 
 def _stem_label(name: str) -> str:
@@ -216,7 +201,7 @@ def load_msst_htdemucs(ctx: LoadContext) -> MSSTHTDemucsModel:
     except (TypeError, ValueError) as exc:
         raise ModelLoadError(f"{source} ({yaml_name}): {exc}") from exc
     state = read_state_dict(ctx.model_path)
-    _check_tensors(net, state, f"{source} (as MSST htdemucs from {yaml_name})")
+    check_tensors(net.state_dict(), state, f"{source} (as MSST htdemucs from {yaml_name})")
     net.load_state_dict(state, strict=True)
     device = torch.device(ctx.device.torch_device if ctx.device else "cpu")
     net.to(device).eval()

@@ -26,6 +26,7 @@ import torch
 import yaml
 
 from vsep_core.api import LoadContext, Progress
+from vsep_core.checkpoints import load_strict
 from vsep_core.chunking import DemixPlan, demix, standardize
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
 from vsep_scnet.claim import SCNET_KEYS
@@ -121,22 +122,6 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_strict(net: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Copy `state` into `net`; ModelLoadError names the first missing, extra or mis-shaped tensor."""
-    expected = net.state_dict()
-    for name, tensor in expected.items():
-        if name not in state:
-            raise ModelLoadError(f"{source}: tensor {name!r} {tuple(tensor.shape)} of the network built from the "
-                                 "yaml is missing from the checkpoint; the yaml does not match the checkpoint")
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise ModelLoadError(f"{source}: tensor {name!r} has shape {tuple(state[name].shape)} in the checkpoint "
-                                 f"but {tuple(tensor.shape)} in the network built from the yaml; the yaml does not "
-                                 "match the checkpoint")
-    for name, tensor in state.items():
-        if name not in expected:
-            raise ModelLoadError(f"{source}: the checkpoint has tensor {name!r} {tuple(tensor.shape)} that the "
-                                 "network built from the yaml lacks; the yaml does not match the checkpoint")
-    net.load_state_dict(state, strict=True)
 
 
 def _positive_int(section: Mapping[str, Any], key: str, where: str) -> int:
