@@ -17,13 +17,15 @@ WRAPPER_KEYS = ("state_dict", "model_state_dict", "state")
 SHARED_PREFIXES = ("model.", "module.", "_orig_mod.")
 
 
-def read_state_dict(path: Path, drop_prefixes: Iterable[str] = ()) -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path, drop_prefixes: Iterable[str] = (), wrappers: tuple[str, ...] = WRAPPER_KEYS,
+                    strip_prefixes: tuple[str, ...] = SHARED_PREFIXES) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint, loaded without running code from it.
 
-    A plain state dict, or one under ``state_dict`` / ``model_state_dict`` / ``state`` (as MSST's loader
-    unwraps). Tensors whose names start with one of `drop_prefixes` (training-only state) are dropped; a
-    ``model.`` (Lightning), ``module.`` (DataParallel) or ``_orig_mod.`` (torch.compile) prefix shared by
-    every key is removed. Raises ModelLoadError for anything else.
+    A plain state dict, or one under one of `wrappers` (by default ``state_dict`` / ``model_state_dict`` /
+    ``state``, as MSST's loader unwraps). Tensors whose names start with one of `drop_prefixes` (training-only
+    state) are dropped; a prefix of `strip_prefixes` shared by every key is removed (by default ``model.``
+    (Lightning), ``module.`` (DataParallel) and ``_orig_mod.`` (torch.compile)). Raises ModelLoadError for
+    anything else.
     """
     path = Path(path)
     drop = tuple(drop_prefixes)
@@ -31,9 +33,10 @@ def read_state_dict(path: Path, drop_prefixes: Iterable[str] = ()) -> dict[str, 
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types here
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"refusing {path.name}: it is not a plain tensor checkpoint that loads with "
-                             f"weights_only=True ({first[:160]}); use a state-dict checkpoint") from exc
-    for key in WRAPPER_KEYS:
+        raise ModelLoadError(f"{path.name}: not loadable as a plain tensor checkpoint with weights_only=True "
+                             f"(refused: {first[:160]}); only state_dict checkpoints are accepted, nothing in the "
+                             "file is run") from exc
+    for key in wrappers:
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]
             break
@@ -41,7 +44,7 @@ def read_state_dict(path: Path, drop_prefixes: Iterable[str] = ()) -> dict[str, 
         raise ModelLoadError(f"{path.name} holds no state dict (found {type(obj).__name__})")
     state = {str(k): v for k, v in obj.items()
              if isinstance(v, torch.Tensor) and not (drop and str(k).startswith(drop))}
-    for prefix in SHARED_PREFIXES:
+    for prefix in strip_prefixes:
         if all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
     return state

@@ -23,10 +23,12 @@ import numpy as np
 import torch
 import yaml
 
+from vsep_core import checkpoints
 from vsep_core.api import LoadContext, Progress
 from vsep_core.checkpoints import check_tensors
 from vsep_core.chunking import DemixPlan, demix, standardize
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
+from vsep_core.helpers import channels_first
 from vsep_demucs.htdemucs import HTDemucs
 from vsep_demucs.model import STEM_NAMES
 
@@ -75,17 +77,7 @@ def claims_checkpoint(path: Path) -> bool:
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A plain state_dict (or one under 'state_dict'), read with ``weights_only=True``: code is refused."""
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types here
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelLoadError(f"{path.name}: not loadable as a plain tensor checkpoint (refused: {first}); only "
-                             "state_dict checkpoints are accepted, nothing in the file is run") from exc
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ModelLoadError(f"{path.name} holds no state dict (found {type(obj).__name__})")
-    return {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    return checkpoints.read_state_dict(path, wrappers=("state_dict",), strip_prefixes=())
 
 
 def _stem_label(name: str) -> str:
@@ -115,11 +107,7 @@ class MSSTHTDemucsModel:
 
     def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
         """audio float32 [channels, samples] -> {stem: float32 [channels, samples]} in the yaml's instrument order."""
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim == 1:
-            audio = audio[None]
-        if audio.ndim != 2 or audio.shape[1] == 0:
-            raise UsageError(f"expected audio [channels, samples] with samples > 0, got shape {audio.shape}")
+        audio = channels_first(audio)
         in_channels = audio.shape[0]
         if in_channels == self.audio_channels:
             mix = audio

@@ -25,10 +25,12 @@ import numpy as np
 import torch
 import yaml
 
+from vsep_core import checkpoints
 from vsep_core.api import LoadContext, Progress
 from vsep_core.checkpoints import load_strict
 from vsep_core.chunking import DemixPlan, demix, standardize
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
+from vsep_core.helpers import channels_first
 from vsep_scnet.claim import SCNET_KEYS
 from vsep_scnet.msst_yaml import read_msst_yaml
 from vsep_scnet.network import MODEL_TYPES, SCNET, SCNET_MASKED, SCNET_TRAN, SCNet, SCNetConfig
@@ -103,23 +105,10 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of an MSST checkpoint (a plain state_dict, or one under 'state_dict'), safely.
 
     ``torch.load(weights_only=True)``: a file that holds code (any pickled object other than
-    tensors and containers) is refused with ModelLoadError.
+    tensors and containers) is refused with ModelLoadError. A ``module.`` (DataParallel) or ``_orig_mod.``
+    (torch.compile) prefix on every key is removed.
     """
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types here
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"{path.name}: not loadable as a plain tensor checkpoint (refused: {first}); only "
-                             "state_dict checkpoints are accepted, nothing in the file is run") from exc
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ModelLoadError(f"{path.name} holds no state dict (found {type(obj).__name__})")
-    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    for prefix in ("module.", "_orig_mod."):
-        if all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
-    return state
+    return checkpoints.read_state_dict(path, wrappers=("state_dict",), strip_prefixes=("module.", "_orig_mod."))
 
 
 
@@ -174,11 +163,7 @@ class SCNetModel:
 
     def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
         """audio float32 [channels, samples] -> {stem: float32 [channels, samples]}, MSST's demix."""
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim == 1:
-            audio = audio[None]
-        if audio.ndim != 2 or audio.shape[1] == 0:
-            raise UsageError(f"expected audio [channels, samples] with samples > 0, got shape {audio.shape}")
+        audio = channels_first(audio)
         in_channels = audio.shape[0]
         want = self.settings.channels
         if in_channels == want:
