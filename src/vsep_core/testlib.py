@@ -128,25 +128,24 @@ def write_checkpoint(directory: Path, name: str, config: dict[str, Any], checkpo
     return path
 
 
-def checkpoint_context(model_path: Path, architecture: str, params: Any, config_path: Path | None = None) -> Any:
-    """A LoadContext for a local checkpoint on the CPU, its yaml (unless `config_path`) beside it."""
+def checkpoint_context(model_path: Path, architecture: str, params: Any, config_path: Path | None = None,
+                       yaml_beside: bool = True) -> Any:
+    """A LoadContext for a local checkpoint on the CPU; its yaml is `config_path`, else (with `yaml_beside`)
+    the one beside it, else None (the plugin finds it)."""
     from vsep_core.api import Device, LoadContext, ModelRecord
 
+    if config_path is None and yaml_beside:
+        config_path = model_path.with_suffix(".yaml")
     return LoadContext(record=ModelRecord(model_path.name, architecture, model_path.name, []), model_path=model_path,
-                       model_dir=model_path.parent,
-                       config_path=config_path if config_path is not None else model_path.with_suffix(".yaml"),
-                       params=params, device=Device("cpu", ()))
+                       model_dir=model_path.parent, config_path=config_path, params=params, device=Device("cpu", ()))
 
 
-def assert_channels_independent(net: Any, samples: int, channel_axis: int) -> None:
-    """Swapping the channels of a random [1, 2, samples] input swaps the channels (`channel_axis`) of `net`'s
-    output: each channel is processed on its own."""
-    import torch
+def separate_file_lower(model: Any, input_path: str | Path) -> dict[str, np.ndarray]:
+    """`model`'s stems of an audio file, keyed by lower-case stem name (what MSST's oracle checker compares)."""
+    import soundfile as sf
 
-    x = torch.randn(1, 2, samples)
-    with torch.inference_mode():
-        a, b = net(x), net(x.flip(1))
-    torch.testing.assert_close(a.flip(channel_axis), b, rtol=1e-4, atol=1e-5)
+    audio, _ = sf.read(str(input_path), dtype="float32", always_2d=True)
+    return {name.lower(): wave for name, wave in model.separate(audio.T).items()}
 
 
 def one_line_error(error: type[Exception], fn: Callable[..., Any], *args: Any) -> str:

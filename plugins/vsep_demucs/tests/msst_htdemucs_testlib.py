@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from vsep_demucs.plugin import MSSTHTDemucsParams
 
-from vsep_core.api import Device, LoadContext, ModelRecord
+from vsep_core.testlib import checkpoint_context, separate_file_lower
 
 MSST_REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "msst-reference"
 
@@ -18,18 +16,12 @@ def load_msst(ckpt: Path, **params):
     """vsep_demucs's MSST loader on an MSST ``.ckpt`` (its yaml beside it), on the CPU."""
     from vsep_demucs.plugin import _load_msst
 
-    record = ModelRecord(filename=ckpt.name, architecture="HTDemucs-MSST", friendly_name=ckpt.name, files=[])
-    ctx = LoadContext(record=record, model_path=ckpt, model_dir=ckpt.parent, config_path=None,
-                      params=MSSTHTDemucsParams(**params), device=Device("cpu", ("CPUExecutionProvider",)),
-                      logger=logging.getLogger("test"))
-    return _load_msst(ctx)
+    return _load_msst(checkpoint_context(ckpt, "HTDemucs-MSST", MSSTHTDemucsParams(**params), yaml_beside=False))
 
 
 def msst_callable(input_path: str, model_dir: str, model_file: str, case: dict) -> dict[str, np.ndarray]:
     """check_msst_reference.py --callable: separate with vsep_demucs directly (no core CLI)."""
-    model = load_msst(Path(model_dir) / model_file)
-    audio, _ = sf.read(input_path, dtype="float32", always_2d=True)
-    return {name.lower(): wave for name, wave in model.separate(audio.T).items()}
+    return separate_file_lower(load_msst(Path(model_dir) / model_file), input_path)
 
 
 def msst_yaml_text(instruments=("vocals", "other"), segment: float = 1.0, samplerate: int = 8000,

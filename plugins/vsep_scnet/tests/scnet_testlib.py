@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 import torch
 import yaml
 from vsep_scnet.network import SCNET_TRAN, SCNet
 from vsep_scnet.plugin import SCNetParams
 
-from vsep_core.api import Device, LoadContext, ModelRecord
+from vsep_core.testlib import checkpoint_context, separate_file_lower
 
 REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "msst-reference"
 
@@ -53,18 +51,12 @@ def load(ckpt: Path, **params: Any):
     """vsep_scnet.model.load_model on `ckpt` (its yaml beside it), on the CPU."""
     from vsep_scnet.model import load_model
 
-    record = ModelRecord(filename=ckpt.name, architecture="SCNet", friendly_name=ckpt.name, files=[])
-    ctx = LoadContext(record=record, model_path=ckpt, model_dir=ckpt.parent, config_path=None,
-                      params=SCNetParams(**params), device=Device("cpu", ("CPUExecutionProvider",)),
-                      logger=logging.getLogger("test"))
-    return load_model(ctx)
+    return load_model(checkpoint_context(ckpt, "SCNet", SCNetParams(**params), yaml_beside=False))
 
 
 def msst_callable(input_path: str, model_dir: str, model_file: str, case: dict) -> dict[str, np.ndarray]:
     """check_msst_reference.py --callable: separate the oracle's input with vsep_scnet directly (no core CLI)."""
-    model = load(Path(model_dir) / model_file)
-    audio, _ = sf.read(input_path, dtype="float32", always_2d=True)
-    return {name.lower(): wave for name, wave in model.separate(audio.T).items()}
+    return separate_file_lower(load(Path(model_dir) / model_file), input_path)
 
 
 __all__ = ["REFERENCE", "SCNET_TRAN", "tiny_yaml", "write_model", "load", "msst_callable"]

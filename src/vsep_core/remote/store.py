@@ -186,14 +186,17 @@ class JobStore:
         with self._tx() as db:
             db.execute("DELETE FROM jobs WHERE task_id = ?", (task_id,))
 
-    def with_status(self, *statuses: str) -> list[Job]:
-        """Jobs in any of these states, oldest first."""
+    def _in_status(self, statuses: tuple[str, ...], order: str) -> list[Job]:
         marks = ", ".join("?" * len(statuses))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY created_at, rowid", statuses
+                f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY {order}, rowid", statuses
             ).fetchall()
         return [self._job(r) for r in rows]
+
+    def with_status(self, *statuses: str) -> list[Job]:
+        """Jobs in any of these states, oldest first."""
+        return self._in_status(statuses, "created_at")
 
     def count(self, *statuses: str) -> int:
         """How many jobs are in any of these states."""
@@ -203,12 +206,7 @@ class JobStore:
 
     def finished_oldest_first(self) -> list[Job]:
         """Finished jobs that may still own files, by finish time, oldest first."""
-        marks = ", ".join("?" * len(FINISHED))
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY finished_at, rowid", FINISHED
-            ).fetchall()
-        return [self._job(r) for r in rows]
+        return self._in_status(tuple(FINISHED), "finished_at")
 
     def interrupt_running(self, reason: str) -> list[str]:
         """Mark every ``processing`` job as failed with ``reason`` (after a crash); return their ids."""

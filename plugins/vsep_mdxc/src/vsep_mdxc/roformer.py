@@ -247,13 +247,12 @@ class HyperConnection(nn.Module):
         return (new, *rest) if rest else new
 
 
-class _ZeroCenteredRMSNorm(nn.Module):
+class _ZeroCenteredRMSNorm(RMSNorm):
     """x / ||x|| * sqrt(dim) * (gamma + 1), gamma starting at 0 (the hyper-connections norm)."""
 
     def __init__(self, dim: int):
-        super().__init__()
-        self.scale = dim**0.5
-        self.gamma = nn.Parameter(torch.zeros(dim))
+        super().__init__(dim)
+        nn.init.zeros_(self.gamma)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise the last axis."""
