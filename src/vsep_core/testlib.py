@@ -148,6 +148,17 @@ def separate_file_lower(model: Any, input_path: str | Path) -> dict[str, np.ndar
     return {name.lower(): wave for name, wave in model.separate(audio.T).items()}
 
 
+def assert_channels_independent(net: Any, samples: int, channel_axis: int) -> None:
+    """Swapping the channels of a random [1, 2, samples] input swaps the channels (`channel_axis`) of `net`'s
+    output: each channel is processed on its own."""
+    import torch
+
+    x = torch.randn(1, 2, samples)
+    with torch.inference_mode():
+        a, b = net(x), net(x.flip(1))
+    torch.testing.assert_close(a.flip(channel_axis), b, rtol=1e-4, atol=1e-5)
+
+
 def one_line_error(error: type[Exception], fn: Callable[..., Any], *args: Any) -> str:
     """The message of the `error` that ``fn(*args)`` must raise, checked to be a single line."""
     with pytest.raises(error) as info:
