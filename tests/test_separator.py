@@ -92,3 +92,17 @@ def test_amplification_raises_quiet_stems(tmp_path, audio_file, gain_model_dir):
     for f in files:
         peak = np.max(np.abs(sf.read(f, dtype="float32")[0]))
         assert abs(peak - 0.8) < 1e-3
+
+
+def test_single_stem_can_be_the_extracted_instrumental(tmp_path, audio_file, gain_model_dir):
+    # local_trio.gain gives Drums 0.5, Bass 0.3, Other 0.2: no vocals, so the first stem is the target
+    song = audio_file("trio.wav", seconds=0.3)
+    sep = Separator(model_file_dir=gain_model_dir, output_dir=tmp_path / "out", output_format="WAV",
+                    output_bit_depth=32, normalization_threshold=1.0, output_single_stem="Instrumental",
+                    extract_instrumental=True, info_only=True)
+    sep.load_model("local_trio.gain")
+    [path] = sep.separate(str(song))
+    assert "(Instrumental)" in path
+    mix = sf.read(song, dtype="float32", always_2d=True)[0]
+    got = sf.read(path, dtype="float32", always_2d=True)[0]
+    assert np.allclose(got, mix * 0.5, atol=1e-5)  # mix - Drums

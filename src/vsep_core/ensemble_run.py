@@ -222,7 +222,7 @@ def separate_ensemble(models: list[LoadedModel], input_path: str | Path, opts: p
                 log.info("%s: only %d of %d models give %s", input_path.name, len(waves), n, canon)
             result = ensemble(waves, algorithm, stem_weights)
             if fmt == audio_io.STEM_FORMAT:
-                store = workdir / f"ensembled-{len(gathered)}.npy"
+                store = workdir / f"ensembled-{len(gathered)}.f32"
                 gathered[canon] = _store(result, store, opts.sample_rate, opts.sample_rate, out_length)
             else:
                 path = opts.output_dir / pipeline.stem_output_name(input_path, canon, label, fmt, custom_output_names)

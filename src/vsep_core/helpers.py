@@ -151,17 +151,17 @@ def peak_gain(peak: float, max_peak: float = 0.9, min_peak: float = 0.0) -> floa
     return 1.0
 
 
-def stem_pair(name: str) -> str:
-    """The complementary stem name as the reference pairs them: "Vocals" <-> "Instrumental",
-    "No X" <-> "X" (a leading "No " only), anything else -> "No <name>"."""
-    low = name.strip().lower()
-    if low == "vocals":
-        return "Instrumental"
-    if low == "instrumental":
-        return "Vocals"
-    if low.startswith("no "):
-        return name.strip()[3:]
-    return f"No {name.strip()}"
+STEM_PAIRS = {"Vocals": "Instrumental", "Instrumental": "Vocals", "lead_only": "backing_only",
+              "backing_only": "lead_only", "Primary Stem": "Secondary Stem"}
+"""The reference's ``STEM_PAIR_MAPPER`` (its common separator's, shared by every family)."""
+
+
+def stem_pair(primary: str) -> str:
+    """The reference's name for what is left when `primary` is taken out: :data:`STEM_PAIRS`, else a leading
+    "No " stripped ("No Echo" -> "Echo"), else "No " prepended ("Reverb" -> "No Reverb")."""
+    if primary in STEM_PAIRS:
+        return STEM_PAIRS[primary]
+    return primary[3:] if primary.startswith("No ") else f"No {primary}"
 
 
 class ConfigLoader(yaml.SafeLoader):

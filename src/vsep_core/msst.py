@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import functools
 import importlib
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,35 @@ def architecture_hook(name: str, flag_prefix: str, params: type[MsstParams], pac
 
     vsep_architectures.__doc__ = f"{name}: MSST-format checkpoints with their yaml beside them."
     return vsep_architectures
+
+
+class MsstYamlLoader(yaml.SafeLoader):
+    """How MSST's yamls read: a SafeLoader (no Python objects) that turns ``!!python/tuple`` into a list and
+    reads exponent floats without a dot (``1e-3``) as floats, as YAML 1.2 and OmegaConf do."""
+
+
+MsstYamlLoader.add_constructor("tag:yaml.org,2002:python/tuple",
+                               lambda loader, node: loader.construct_sequence(node, deep=True))
+MsstYamlLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+MsstYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def read_msst_yaml(path: str | Path) -> dict[str, Any]:
+    """Parse an MSST yaml with :class:`MsstYamlLoader` into plain dicts/lists; ValueError when it is not a
+    mapping."""
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.load(fh, Loader=MsstYamlLoader)  # noqa: S506 - a SafeLoader subclass
+    if not isinstance(data, dict):
+        raise ValueError(f"{Path(path).name} does not hold a yaml mapping")
+    return data
 
 
 class ConfigError(ValueError):

@@ -182,11 +182,13 @@ def check_value(f: dataclasses.Field, value: Any) -> Any:
 
         get_preset(value)  # PresetError (a ValueError) naming the presets, as the reference raises
         return value
+    if f.name == "output_format" and isinstance(value, str):
+        from vsep_core.audio import check_output_format
+
+        return check_output_format(value)  # the writer's own check (AIF -> AIFF, the formats it writes)
     if f.metadata.get("choices_from") and isinstance(value, str):
         allowed = choices_of(f) or ()
         matched = next((c for c in allowed if c.lower() == value.lower()), None)
-        if f.name == "output_format" and value.upper() == "AIF":
-            matched = "AIFF"
         if matched is None:
             human = label.replace("_", " ")
             raise UsageError(f"unknown {human} {value!r} ({label}): choose one of {', '.join(allowed)}")

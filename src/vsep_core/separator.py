@@ -354,7 +354,7 @@ class Separator(ReferenceSeparatorAPI):
         else:
             loaded = self._loaded[0]
             try:
-                pipeline.select_stems(list(loaded.model.stems), self.output_single_stem)
+                pipeline.select_stems(pipeline.output_stems(loaded.model, opts), self.output_single_stem)
             except UsageError as exc:  # as the reference: nothing written, no error, so a loop over models goes on
                 log.warning("%s: %s; nothing written", Path(path).name, exc)
                 return []

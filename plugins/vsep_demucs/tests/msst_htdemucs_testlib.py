@@ -44,9 +44,10 @@ def write_msst_model(folder: Path, name: str, text: str, seed: int = 0) -> Path:
     import torch
     import yaml
     from vsep_demucs.htdemucs import HTDemucs
-    from vsep_demucs.msst import _MSSTLoader
 
-    config = yaml.load(text, Loader=_MSSTLoader)  # noqa: S506 - SafeLoader subclass
+    from vsep_core.msst import MsstYamlLoader
+
+    config = yaml.load(text, Loader=MsstYamlLoader)  # noqa: S506 - SafeLoader subclass
     kwargs = {k: v for k, v in config["htdemucs"].items() if k != "num_subbands"}
     t = config["training"]
     torch.manual_seed(seed)

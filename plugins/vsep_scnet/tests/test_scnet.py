@@ -14,11 +14,11 @@ from scnet_testlib import REFERENCE, load, tiny_yaml
 from vsep_scnet.catalog import catalogue_data, model_records, packaged_config
 from vsep_scnet.claim import yaml_beside_is_scnet
 from vsep_scnet.model import model_type_of, scnet_config
-from vsep_scnet.msst_yaml import read_msst_yaml
 from vsep_scnet.network import SCNet
 from vsep_scnet.plugin import claims
 
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
+from vsep_core.msst import read_msst_yaml
 
 
 def _signal(channels: int, n: int, seed: int = 0) -> np.ndarray:

@@ -34,7 +34,7 @@ def _click_type(typ: type, meta: dict, choices: tuple | None) -> Any:
     return {int: click.INT, float: click.FLOAT, bool: click.BOOL}.get(typ, click.STRING)
 
 
-def core_options(skip: tuple[str, ...] = (), defaults: dict[str, Any] | None = None) -> list[click.Option]:
+def core_options(skip: tuple[str, ...] = ()) -> list[click.Option]:
     """One flag per option of the table (``skip``: field names a command declares itself)."""
     from vsep_core.options import Settings
 
@@ -44,8 +44,7 @@ def core_options(skip: tuple[str, ...] = (), defaults: dict[str, Any] | None = N
         if f.name in skip:
             continue
         meta = dict(f.metadata)
-        default = (defaults or {}).get(f.name, meta["cli_default"] if meta["cli_default"] is not dataclasses.MISSING
-                                       else f.default)
+        default = meta["cli_default"] if meta["cli_default"] is not dataclasses.MISSING else f.default
         flags = _spellings(cli_name(f)) + [f.name]
         typ, _ = base_type(hints[f.name])
         if typ is bool:

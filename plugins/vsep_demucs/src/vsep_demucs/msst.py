@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,34 +28,9 @@ from vsep_core.checkpoints import check_tensors
 from vsep_core.chunking import DemixPlan, demix, standardize
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
 from vsep_core.helpers import channels_first
+from vsep_core.msst import config_beside, read_msst_yaml
 from vsep_demucs.htdemucs import HTDemucs
 from vsep_demucs.model import STEM_NAMES
-
-
-class _MSSTLoader(yaml.SafeLoader):
-    """SafeLoader reading ``1e-3`` as a float (as OmegaConf / YAML 1.2 do) and ``!!python/tuple`` as a list."""
-
-
-_MSSTLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_MSSTLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
-_MSSTLoader.add_constructor("tag:yaml.org,2002:python/tuple",
-                            lambda loader, node: loader.construct_sequence(node, deep=True))
-
-
-def read_msst_yaml(path: Path) -> dict[str, Any]:
-    """Parse an MSST yaml safely, OmegaConf-style scalars (``1e-3`` is 0.001)."""
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.load(fh, Loader=_MSSTLoader)  # noqa: S506 - a SafeLoader subclass
-    if not isinstance(data, dict):
-        raise ValueError(f"{path.name} does not hold a yaml mapping")
-    return data
-
-
-def yaml_beside(checkpoint: Path) -> Path | None:
-    """``<stem>.yaml`` (or ``.yml``) beside `checkpoint`, if there is one."""
-    return next((p for p in (checkpoint.with_suffix(".yaml"), checkpoint.with_suffix(".yml")) if p.is_file()), None)
 
 
 def is_msst_htdemucs_yaml(config: Mapping[str, Any]) -> bool:
@@ -66,7 +40,7 @@ def is_msst_htdemucs_yaml(config: Mapping[str, Any]) -> bool:
 
 def claims_checkpoint(path: Path) -> bool:
     """The claim rule for a ``.ckpt``: the yaml beside it is an MSST HTDemucs yaml (no checkpoint is opened)."""
-    found = yaml_beside(path)
+    found = config_beside(path)
     if found is None:
         return False
     try:
@@ -133,7 +107,7 @@ class MSSTHTDemucsModel:
 
 def _read_config(ctx: LoadContext) -> tuple[dict[str, Any], str]:
     # the yaml beside the checkpoint wins over a catalogue record's config
-    candidates = [yaml_beside(ctx.model_path)] + ([Path(ctx.config_path)] if ctx.config_path else [])
+    candidates = [config_beside(ctx.model_path)] + ([Path(ctx.config_path)] if ctx.config_path else [])
     for path in candidates:
         if path is not None and path.is_file() and path != ctx.model_path:
             try:

@@ -30,27 +30,14 @@ import torch
 
 from vsep_core.api import LoadContext, Progress
 from vsep_core.errors import ModelDataError, ModelLoadError
-from vsep_core.helpers import mono_or_stereo, peak_gain
+from vsep_core.helpers import mono_or_stereo, peak_gain, stem_pair
 
 SAMPLE_RATE = 44100
 ZEROED_BINS = 3  # the reference zeroes the first 3 frequency bins before the network
 MATCH_MIX_OVERLAP = 0.02  # overlap of the reference's "match mix" re-synthesis (invert_using_spec)
 INVERT_N_FFT, INVERT_HOP = 2048, 1024  # STFT of UVR's spectral inversion (spec_utils.invert_stem)
 
-STEM_PAIRS = {
-    "Vocals": "Instrumental",
-    "Instrumental": "Vocals",
-    "lead_only": "backing_only",
-    "backing_only": "lead_only",
-    "Primary Stem": "Secondary Stem",
-}
-
-
-def secondary_stem_name(primary: str) -> str:
-    """The reference's name for the stem left over after `primary` (Vocals <-> Instrumental, X <-> No X)."""
-    if primary in STEM_PAIRS:
-        return STEM_PAIRS[primary]
-    return primary[3:] if primary.startswith("No ") else f"No {primary}"
+secondary_stem_name = stem_pair  # the reference's pairing, shared by every family (vsep_core.helpers)
 
 
 def physical_cores() -> int:

@@ -11,31 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from vsep_core import helpers
+from vsep_core.helpers import stem_pair
 
 MDX23C = "mdx23c"
 BS_ROFORMER = "bs_roformer"
 MEL_ROFORMER = "mel_band_roformer"
 
-_STEM_PAIRS = {"Vocals": "Instrumental", "Instrumental": "Vocals", "lead_only": "backing_only",
-               "backing_only": "lead_only", "Primary Stem": "Secondary Stem"}
-
-
-class _SafeTupleLoader(yaml.SafeLoader):
-    """A SafeLoader that also reads ``!!python/tuple`` (community yamls write ``freqs_per_bands`` that way)."""
-
-
-def _construct_tuple(loader: yaml.SafeLoader, node: yaml.Node) -> tuple:
-    return tuple(loader.construct_sequence(node, deep=True))  # type: ignore[arg-type]
-
-
-_SafeTupleLoader.add_constructor("tag:yaml.org,2002:python/tuple", _construct_tuple)
-
-
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Parse an MDXC yaml safely (tuples allowed, no other Python tags)."""
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.load(fh, Loader=_SafeTupleLoader)  # noqa: S506 - SafeLoader subclass
+    """Parse an MDXC yaml safely with core's config loader (``!!python/tuple`` allowed, no other Python tags)."""
+    data = helpers.load_yaml(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a mapping")
     return data
@@ -92,11 +77,7 @@ def detect_kind(config: Mapping[str, Any], names: list[str]) -> str:
                      "SCNet, BandIt and other MSST architectures are not supported by vsep-mdxc")
 
 
-def secondary_stem(primary: str) -> str:
-    """The name of what is left when `primary` is taken out (Vocals <-> Instrumental, X <-> No X)."""
-    if primary in _STEM_PAIRS:
-        return _STEM_PAIRS[primary]
-    return primary.replace("No ", "") if "No " in primary else f"No {primary}"
+secondary_stem = stem_pair  # the reference's pairing, shared by every family (vsep_core.helpers)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from vsep_scnet.msst_yaml import read_msst_yaml
+from vsep_core.msst import read_msst_yaml
 
 #: ``model:`` keys every SCNet yaml has (and no MDX23C/RoFormer/Demucs/BandIt/Apollo yaml has together)
 SCNET_KEYS = ("dims", "band_SR", "band_stride", "band_kernel", "num_dplayer")

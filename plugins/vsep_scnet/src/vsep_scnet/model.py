@@ -31,8 +31,8 @@ from vsep_core.checkpoints import load_strict
 from vsep_core.chunking import DemixPlan, demix, standardize
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
 from vsep_core.helpers import channels_first
+from vsep_core.msst import read_msst_yaml
 from vsep_scnet.claim import SCNET_KEYS
-from vsep_scnet.msst_yaml import read_msst_yaml
 from vsep_scnet.network import MODEL_TYPES, SCNET, SCNET_MASKED, SCNET_TRAN, SCNet, SCNetConfig
 
 #: checkpoint tensors only scnet_masked has

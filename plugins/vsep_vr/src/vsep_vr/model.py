@@ -21,7 +21,7 @@ import numpy as np
 
 from vsep_core.api import LoadContext, Progress
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
-from vsep_core.helpers import mono_or_stereo
+from vsep_core.helpers import mono_or_stereo, stem_pair
 from vsep_core.resample import fix_length
 from vsep_vr import bands as bandlib
 from vsep_vr.inference import NON_ACCOM_STEMS, Runner, adjust_aggression, count_batches, merge_artifacts, predict_mask
@@ -32,15 +32,7 @@ ONNX_META_PREFIX = "vsep_vr."
 """Metadata keys of an exported VR ONNX file: vsep_vr.offset, vsep_vr.generation, vsep_vr.bins,
 vsep_vr.config (the network variant, JSON), vsep_vr.model_data (the hash parameters, JSON)."""
 
-STEM_PAIRS = {"Vocals": "Instrumental", "Instrumental": "Vocals", "lead_only": "backing_only",
-              "backing_only": "lead_only", "Primary Stem": "Secondary Stem"}
-
-
-def secondary_stem(primary: str) -> str:
-    """The reference's stem pairing: Vocals<->Instrumental, ..., else toggle a leading "No "."""
-    if primary in STEM_PAIRS:
-        return STEM_PAIRS[primary]
-    return primary[3:] if primary.startswith("No ") else f"No {primary}"
+secondary_stem = stem_pair  # the reference's pairing, shared by every family (vsep_core.helpers)
 
 
 @dataclass
