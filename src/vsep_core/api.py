@@ -74,12 +74,54 @@ class ModelRecord:
     package: str | None = None
     license: str | None = None
     provenance: str | None = None
+    cost: ModelCost | None = None
 
     @property
     def download_files(self) -> list[str]:
         """File names or URLs in the reference's `download_files` shape."""
         return [f.url if f.url and f.url.startswith(("http://", "https://")) and not f.listed_by_name else f.name
                 for f in self.files]
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """What one second of audio costs a model at its default settings (counted, never typed in).
+
+    Per second of audio: `matmul_flops` and `conv_flops` (model FLOPs, as torch's flop counter
+    counts them), `other_bytes` (bytes read and written by every other op: norms, activations,
+    STFTs, copies), `ops` (operators dispatched) and `passes` (network forward passes, which the
+    default overlap/shifts imply). `weight_bytes`: the network's weights; `activation_bytes`: the
+    most memory one pass holds at once. Made by :func:`vsep_core.cost.count_cost` from an
+    architecture's :class:`CostPass` list; plugins store them with their catalogue records.
+    """
+
+    matmul_flops: float
+    conv_flops: float
+    other_bytes: float
+    ops: float
+    passes: float
+    weight_bytes: int
+    activation_bytes: int
+
+    @property
+    def flops(self) -> float:
+        """Model FLOPs per second of audio."""
+        return self.matmul_flops + self.conv_flops
+
+
+@dataclass(frozen=True)
+class CostPass:
+    """One kind of network forward pass and how many of them a second of audio takes.
+
+    `build` makes the network (torch ``nn.Module``; weights need not be loaded: core builds it on
+    torch's meta device and only counts); `input_shapes`: the float32 inputs of one pass, batch
+    included; `passes_per_second`: passes per second of audio at the params asked for (overlap,
+    shifts, batch size). A model that is not a torch network (ONNX) gives a torch twin of its graph.
+    """
+
+    build: Callable[[], Any]
+    input_shapes: tuple[tuple[int, ...], ...]
+    passes_per_second: float
 
 
 @dataclass(frozen=True)
@@ -155,7 +197,11 @@ class Architecture:
     written ONNX file, for `vsep export-onnx`; self_describing (optional): whether a file whose
     hash is in no hash table carries its own parameters (loaded with empty model data instead
     of the "unknown hash" error); catalogue_rank: where the family's models come in listings
-    (lower first).
+    (lower first); cost_passes (optional): LoadContext -> the :class:`CostPass` list one second of
+    audio costs at ``ctx.params`` (``ctx.model_path`` may be absent: the catalogue's costs are
+    counted from configs; ``ctx.device`` is not used), for `vsep advise`; without it the family's
+    models have unknown time; calibration_passes (optional): a small network of the family
+    (well under a second per pass) that `vsep bench --quick` runs for real to check the time model.
     """
 
     name: str
@@ -169,6 +215,8 @@ class Architecture:
     export_onnx: Callable[[Path, Path, dict], Path] | None = None
     self_describing: Callable[[Path], bool] | None = None
     catalogue_rank: int = 100
+    cost_passes: Callable[[LoadContext], list[CostPass]] | None = None
+    calibration_passes: Callable[[], list[CostPass]] | None = None
 
     def default_params(self) -> Any:
         """An instance of the params dataclass with every default."""

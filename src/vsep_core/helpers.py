@@ -69,7 +69,7 @@ class UvrCatalogue:
     """A family's UVR-format catalogue, packaged in `package`'s ``data/``: ``models.json`` (``{"models":
     [[friendly name, file], ...]}``), ``scores.json`` (see :func:`attach_scores`) and ``hash_params.json``
     (model-file hash -> parameters, cached by the reference in the model directory as `hash_file` and
-    searched by ascending `priority`)."""
+    searched by ascending `priority`); an optional ``costs.json`` (see :mod:`vsep_core.cost`)."""
 
     package: str
     architecture: str
@@ -79,14 +79,15 @@ class UvrCatalogue:
 
     def model_records(self) -> list[ModelRecord]:
         """One record a model (one file each from UVR's download sources, VIP when the name says so)."""
+        from vsep_core.cost import attach_costs, packaged_costs
         from vsep_core.sources import uvr_model_file
 
-        return attach_scores([
+        return attach_costs(attach_scores([
             ModelRecord(filename=filename, architecture=self.architecture, friendly_name=name,
                         files=[uvr_model_file(filename, vip="VIP" in name)], vip="VIP" in name,
                         package=self.distribution)
             for name, filename in package_json(self.package, "models.json")["models"]
-        ], read_package_json(self.package, "scores.json"))
+        ], read_package_json(self.package, "scores.json")), packaged_costs(self.package))
 
     def hash_tables(self) -> list[HashTable]:
         """The hash -> parameters table, merged by core with `hash_file` in the model directory."""

@@ -211,6 +211,22 @@ class Separator(ReferenceSeparatorAPI):
 
         return presets.list_ensemble_presets()
 
+    def advise(self, stem: str, budget: str | float | None = None, per: str | float = 210.0,
+               quality: str = "balanced", device: str | None = None, calibration: str | None = None,
+               verify: bool = False) -> Any:
+        """The best model for `stem` within `budget` per song of length `per` on this machine (see
+        :func:`vsep_core.advise.advise`; `device` defaults to this Separator's, cpu when automatic).
+        With `verify`, the recommended model also runs on 10 s of audio (``advice.verify``)."""
+        from vsep_core import advise
+
+        kind = (device or self.device_request or "cpu").split(":")[0]
+        result = advise.advise(stem, budget=budget, per=per, device=kind, quality=quality, calibration=calibration,
+                               model_dir=self.model_file_dir)
+        if verify:
+            result.verify = advise.verify_recommendation(result, model_dir=self.model_file_dir,
+                                                         calibration=calibration)
+        return result
+
     def get_model_hash(self, model_path: str | os.PathLike) -> str:
         """MD5 of the last 10,240,000 bytes of a model file (whole file if smaller), as UVR."""
         from vsep_core import modeldata

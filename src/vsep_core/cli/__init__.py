@@ -13,7 +13,7 @@ import sys
 
 import click
 
-COMMAND_MODULES = ("info", "models", "download", "presets", "serve", "ui", "remote", "export_onnx")
+COMMAND_MODULES = ("info", "models", "download", "presets", "serve", "ui", "remote", "export_onnx", "advise", "bench")
 FLAT_ACTIONS = {"-l": "models", "--list_models": "models", "--list_presets": "presets", "-e": "env",
                 "--env_info": "env", "--download_model_only": "download"}
 LIST_FLAGS = {"--list_filter", "--list_limit", "--list_format"}

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from vsep_core.api import DownloadFile, ModelRecord
+from vsep_core.cost import attach_costs, packaged_costs
 from vsep_core.helpers import attach_scores
 from vsep_core.sources import with_fallback
 
@@ -34,11 +35,13 @@ def _scores() -> dict:
 def model_records() -> list[ModelRecord]:
     """Catalogue records of Demucs v4 models: the bag yaml plus its ``.th`` checkpoints, by URL; then the
     MSST-format HTDemucs checkpoints (``data/msst_models.json``)."""
-    return attach_scores([
+    records = attach_scores([
         ModelRecord(filename=yaml_name, architecture=ARCHITECTURE, friendly_name=name,
                     files=[with_fallback(url.rsplit("/", 1)[-1], url) for url in urls], package=PACKAGE)
         for name, yaml_name, urls in _models()
-    ], _scores()) + msst_records()
+    ], _scores())
+    # counted costs per second of audio: data/costs.json, written by `python -m vsep_core.cost Demucs ...`
+    return attach_costs(records, packaged_costs(__package__)) + msst_records()
 
 
 def msst_records() -> list[ModelRecord]:

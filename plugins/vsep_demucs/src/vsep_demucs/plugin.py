@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vsep_core.api import Architecture, LoadContext, SeparationModel, param
+from vsep_core.api import Architecture, CostPass, LoadContext, SeparationModel, param
 from vsep_core.hookspecs import hookimpl
 
 
@@ -43,6 +43,18 @@ def _load(ctx: LoadContext) -> SeparationModel:
     return load_model(ctx)
 
 
+def _cost_passes(ctx: LoadContext) -> list[CostPass]:
+    from vsep_demucs.cost import cost_passes
+
+    return cost_passes(ctx)
+
+
+def _calibration_passes() -> list[CostPass]:
+    from vsep_demucs.cost import calibration_passes
+
+    return calibration_passes()
+
+
 def _load_msst(ctx: LoadContext) -> SeparationModel:
     from vsep_demucs.msst import load_msst_htdemucs
 
@@ -62,7 +74,9 @@ def _claims_msst(path: Path) -> bool:
 def vsep_architectures() -> list[Architecture]:
     """Demucs: v4 HTDemucs models named by their yaml; HTDemucs-MSST: HTDemucs ``.ckpt`` files trained in MSST."""
     return [Architecture(name="Demucs", flag_prefix="demucs", params=DemucsParams, load=_load,
-                         package="vsep-demucs", extensions=(".yaml", ".th"), catalogue_rank=2),
+                         package="vsep-demucs", extensions=(".yaml", ".th"), catalogue_rank=2,
+                         cost_passes=_cost_passes,
+                         calibration_passes=_calibration_passes),
             Architecture(name=MSST_ARCHITECTURE, flag_prefix="htdemucs_msst", params=MSSTHTDemucsParams,
                          load=_load_msst, package="vsep-demucs", extensions=(".ckpt",), claims=_claims_msst)]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vsep_core.api import Architecture, LoadContext, SeparationModel, param
+from vsep_core.api import Architecture, CostPass, LoadContext, SeparationModel, param
 from vsep_core.hookspecs import hookimpl
 from vsep_mdx.catalog import CATALOGUE
 
@@ -26,11 +26,24 @@ def _load(ctx: LoadContext) -> SeparationModel:
     return load_model(ctx)
 
 
+def _cost_passes(ctx: LoadContext) -> list[CostPass]:
+    from vsep_mdx.cost import cost_passes
+
+    return cost_passes(ctx)
+
+
+def _calibration_passes() -> list[CostPass]:
+    from vsep_mdx.cost import calibration_passes
+
+    return calibration_passes()
+
+
 @hookimpl
 def vsep_architectures() -> list[Architecture]:
     """MDX: MDX-Net .onnx models."""
     return [Architecture(name="MDX", flag_prefix="mdx", params=MDXParams, load=_load, package="vsep-mdx",
-                         extensions=(".onnx",), catalogue_rank=1)]
+                         extensions=(".onnx",), catalogue_rank=1, cost_passes=_cost_passes,
+                         calibration_passes=_calibration_passes)]
 
 
 # catalogue records and hash -> parameter tables of this family (packaged data, see catalog.py)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vsep_core.api import DownloadFile, ModelRecord
+from vsep_core.cost import attach_costs, packaged_costs
 from vsep_core.helpers import attach_scores
 from vsep_core.sources import uvr_config_file, uvr_model_file
 
@@ -94,4 +95,5 @@ def model_records() -> list[ModelRecord]:
             record.license, record.provenance = extra.get("license"), extra.get("provenance")
         records.append(record)
     records += [_msst_record(e) for e in _msst_models() if e["mode"] == "new"]
-    return attach_scores(records, _scores())
+    # counted costs per second of audio: data/costs.json, written by `python -m vsep_core.cost MDXC ...`
+    return attach_costs(attach_scores(records, _scores()), packaged_costs(__package__))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vsep_core.api import Architecture, LoadContext, SeparationModel, param
+from vsep_core.api import Architecture, CostPass, LoadContext, SeparationModel, param
 from vsep_core.hookspecs import hookimpl
 from vsep_vr.catalog import CATALOGUE
 
@@ -69,12 +69,26 @@ def claims(path: Path) -> bool:
         return False
 
 
+def _cost_passes(ctx: LoadContext) -> list[CostPass]:
+    from vsep_vr.cost import cost_passes
+
+    return cost_passes(ctx)
+
+
+def _calibration_passes() -> list[CostPass]:
+    from vsep_vr.cost import calibration_passes
+
+    return calibration_passes()
+
+
 @hookimpl
 def vsep_architectures() -> list[Architecture]:
     """VR: vocal-remover .pth (torch) and .onnx (ONNX Runtime) models."""
     return [Architecture(name="VR", flag_prefix="vr", params=VRParams, load=_load, package="vsep-vr",
                          extensions=(".pth", ".onnx"), claims=claims, export_onnx=_export_onnx,
-                         self_describing=is_vsep_onnx, catalogue_rank=0)]
+                         self_describing=is_vsep_onnx, catalogue_rank=0,
+                         cost_passes=_cost_passes,
+                         calibration_passes=_calibration_passes)]
 
 
 # catalogue records and hash -> parameter tables of this family (packaged data, see catalog.py)
