@@ -2,6 +2,7 @@
 
     python benchmarks/advise_check.py                 # every case, rewrites the table in docs/advise.md
     python benchmarks/advise_check.py --only tiny --no-docs --json out.json
+    python benchmarks/advise_check.py --rescore benchmarks/results/advise_check.json   # estimates only, again
 
 Cases: the oracle's seven tiny checkpoints (../shared/reference/models) and the benchmark's six
 real-size random-weight checkpoints (benchmarks/checkpoints.py builds them once). Each case is
@@ -135,6 +136,24 @@ def table(rows: list[dict[str, Any]], cal: Any, started: str) -> str:
     return "\n".join(lines)
 
 
+def rescore(paths: list[Path], calibration_type: Any, given: Any = None) -> tuple[list[dict[str, Any]], Any, str]:
+    """Rows of earlier results files estimated again from their saved costs and calibrations (or `given`)."""
+    from vsep_core.advise import estimate_seconds
+    from vsep_core.cost import cost_from_dict
+
+    rows, cal, started = [], None, ""
+    for path in paths:
+        data = json.loads(path.read_text())
+        cal, started = given or calibration_type.from_dict(data["calibration"]), data["started"]
+        for row in data["rows"]:
+            if row.get("cost"):
+                row["estimated_s"] = estimate_seconds(cost_from_dict(row["cost"]), row["architecture"], cal,
+                                                      row["seconds"])
+                row["estimated_memory_mb"] = cal.peak_memory_mb(cost_from_dict(row["cost"]))
+            rows.append(row)
+    return rows, cal, started
+
+
 def write_doc(block: str) -> None:
     """Replace the block between the advise-check markers of docs/advise.md."""
     text = DOC.read_text(encoding="utf-8")
@@ -150,10 +169,24 @@ def main() -> int:
     parser.add_argument("--only", default="", help="tiny, real, or both (default)")
     parser.add_argument("--json", type=Path, default=RESULTS)
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--rescore", type=Path, nargs="+", default=None,
+                        help="results files of earlier runs: their measurements and calibrations, estimated again "
+                             "with the current time model (nothing is run)")
+    parser.add_argument("--calibration", type=Path, default=None,
+                        help="with --rescore: estimate with this calibration file instead of each run's own")
     args = parser.parse_args()
     import checkpoints as ck
 
-    from vsep_core.calibration import calibrate, save_calibration
+    from vsep_core.calibration import Calibration, calibrate, save_calibration
+
+    if args.rescore:
+        given = Calibration.from_dict(json.loads(args.calibration.read_text())) if args.calibration else None
+        rows, cal, started = rescore(args.rescore, Calibration, given)
+        block = table(rows, cal, started)
+        print(block)
+        if not args.no_docs:
+            write_doc(block)
+        return 0
 
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     cal = calibrate("cpu", clock="cpu", log=print)

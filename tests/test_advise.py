@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def test_family_check_runs_the_small_network_for_real():
     check = calibration.check_family("X", [net], cal)
     assert check["measured_s"] > 0 and check["estimated_s"] > 0
     assert check["ratio"] == pytest.approx(check["measured_s"] / check["estimated_s"])
+    assert check["op_us"] >= cal.rates["float32"].op_us
 
 
 def test_missing_or_broken_calibration_is_a_clear_error(tmp_path, monkeypatch):
@@ -88,9 +90,11 @@ def test_estimate_scales_with_the_song_and_the_family_check():
     c = ModelCost(matmul_flops=95e9, conv_flops=0.0, other_bytes=0.0, ops=0.0, passes=1.0, weight_bytes=0,
                   activation_bytes=0)
     assert advise.estimate_seconds(c, "Other", cal, 60) == pytest.approx(60.0)  # 1 s per second of audio
-    ratio = cal.families["MDXC"]["ratio"]
-    assert advise.estimate_seconds(c, "MDXC", cal, 60) == pytest.approx(60.0 * ratio)
     assert advise.estimate_seconds(c, "Other", cal, 0.2) == pytest.approx(1.0)  # at least one whole pass
+    with_ops = dataclasses.replace(c, ops=1e6)
+    device_op, family_op = cal.rates["float32"].op_us, cal.families["MDXC"]["op_us"]
+    assert advise.estimate_seconds(with_ops, "Other", cal, 60) == pytest.approx(60.0 * (1 + device_op))
+    assert advise.estimate_seconds(with_ops, "MDXC", cal, 60) == pytest.approx(60.0 * (1 + family_op))
 
 
 @pytest.mark.parametrize("text,seconds", [("90", 90), ("90s", 90), ("2m", 120), ("3:30", 210), ("1:00:00", 3600),

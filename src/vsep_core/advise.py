@@ -106,11 +106,10 @@ def passes_for(cost: ModelCost, seconds: float) -> float:
 
 def estimate_seconds(cost: ModelCost, architecture: str, cal: Calibration, seconds: float,
                      precision: str = "float32") -> float:
-    """Estimated separation time of `seconds` of audio: the calibrated time model, corrected by the
-    family's calibration check (measured / estimated on its small network) when the calibration has one."""
-    per_second = cal.seconds_per_audio_second(cost, precision)
-    ratio = float((cal.families.get(architecture) or {}).get("ratio") or 1.0)
-    return per_second * ratio * passes_for(cost, seconds) / cost.passes
+    """Estimated separation time of `seconds` of audio: the calibrated time model (with the family's time
+    per operator where the calibration checked the family) for the whole passes the input takes."""
+    per_second = cal.seconds_per_audio_second(cost, precision, architecture)
+    return per_second * passes_for(cost, seconds) / cost.passes
 
 
 def _size(record: ModelRecord, model_dir: Path | None) -> tuple[int | None, bool]:

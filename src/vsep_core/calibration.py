@@ -7,8 +7,9 @@ dispatch. A model's time per second of audio is then
 
     matmul_flops / matmul_rate + conv_flops / conv_rate + other_bytes / memory_rate + ops * op_time
 
-Every figure is the median of several short repeats (the machine may be busy with other work), and
-each installed family's small calibration network is run for real and set against this estimate.
+Every figure is the median of several short repeats (the machine may be busy with other work). Each
+installed family's small calibration network is run for real: what the FLOP and byte terms do not
+explain there becomes that family's op_time (small networks are mostly operator overhead).
 The result is saved as JSON in the user cache directory, one file per device.
 """
 
@@ -55,11 +56,17 @@ class Calibration:
     created: str = ""
     torch_version: str = ""
 
-    def seconds_per_audio_second(self, cost: ModelCost, precision: str = "float32") -> float:
-        """Estimated compute seconds per second of audio of a model of this `cost` on this device."""
+    def seconds_per_audio_second(self, cost: ModelCost, precision: str = "float32",
+                                 architecture: str | None = None) -> float:
+        """Estimated compute seconds per second of audio of a model of this `cost` on this device.
+
+        The time of one operator is the family's, where its small network was checked (see
+        :func:`check_family`), else the device's.
+        """
         r = self.rates.get(precision) or self.rates["float32"]
+        op_us = float((self.families.get(architecture or "") or {}).get("op_us") or r.op_us)
         return (cost.matmul_flops / (r.matmul_gflops * 1e9) + cost.conv_flops / (r.conv_gflops * 1e9)
-                + cost.other_bytes / (r.memory_gbps * 1e9) + cost.ops * r.op_us * 1e-6)
+                + cost.other_bytes / (r.memory_gbps * 1e9) + cost.ops * op_us * 1e-6)
 
     def peak_memory_mb(self, cost: ModelCost) -> float:
         """Estimated peak memory of a separation: runtime base + weights + one pass's activations."""
@@ -242,7 +249,12 @@ def describe_device(device: str) -> str:
 
 
 def check_family(name: str, passes: list, cal: Calibration, clock: str = "wall") -> dict[str, float]:
-    """Run an architecture's small calibration network for real: estimated vs measured seconds per pass."""
+    """Run an architecture's small calibration network for real and set it against the time model.
+
+    What the FLOP and byte terms do not explain is put on the operators: ``op_us``, the family's time
+    per operator (never below the device's), which the estimates of that family's models then use. A
+    small network is mostly operator overhead; a real-size one mostly FLOPs and bytes.
+    """
     import torch
 
     from vsep_core.cost import count_cost
@@ -256,8 +268,15 @@ def check_family(name: str, passes: list, cal: Calibration, clock: str = "wall")
         inputs = [torch.randn(s, device=cal.device) * 0.1 for s in p.input_shapes]
         with torch.inference_mode():
             measured += _median_time(lambda net=net, inputs=inputs: net(*inputs), sync, repeats=3, clock=clock)
-    estimated = cal.seconds_per_audio_second(cost) / cost.passes * len(passes)
-    return {"estimated_s": estimated, "measured_s": measured, "ratio": measured / estimated if estimated else 0.0}
+    r = cal.rates["float32"]
+    per_pass = len(passes) / cost.passes
+    compute = (cost.matmul_flops / (r.matmul_gflops * 1e9) + cost.conv_flops / (r.conv_gflops * 1e9)
+               + cost.other_bytes / (r.memory_gbps * 1e9)) * per_pass
+    ops = cost.ops * per_pass
+    op_us = max(r.op_us, (measured - compute) / ops * 1e6) if ops else r.op_us
+    estimated = compute + ops * r.op_us * 1e-6
+    return {"estimated_s": estimated, "measured_s": measured, "ratio": measured / estimated if estimated else 0.0,
+            "op_us": op_us}
 
 
 def calibrate(device: str = "cpu", families: bool = True, scale: float = 1.0, clock: str = "wall",
