@@ -177,3 +177,45 @@ def test_bench_refuses_a_device_the_machine_lacks(tmp_path):
     missing = "mps" if torch.cuda.is_available() else "cuda"
     proc = run_vsep("bench", "--quick", "--device", missing, VSEP_CALIBRATION_DIR=str(tmp_path))
     assert proc.returncode != 0 and missing in proc.stderr and not list(tmp_path.iterdir())
+
+
+def test_the_plugin_docs_cost_example_runs(capsys):
+    text = (ROOT / "docs" / "plugins" / "contracts.md").read_text(encoding="utf-8")
+    section = text.split("## Costs for `vsep advise`", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "contracts.md#costs", "exec"), {})  # noqa: S102 - our own docs
+    out = capsys.readouterr().out
+    assert "GFLOP and 2 passes per second of audio" in out
+
+
+# 2_HP-UVR.pth and htdemucs.yaml pass too, in minutes each on 2 shared cores: left out to keep the suite short
+TINY = ["model_bs_roformer_ep_317_sdr_12.9755.ckpt"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TINY)
+def test_counted_passes_per_second_are_the_models(tmp_path, monkeypatch, name):
+    """The oracle's tiny checkpoints: the passes per second counted from the params (as the plugin says) are
+    the passes the loaded model adds, through its progress callback, for 8 more seconds of input."""
+    import shutil
+
+    import numpy as np
+
+    from tests.conftest import REFERENCE
+    from vsep_core import Separator, catalog
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    models = tmp_path / "models"
+    shutil.copytree(REFERENCE / "models", models)
+    sep = Separator(model_file_dir=str(models), output_dir=str(tmp_path), offline=True)
+    sep.load_model(name)
+    totals = {}
+    rng = np.random.default_rng(0)
+    for seconds in (12.0, 20.0):
+        audio = (rng.standard_normal((2, int(seconds * 44100))) * 0.1).astype(np.float32)
+        seen: list[int] = []
+        sep.model_instance.separate(audio, lambda done, total, seen=seen: seen.append(total))
+        totals[seconds] = seen[-1]
+    c = cost.cost_of(catalog.resolve_model(name, models), models)
+    assert c is not None
+    assert abs((totals[20.0] - totals[12.0]) - c.passes * 8.0) <= 1.0, (totals, c.passes)

@@ -204,22 +204,21 @@ def _cache_file() -> Path:
 
 
 def cost_of(record: ModelRecord, model_dir: str | Path | None = None, params: Any = None) -> ModelCost | None:
-    """A record's cost at default settings: its packaged one, else counted from its files on disk (cached
-    in the user cache dir by file name, size and time), else None (unknown)."""
-    if record.cost is not None and params is None:
-        return record.cost
+    """A record's cost (default params unless given): counted from its files when they are in `model_dir`
+    (as loading would read them; cached in the user cache dir by path, size and time), else the one its
+    plugin packaged with the record, else None (unknown)."""
     from vsep_core import modeldata, plugins
     from vsep_core.errors import VsepError
 
     arch = plugins.architectures().get(record.architecture)
-    if arch is None or arch.cost_passes is None:
-        return None
-    model_dir = Path(model_dir) if model_dir else None
     names = [f.name for f in record.files] or [record.filename]
-    if model_dir is None or not all((model_dir / n).is_file() for n in names):
-        return None
-    stat = (model_dir / record.filename).stat()
-    key = f"{(model_dir / record.filename).resolve()}|{stat.st_size}|{int(stat.st_mtime)}"
+    local = model_dir is not None and all((Path(model_dir) / n).is_file() for n in names)
+    if not local or arch is None or arch.cost_passes is None:
+        return record.cost if params is None else None
+    model_dir = Path(model_dir)  # type: ignore[arg-type]
+    stats = [(model_dir / n).stat() for n in names]
+    key = f"{(model_dir / record.filename).resolve()}|{sum(s.st_size for s in stats)}|" \
+          f"{int(max(s.st_mtime for s in stats))}"
     cache = _read_cache()
     if params is None and key in cache:
         return cost_from_dict(cache[key])
@@ -228,7 +227,7 @@ def cost_of(record: ModelRecord, model_dir: str | Path | None = None, params: An
         cost = cost_of_context(arch, load_context(record, model_path, config_path, model_data, arch, params))
     except (VsepError, ValueError, KeyError, TypeError, RuntimeError, NotImplementedError) as exc:
         log.info("cannot count the cost of %s: %s", record.filename, exc)
-        return None
+        return record.cost if params is None else None
     if cost is not None and params is None:
         cache[key] = cost_to_dict(cost)
         _write_cache(cache)
