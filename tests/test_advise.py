@@ -219,3 +219,15 @@ def test_counted_passes_per_second_are_the_models(tmp_path, monkeypatch, name):
     c = cost.cost_of(catalog.resolve_model(name, models), models)
     assert c is not None
     assert abs((totals[20.0] - totals[12.0]) - c.passes * 8.0) <= 1.0, (totals, c.passes)
+
+
+def test_separator_advise_is_the_cli_advice(tmp_path):
+    from vsep_core import Separator
+
+    gpu = str(CALIBRATIONS / "gpu.json")
+    advice = Separator(model_file_dir=str(tmp_path), info_only=True).advise(
+        "vocals", budget="60s", per="3:00", device="cuda", calibration=gpu)
+    cli = _advise_json("--stem", "vocals", "--budget", "60s", "--per", "3:00", "--device", "cuda", "--calibration",
+                       gpu, model_dir=tmp_path)
+    assert advice.recommended is not None and advice.recommended.name == cli["recommended"]
+    assert advice.to_dict()["candidates"][0]["seconds"] == pytest.approx(cli["candidates"][0]["seconds"])
