@@ -183,8 +183,7 @@ class WorkerState:
             for path in written:
                 rel = "/".join(p for p in (task.rel_dir, path.name) if p)
                 outputs.append(OutputRecord(rel, io.sha256_file(path), path.stat().st_size))
-            for path in written:
-                io.place(path, io.join(task.out_dir, path.name))
+            io.place_all([(path, io.join(task.out_dir, path.name)) for path in written])  # the whole set, or none
             return TaskResult(task.key, True, outputs, duration, time.perf_counter() - started, None, self.worker_id)
         except Exception as exc:  # noqa: BLE001 - every failure is reported for this file alone
             if not isinstance(exc, VsepError):
