@@ -160,11 +160,11 @@ def _torch_runner(net: Any, device: str) -> Runner:
 
 
 def _onnx_runner(path: Path, providers: tuple[str, ...]) -> tuple[Runner, dict[str, str]]:
-    import onnxruntime as ort
+    from vsep_core.checkpoints import onnx_session, quiet_onnxruntime
 
-    available = set(ort.get_available_providers())
+    available = set(quiet_onnxruntime().get_available_providers())
     chosen = [p for p in providers if p in available] or ["CPUExecutionProvider"]
-    sess = ort.InferenceSession(str(path), providers=chosen)
+    sess = onnx_session(path, providers=chosen)
     meta = dict(sess.get_modelmeta().custom_metadata_map)
     name = sess.get_inputs()[0].name
 
