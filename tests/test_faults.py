@@ -417,3 +417,118 @@ def test_vr_on_a_ten_frame_input_writes_ten_frame_stems(tmp_path: Path, capsys: 
     printed = capsys.readouterr()
     assert rc == 0, printed.err
     assert sorted(sf.info(str(p)).frames for p in out.iterdir()) == [10, 10]
+
+
+# ------------------------------------------------------------------------ every reader of model files, directly
+
+def _garbage(path: Path) -> Path:
+    path.write_bytes(b"\x00garbage" * 500)
+    return path
+
+
+def _truncated_copy(source: Path, path: Path) -> Path:
+    path.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
+    return path
+
+
+def _with_code(path: Path) -> Path:
+    from vsep_core.testlib import save_with_code
+
+    return save_with_code(path, {})
+
+
+def _read_torch(path: Path) -> object:
+    from vsep_core.checkpoints import torch_load
+
+    return torch_load(path)
+
+
+def _read_state(path: Path) -> object:
+    from vsep_core.checkpoints import read_state_dict
+
+    return read_state_dict(path)
+
+
+def _read_vr(path: Path) -> object:
+    from vsep_vr.nets import load_state
+
+    return load_state(str(path))
+
+
+def _read_mdxc(path: Path) -> object:
+    from vsep_mdxc.model import read_checkpoint
+
+    return read_checkpoint(path)
+
+
+def _read_demucs(path: Path) -> object:
+    from vsep_demucs.checkpoint import read_package
+
+    return read_package(path)
+
+
+def _read_onnx(path: Path) -> object:
+    from vsep_core.checkpoints import onnx_session
+
+    return onnx_session(path, providers=["CPUExecutionProvider"])
+
+
+def _read_yaml(path: Path) -> object:
+    from vsep_core.helpers import load_yaml
+
+    return load_yaml(path)
+
+
+def _read_msst_yaml(path: Path) -> object:
+    from vsep_core.msst import read_msst_yaml
+
+    return read_msst_yaml(path)
+
+
+def _bad_yaml(path: Path) -> Path:
+    path.write_text("audio: [unclosed\n  - : :")
+    return path
+
+
+def _code_yaml(path: Path) -> Path:
+    path.write_text("audio: !!python/object/apply:os.system ['echo hi']\n")
+    return path
+
+
+READERS = {
+    "torch_load garbage": (_read_torch, lambda d: _garbage(d / "m.ckpt"), "not a valid checkpoint"),
+    "torch_load truncated": (_read_torch, lambda d: _truncated_copy(MODELS / f"{ROFORMER}.ckpt", d / "m.ckpt"),
+                             "not a valid checkpoint"),
+    "torch_load empty": (_read_torch, lambda d: _write(d / "m.ckpt", b"") or d / "m.ckpt", "not a valid checkpoint"),
+    "torch_load code": (_read_torch, lambda d: _with_code(d / "m.ckpt"), "was refused, nothing in it ran"),
+    "state dict code": (_read_state, lambda d: _with_code(d / "m.pt"), "was refused"),
+    "VR .pth garbage": (_read_vr, lambda d: _garbage(d / "m.pth"), "not a valid checkpoint"),
+    "VR .pth truncated": (_read_vr, lambda d: _truncated_copy(MODELS / "2_HP-UVR.pth", d / "m.pth"),
+                          "not a valid checkpoint"),
+    "VR .pth code": (_read_vr, lambda d: _with_code(d / "m.pth"), "was refused"),
+    "MDXC .ckpt truncated": (_read_mdxc, lambda d: _truncated_copy(MODELS / "MDX23C-8KFFT-InstVoc_HQ.ckpt",
+                                                                   d / "m.ckpt"), "not a valid checkpoint"),
+    "Demucs .th truncated": (_read_demucs, lambda d: _truncated_copy(MODELS / "955717e8-8726e21a.th",
+                                                                     d / "955717e8-8726e21a.th"),
+                             "not a valid checkpoint"),
+    "Demucs .th code": (_read_demucs, lambda d: _with_code(d / "955717e8-8726e21a.th"), "was refused"),
+    "ONNX garbage": (_read_onnx, lambda d: _garbage(d / "m.onnx"), "not a valid ONNX model"),
+    "ONNX truncated": (_read_onnx, lambda d: _truncated_copy(MODELS / "UVR-MDX-NET-Inst_HQ_3.onnx", d / "m.onnx"),
+                       "not a valid ONNX model"),
+    "yaml invalid": (_read_yaml, lambda d: _bad_yaml(d / "m.yaml"), "not a valid yaml config"),
+    "yaml with code": (_read_yaml, lambda d: _code_yaml(d / "m.yaml"), "not a valid yaml config"),
+    "MSST yaml invalid": (_read_msst_yaml, lambda d: _bad_yaml(d / "m.yaml"), "not valid yaml"),
+}
+
+
+@pytest.mark.parametrize("name", list(READERS))
+def test_model_file_reader(name: str, tmp_path: Path) -> None:
+    from vsep_core.errors import VsepError
+
+    read, make, says = READERS[name]
+    path = make(tmp_path)
+    with pytest.raises((VsepError, ValueError)) as info:
+        read(path)
+    message = str(info.value)
+    assert "\n" not in message and says in message, message
+    assert "delete" in message and str(path) in message, message
