@@ -150,17 +150,20 @@ def run(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or "-d" in argv
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    from vsep_core import stop
     from vsep_core.errors import VsepError
 
     try:
-        group = build_cli()
-        argv = _split_multi_values(map_flat_form(argv, set(group.commands)))
-        return group.main(args=argv, prog_name="vsep", standalone_mode=False) or 0
+        with stop.handled():  # SIGTERM and SIGHUP stop a command the way Ctrl-C does
+            group = build_cli()
+            argv = _split_multi_values(map_flat_form(argv, set(group.commands)))
+            return group.main(args=argv, prog_name="vsep", standalone_mode=False) or 0
     except _click_errors("Exit") as exc:
         return exc.exit_code
-    except _click_errors("Abort"):
-        print("error: cancelled", file=sys.stderr)
-        return 130
+    except _click_errors("Abort") as exc:  # click turns a KeyboardInterrupt (a stop signal) into Abort
+        cause = exc.__cause__ if isinstance(exc.__cause__, KeyboardInterrupt) else KeyboardInterrupt()
+        print(stop.stop_message(cause), file=sys.stderr)
+        return stop.exit_status(cause)
     except _click_errors("ClickException") as exc:
         print(f"error: {exc.format_message()}", file=sys.stderr)
         return exc.exit_code
@@ -171,9 +174,9 @@ def run(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: cancelled", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(stop.stop_message(exc), file=sys.stderr)
+        return stop.exit_status(exc)
 
 
 def _entry() -> None:
