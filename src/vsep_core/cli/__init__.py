@@ -157,7 +157,9 @@ def run(argv: list[str] | None = None) -> int:
         with stop.handled():  # SIGTERM and SIGHUP stop a command the way Ctrl-C does
             group = build_cli()
             argv = _split_multi_values(map_flat_form(argv, set(group.commands)))
-            return group.main(args=argv, prog_name="vsep", standalone_mode=False) or 0
+            # make_context/invoke rather than main(): main turns a KeyboardInterrupt into a silent exit 130
+            with group.make_context("vsep", argv) as ctx:
+                return group.invoke(ctx) or 0
     except _click_errors("Exit") as exc:
         return exc.exit_code
     except _click_errors("Abort") as exc:  # click turns a KeyboardInterrupt (a stop signal) into Abort
