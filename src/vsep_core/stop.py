@@ -34,6 +34,8 @@ class Stopped(KeyboardInterrupt):
 
 _depth = 0
 _pending: int | None = None
+_last: int | None = None
+"""The last stop signal received: some libraries (Ray) turn `Stopped` into a bare KeyboardInterrupt."""
 
 
 def signal_name(signum: int) -> str:
@@ -44,20 +46,27 @@ def signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
+def signal_of(exc: BaseException) -> int:
+    """The signal that stopped a run with `exc` (a KeyboardInterrupt): its own, the last one received, or SIGINT."""
+    if isinstance(exc, Stopped):
+        return exc.signum
+    return _last or signal.SIGINT
+
+
 def exit_status(exc: BaseException) -> int:
-    """The exit status of a run that `exc` stopped: 128 + the signal number (130 for a bare Ctrl-C)."""
-    return 128 + (exc.signum if isinstance(exc, Stopped) else signal.SIGINT)
+    """The exit status of a run that `exc` stopped: 128 + the signal number (130 for Ctrl-C)."""
+    return 128 + signal_of(exc)
 
 
 def stop_message(exc: BaseException) -> str:
     """The one line a stopped command prints."""
-    if isinstance(exc, Stopped) and exc.signum != signal.SIGINT:
-        return f"error: cancelled ({signal_name(exc.signum)})"
-    return "error: cancelled"
+    signum = signal_of(exc)
+    return "error: cancelled" if signum == signal.SIGINT else f"error: cancelled ({signal_name(signum)})"
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
-    global _pending
+    global _pending, _last
+    _last = signum
     if _depth:
         _pending = signum
         return
@@ -83,6 +92,8 @@ def install() -> dict[int, object]:
 def handled() -> Iterator[None]:
     """`install()` for the block, the previous handlers back afterwards (for a command run inside a
     longer-lived process, such as a test)."""
+    global _last
+    _last = None
     replaced = install()
     try:
         yield
