@@ -73,8 +73,8 @@ def child_main(conn: Connection, target: Callable[..., None], args: tuple[Any, .
     from vsep_core import stop
 
     stop.install()
-    threading.Thread(target=_watch_parent, args=(parent_pid,), name="vsep-parent-watch", daemon=True).start()
     try:
+        threading.Thread(target=_watch_parent, args=(parent_pid,), name="vsep-parent-watch", daemon=True).start()
         target(conn, *args)
     except (KeyboardInterrupt, BrokenPipeError, ConnectionResetError, EOFError):
         pass

@@ -118,13 +118,13 @@ def build_cli() -> click.Group:
 
 
 def _click_errors(name: str) -> tuple[type, ...]:
-    """The click exception class `name`, from click and from the copy of click that Typer vendors."""
+    """The click exception class `name`, from click and from the copies that Typer vendors or defines."""
     found = [getattr(click.exceptions, name)]
-    try:
-        vendored = importlib.import_module("typer._click.exceptions")
-        found.append(getattr(vendored, name))
-    except (ImportError, AttributeError):
-        pass
+    for module in ("typer._click.exceptions", "typer.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
     return tuple(found)
 
 
