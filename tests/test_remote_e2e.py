@@ -127,6 +127,19 @@ def test_remote_cli_separate_status_models_download(server, models, song, tmp_pa
     monkeypatch.setenv("VSEP_API_TOKEN", "wrong")
     assert main(["remote", "models"]) == 1
     assert "401" in capsys.readouterr().err
+    for files in ([song], [song, song]):  # a refused call is printed once, whatever the number of files
+        assert main(["remote", "separate", *map(str, files), "-m", "vocal_split.gain", "--output_dir", str(out)]) == 1
+        text = capsys.readouterr().err
+        err = [line for line in text.splitlines() if line.lower().startswith("error:")]
+        assert len(err) == 1 and "401" in err[0] and text.count("401") == 1, text
+    monkeypatch.setenv("VSEP_API_TOKEN", TOKEN)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 10)
+    assert main(["remote", "separate", str(broken), "-m", "vocal_split.gain", "--poll_interval", "0.1",
+                 "--output_dir", str(out)]) == 1
+    text = capsys.readouterr().err
+    err = [line for line in text.splitlines() if line.lower().startswith("error:")]
+    assert len(err) == 1 and "broken.wav" in err[0], text  # the job's error, once
 
 
 def test_serve_refuses_a_public_address_without_a_token(capsys, monkeypatch, tmp_path):
