@@ -162,3 +162,84 @@ def test_batch_stopped_mid_run_records_what_was_published_and_resume_does_the_re
     entries = check_manifest_matches_outputs(out)
     assert all(e.status == DONE for e in entries.values()) and len(entries) == 8
     assert all(entries[k].attempts == 1 for k in finished)  # none done twice
+
+
+# -- vsep serve --------------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_serve_stops_gracefully_on_sigterm_and_sighup(tmp_path, gain_model_dir, sig):
+    import httpx
+
+    from tests.test_remote_server import worker_processes
+    from vsep_core.remote.testing import free_port
+
+    port = free_port()
+    data = tmp_path / "data"
+    proc = vsep_process("serve", "--port", str(port), "--data-dir", str(data), "--model_file_dir",
+                        str(gain_model_dir), "--device", "cpu", "--log_level", "warning")
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    workers = []
+    while not workers and time.monotonic() < deadline:
+        workers = worker_processes(proc.pid)
+        time.sleep(0.05)
+    assert workers
+    os.kill(proc.pid, sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, stderr
+    assert [line for line in stderr.splitlines() if line.startswith("error")] == \
+        [f"error: cancelled ({signal.Signals(sig).name})"], stderr
+    assert "Traceback" not in stderr
+    assert all(gone(pid) for pid in workers)
+    assert not (data / "tmp").exists()  # the upload spool is removed
+    again = vsep_process("serve", "--port", str(port), "--data-dir", str(data), "--log_level", "warning")
+    try:  # the data directory is free again: a new server starts on it
+        deadline = time.monotonic() + 60
+        while True:
+            assert again.poll() is None and time.monotonic() < deadline, again.communicate()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+    finally:
+        os.kill(again.pid, signal.SIGTERM)
+        again.communicate(timeout=60)
+    assert again.returncode == 143
+
+
+# -- vsep remote -------------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_remote_separate_stopped_cancels_its_job_and_says_one_line(tmp_path):
+    import httpx
+
+    from vsep_core.remote.testing import LiveServer
+
+    song = tmp_path / "song.wav"
+    sf.write(str(song), np.zeros((4410, 2), dtype=np.float32), 44100)
+    with LiveServer(tmp_path / "data", token="t0ken", env={"VSEP_FAKE_SLOW_S": "60"}) as server:
+        headers = server.headers()
+        proc = vsep_process("remote", "separate", str(song), "-m", "fake-slow.ckpt", "--poll_interval", "0.1",
+                            "--output_dir", str(tmp_path / "out"), VSEP_API_URL=server.url, VSEP_API_TOKEN="t0ken")
+        deadline = time.monotonic() + 60
+        while httpx.get(server.url + "/", headers=headers).json()["running"] == 0:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 143, stderr
+        assert [line for line in stderr.splitlines() if line.lower().startswith("error")] == \
+            ["error: cancelled (SIGTERM)"], stderr
+        deadline = time.monotonic() + 20
+        while httpx.get(server.url + "/", headers=headers).json()["running"] != 0:  # the job was cancelled there
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

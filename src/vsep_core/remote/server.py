@@ -583,10 +583,19 @@ def create_app(settings: ServerSettings, backend: Backend | None = None) -> Fast
 
 def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8000, backend: Backend | None = None,
           log_level: str = "info") -> None:
-    """Run the server with uvicorn until interrupted."""
+    """Run the server with uvicorn until stopped.
+
+    SIGINT and SIGTERM (uvicorn's) and SIGHUP (added here) all shut down gracefully: the running
+    job is failed with a reason, the worker processes stop, the upload spool is removed; then the
+    signal is raised again, so the `vsep` command exits as the signal asks (`vsep_core.stop`).
+    """
+    import signal
     import tempfile
+    import threading
 
     import uvicorn
+
+    from vsep_core import stop
 
     app = App(settings, backend)
     app.claim_data_dir()
@@ -594,7 +603,25 @@ def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8000, b
     shutil.rmtree(spool, ignore_errors=True)
     spool.mkdir(parents=True)
     tempfile.tempdir = str(spool)
+    server = uvicorn.Server(uvicorn.Config(app.api, host=host, port=port, log_level=log_level,
+                                           timeout_graceful_shutdown=10))
+    hangups: list[int] = []
+    hup = getattr(signal, "SIGHUP", None)
+    previous = None
+    if hup is not None and threading.current_thread() is threading.main_thread() \
+            and signal.getsignal(hup) is not signal.SIG_IGN:
+        def on_hangup(signum: int, frame: Any) -> None:
+            hangups.append(signum)
+            server.handle_exit(signum, frame)
+
+        previous = signal.signal(hup, on_hangup)
     try:
-        uvicorn.run(app.api, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
+        server.run()
     finally:
+        if previous is not None:
+            signal.signal(hup, previous)  # type: ignore[arg-type]
         app.lock.release()
+        shutil.rmtree(spool, ignore_errors=True)
+        tempfile.tempdir = None
+    if hangups:
+        raise stop.Stopped(hangups[0])
