@@ -211,8 +211,7 @@ class WorkerState:
                 rel = "/".join(p for p in (task.rel_dir, path.name) if p)
                 outputs.append(OutputRecord(rel, io.sha256_file(path), path.stat().st_size))
             with stop.deferred():
-                for path in written:
-                    io.place(path, io.join(task.out_dir, path.name))
+                io.place_all([(path, io.join(task.out_dir, path.name)) for path in written])  # the whole set, or none
                 result = TaskResult(task.key, True, outputs, duration, time.perf_counter() - started, None,
                                     self.worker_id)
                 if report is not None:
