@@ -118,9 +118,9 @@ def test_ray_batch_stopped_records_what_actors_finish_and_resume_does_the_rest(r
         gate.unlink()
 
     threading.Thread(target=supervisor, daemon=True).start()
-    with stop.handled(), pytest.raises(KeyboardInterrupt) as caught:  # Ray re-raises a bare KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt) as caught, stop.handled():  # Ray re-raises a bare KeyboardInterrupt,
         run_batch(str(inputs), str(out), settings, ray_address="auto", workers=2, num_gpus_per_worker=0)
-    assert stop.exit_status(caught.value) == 143
+    assert stop.exit_status(caught.value) == 143  # which stop.handled() turns back into the signal's Stopped
     entries = check_manifest_matches_outputs(out)  # every published file has its record, nothing else is there
     assert entries[victim].status == DONE  # the driver waited for the file the actor was holding
     finished = {k for k, e in entries.items() if e.status == DONE}

@@ -97,9 +97,14 @@ def handled() -> Iterator[None]:
     replaced = install()
     try:
         yield
+    except KeyboardInterrupt as exc:
+        if not isinstance(exc, Stopped) and _last is not None:  # a library re-raised it bare: say which signal
+            raise Stopped(_last) from exc
+        raise
     finally:
         for sig, previous in replaced.items():
             signal.signal(sig, previous)  # type: ignore[arg-type]
+        _last = None
 
 
 @contextlib.contextmanager
