@@ -243,3 +243,33 @@ def test_remote_separate_stopped_cancels_its_job_and_says_one_line(tmp_path):
             assert time.monotonic() < deadline
             time.sleep(0.1)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_in_process_batch_stopped_between_files_resumes_with_the_rest(tmp_path):
+    from tests.conftest import make_tone
+    from tests.test_batch import gain_settings, model_dir
+    from vsep_core.batch import run_batch
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(5):
+        sf.write(str(inputs / f"s{i}.wav"), make_tone(0.2 + 0.05 * i), 44100)
+    out, settings = tmp_path / "out", gain_settings(model_dir(tmp_path / "models"))
+    started: list[str] = []
+
+    def on_event(event) -> None:
+        if event.kind == "started":
+            started.append(event.key)
+            if len(started) == 3:
+                os.kill(os.getpid(), signal.SIGTERM)  # arrives in this (the driver's) main thread
+
+    with pytest.raises(stop.Stopped), stop.handled():
+        run_batch(str(inputs), str(out), settings, workers=0, on_event=on_event)
+    entries = check_manifest_matches_outputs(out)
+    finished = {k for k, e in entries.items() if e.status == DONE}
+    assert len(finished) == 2 and started[2] not in finished
+    again: list[str] = []
+    report = run_batch(str(inputs), str(out), settings, workers=0,
+                       on_event=lambda e: e.kind == "started" and again.append(e.key))
+    assert report.ok and sorted(again) == sorted({str(p) for p in inputs.glob("*.wav")} - finished)
+    assert len(again) == 3 and report.stats.skipped == 2  # only the unfinished files
