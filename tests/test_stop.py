@@ -166,11 +166,23 @@ def test_batch_stopped_mid_run_records_what_was_published_and_resume_does_the_re
 
 # -- vsep serve --------------------------------------------------------------------------------------------------
 
+def wait_healthy(proc: subprocess.Popen, port: int, timeout: float = 60) -> None:
+    """Wait until the server `proc` answers /health on `port`."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_serve_stops_gracefully_on_sigterm_and_sighup(tmp_path, gain_model_dir, sig):
-    import httpx
-
     from tests.test_remote_server import worker_processes
     from vsep_core.remote.testing import free_port
 
@@ -178,14 +190,8 @@ def test_serve_stops_gracefully_on_sigterm_and_sighup(tmp_path, gain_model_dir, 
     data = tmp_path / "data"
     proc = vsep_process("serve", "--port", str(port), "--data-dir", str(data), "--model_file_dir",
                         str(gain_model_dir), "--device", "cpu", "--log_level", "warning")
+    wait_healthy(proc, port)
     deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
     workers = []
     while not workers and time.monotonic() < deadline:
         workers = worker_processes(proc.pid)
@@ -201,14 +207,7 @@ def test_serve_stops_gracefully_on_sigterm_and_sighup(tmp_path, gain_model_dir, 
     assert not (data / "tmp").exists()  # the upload spool is removed
     again = vsep_process("serve", "--port", str(port), "--data-dir", str(data), "--log_level", "warning")
     try:  # the data directory is free again: a new server starts on it
-        deadline = time.monotonic() + 60
-        while True:
-            assert again.poll() is None and time.monotonic() < deadline, again.communicate()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_healthy(again, port)
     finally:
         os.kill(again.pid, signal.SIGTERM)
         again.communicate(timeout=60)
