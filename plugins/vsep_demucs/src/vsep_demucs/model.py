@@ -13,6 +13,7 @@ from torch import nn
 
 from vsep_core.api import LoadContext, Progress
 from vsep_core.errors import ModelLoadError, UsageError
+from vsep_core.helpers import mono_or_stereo
 from vsep_demucs.apply import BagRunner
 from vsep_demucs.checkpoint import build_model, find_signature_file, read_bag, read_package, verify_checksum
 from vsep_demucs.plugin import DemucsParams, parse_segment
@@ -59,17 +60,13 @@ class DemucsModel:
 
     def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
         """audio float32 [channels, samples] at ``sample_rate`` -> {stem: float32 [channels, samples]}."""
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim == 1:
-            audio = audio[None]
+        audio = mono_or_stereo(audio, "Demucs models", channels=(1, self.audio_channels))
         channels, length = audio.shape
         if length == 0:
             return {name: np.zeros((channels, 0), np.float32) for name in self.stems}
         mix = torch.from_numpy(np.ascontiguousarray(audio))
         if channels == 1 and self.audio_channels == 2:
             mix = mix.expand(2, length)
-        elif channels != self.audio_channels:
-            raise ValueError(f"Demucs models take {self.audio_channels} channels (or mono), got {channels}")
 
         ref = mix.mean(0)
         mean = ref.mean()

@@ -81,7 +81,7 @@ class VRModel:
     def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
         """float32 [channels, samples] at `sample_rate` (mono or stereo) -> {stem: float32
         [channels, samples]}, primary stem first, each exactly as long as the input."""
-        x = mono_or_stereo(audio, "VR models", UsageError)
+        x = mono_or_stereo(audio, "VR models")
         channels, n = x.shape
         if n == 0:
             return {stem: np.zeros((channels, 0), np.float32) for stem in self.stems}
