@@ -97,7 +97,7 @@ def _yaml_data(ctx: LoadContext) -> dict[str, Any] | None:
     return data if data and "models" in data else None
 
 
-def load_model(ctx: LoadContext) -> DemucsModel:
+def load_model(ctx: LoadContext[DemucsParams]) -> DemucsModel:
     """Load the model ``ctx.model_path`` names: a bag yaml (``models``, optional ``weights`` and
     ``segment``) whose ``<signature>-<checksum>.th`` files are in ``ctx.model_dir``, or one ``.th``.
 

@@ -168,7 +168,7 @@ def load_torch_net(model_path: Path, bins: int) -> tuple[Any, Any]:
     return net, config
 
 
-def load_model(ctx: LoadContext) -> VRModel:
+def load_model(ctx: LoadContext[VRParams]) -> VRModel:
     """Load a VR model from `ctx.model_path`: a .pth state dict (torch) or an .onnx export
     (ONNX Runtime, see `vsep_vr.onnx_export`). Band parameters and the primary stem come from
     `ctx.model_data` (the hash entry); an exported .onnx carries its own copy."""
