@@ -14,7 +14,6 @@ finish; the child sends tuples whose first item says what they are (``("ready", 
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 import signal
@@ -23,8 +22,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
-
-log = logging.getLogger("vsep")
 
 PARENT_GONE_GRACE_S = 5.0
 """After its parent has died, a child gets this long to stop cleanly before it exits at once."""
