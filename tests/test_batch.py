@@ -283,6 +283,20 @@ def test_plan_orders_largest_first_and_checks_finished_outputs(tmp_path):
     assert len(other.queue) == 5 and not other.given_up
 
 
+def test_failures_that_another_attempt_could_cure_are_told_apart():
+    import errno
+
+    from vsep_core.batch.worker import is_environmental
+    from vsep_core.errors import AudioReadError
+
+    retried = [MemoryError(), OSError(errno.ENOSPC, "No space left on device"), ConnectionResetError(),
+               TimeoutError(), RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")]
+    once = [AudioReadError("cannot decode x.wav"), UsageError("bad value"), ValueError("shapes differ"),
+            OSError(errno.ENOENT, "No such file"), RuntimeError("size mismatch for layer.weight")]
+    assert [is_environmental(e) for e in retried] == [True] * len(retried)
+    assert [is_environmental(e) for e in once] == [False] * len(once)
+
+
 def test_param_flags_and_generated_flags_become_arch_params():
     from vsep_core.cli.batch import arch_params_from, parse_param
 
