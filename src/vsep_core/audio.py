@@ -295,6 +295,21 @@ def _vorbis_level(bitrate: str | None) -> float:
     return float(min(1.0, max(0.0, 1.0 - (kbps - 64) / 256)))
 
 
+BITRATE_RANGES = {"MP3": (32_000, 320_000), "M4A": (32_000, 512_000), "OPUS": (6_000, 512_000),
+                  "OGG": (32_000, 500_000)}
+"""Bits per second each lossy encoder takes at music rates (LAME: 32-320k for 44.1/48 kHz; libopus 6-512k)."""
+
+
+def check_bitrate(fmt: str, bitrate: str) -> int:
+    """`bitrate` in bits per second, or a one-line UsageError when it is not a bitrate `fmt`'s encoder takes."""
+    bps = parse_bitrate(bitrate)
+    low, high = BITRATE_RANGES.get(check_output_format(fmt), (0, None))
+    if bps < low or (high is not None and bps > high):
+        raise UsageError(f"--output_bitrate {bitrate} does not suit {fmt.upper()}: use {low // 1000}k to "
+                         f"{high // 1000}k, e.g. {DEFAULT_BITRATES[fmt.upper()]}")
+    return bps
+
+
 def parse_bitrate(bitrate: str) -> int:
     """'320k' -> 320000; plain numbers are bits per second."""
     text = str(bitrate).strip().lower()

@@ -208,6 +208,9 @@ def separate_ensemble(models: list[LoadedModel], input_path: str | Path, opts: p
                         input_path.name, opts.output_single_stem, ", ".join(seen_names))
             return []
         order_of_stems = sorted(groups, key=lambda c: first_seen[c])
+        from vsep_core.options import check_custom_output_names
+
+        check_custom_output_names(custom_output_names, order_of_stems, "the ensemble")
         if fmt != audio_io.STEM_FORMAT:
             pipeline.check_output_paths([opts.output_dir / pipeline.stem_output_name(
                 input_path, canon, label, fmt, custom_output_names) for canon in order_of_stems])

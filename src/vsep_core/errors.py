@@ -109,4 +109,5 @@ class SeparationError(BatchSeparationError):
         error = cls(detail, failures, successful_files)
         if len(failures) == 1:
             error.exit_code = getattr(failures[0][1], "exit_code", cls.exit_code)
+            error.__cause__ = failures[0][1]  # --debug shows where it came from
         return error

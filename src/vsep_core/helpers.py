@@ -176,9 +176,19 @@ ConfigLoader.add_constructor("tag:yaml.org,2002:python/tuple",
 
 
 def load_yaml(path: str | Path) -> Any:
-    """A model config read with :class:`ConfigLoader`."""
+    """A model config read with :class:`ConfigLoader`; a one-line ModelDataError when it is not valid YAML (or
+    holds Python tags other than tuples), saying to delete it so that it is downloaded again."""
+    from vsep_core.errors import ModelDataError
+
     with open(path, encoding="utf-8") as f:
-        return yaml.load(f, Loader=ConfigLoader)  # noqa: S506 - ConfigLoader is a SafeLoader
+        try:
+            return yaml.load(f, Loader=ConfigLoader)  # noqa: S506 - ConfigLoader is a SafeLoader
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            where = getattr(exc, "problem_mark", None)
+            at = f" at line {where.line + 1}" if where is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ModelDataError(f"{Path(path).name} is not a valid yaml config ({problem}{at}); delete {path} so "
+                                 "that it is downloaded again (or get a good copy from where it came from)") from exc
 
 
 @contextlib.contextmanager

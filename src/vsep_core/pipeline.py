@@ -400,6 +400,9 @@ def separate_file(model: SeparationModel, model_name: str, input_path: Path, opt
     if info.frames == 0:
         raise AudioReadError(f"input has no audio samples: {input_path}")
     wanted = select_stems(output_stems(model, opts), opts.output_single_stem)
+    from vsep_core.options import check_custom_output_names
+
+    check_custom_output_names(custom_output_names, output_stems(model, opts), f"model {model_name}")
     bit_depth = opts.output_bit_depth or info.bit_depth
     if fmt in audio_io.LOSSLESS_FORMATS:
         audio_io.output_subtype(fmt, bit_depth)  # fail before the work, not after it

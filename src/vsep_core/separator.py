@@ -323,6 +323,9 @@ class Separator(ReferenceSeparatorAPI):
         """
         if not self._loaded and len(self.model_filenames) < 2:
             raise UsageError("no model loaded: call load_model() before separate()")
+        from vsep_core.options import check_custom_output_names
+
+        check_custom_output_names(custom_output_names)
         single = isinstance(audio_file_path, (str, os.PathLike)) and not Path(audio_file_path).is_dir()
         inputs = [audio_file_path] if isinstance(audio_file_path, (str, os.PathLike)) else list(audio_file_path)
         paths = audio_io.find_audio_files(inputs)

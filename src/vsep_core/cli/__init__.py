@@ -174,11 +174,24 @@ def run(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         print(stop.stop_message(exc), file=sys.stderr)
         return stop.exit_status(exc)
+    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen fault: one line, the traceback with --debug
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        hint = "" if debug else " (run again with --debug for the traceback, and please report it)"
+        print(f"error: unexpected {type(exc).__name__}: {one_line(str(exc))}{hint}", file=sys.stderr)
+        return 1
+
+
+def one_line(message: str) -> str:
+    """A message on one line: its lines joined with "; " (an error is printed as exactly one line)."""
+    return "; ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 def _entry() -> None:
