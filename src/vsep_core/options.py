@@ -20,6 +20,8 @@ from typing import Any
 from vsep_core.errors import UsageError
 
 MISSING = dataclasses.MISSING
+MIN_CHUNK_SECONDS = 1.0
+"""The shortest ``chunk_duration``: a shorter part is mostly crossfade (0.5 s) and makes thousands of parts."""
 MIN_SAMPLE_RATE = 8000
 """The lowest output rate accepted: telephone audio's. Below it no music stem is worth writing (a rate of 1 Hz
 was accepted before and wrote files of a few samples)."""
@@ -28,18 +30,19 @@ was accepted before and wrote files of a few samples)."""
 def option(default: Any, help: str, *, cli: str | None = None, min: float | None = None,
            max: float | None = None, above: float | None = None, choices: tuple | None = None,
            choices_from: str | None = None, pattern: str | None = None, server: bool = True,
-           cli_default: Any = MISSING) -> Any:
+           cli_default: Any = MISSING, unit: str = "") -> Any:
     """A core option: a :class:`Settings` field whose metadata builds every surface.
 
     `cli`: the reference CLI's flag name when it differs from the field (``normalization`` for
     ``normalization_threshold``); `above`: an exclusive lower bound; `choices_from`: the name of
     a registry in :data:`CHOICE_SOURCES`; `pattern`: a regular expression the server enforces on
     strings; `server`: whether the server's form has it; `cli_default`: the CLI's default where
-    the reference's CLI and library differ (FLAC vs WAV).
+    the reference's CLI and library differ (FLAC vs WAV); `unit`: shown after a bound in errors (" s").
     """
     return field(default=default, metadata={
         "help": help, "cli": cli, "min": min, "max": max, "above": above, "choices": choices,
-        "choices_from": choices_from, "pattern": pattern, "server": server, "cli_default": cli_default})
+        "choices_from": choices_from, "pattern": pattern, "server": server, "cli_default": cli_default,
+        "unit": unit})
 
 
 def _output_formats() -> tuple[str, ...]:
@@ -104,7 +107,8 @@ class Settings:
     use_torch_compile: bool = option(False, "run the network through torch.compile where the plugin supports it")
     use_directml: bool = option(False, "use DirectML on Windows when available", server=False)
     chunk_duration: float | None = option(None, "separate inputs longer than this many seconds in crossfaded "
-                                          "parts (bounded memory)", above=0)
+                                          "parts (bounded memory; at least 1 s: each part is crossfaded "
+                                          "over 0.5 s)", min=MIN_CHUNK_SECONDS, unit=" s")
     ensemble_algorithm: str | None = option(None, "how stems of several models are combined (default avg_wave)",
                                             choices_from="ensemble_algorithms")
     ensemble_weights: tuple[float, ...] | None = option(None, "one weight per model (avg_wave, avg_fft)")
