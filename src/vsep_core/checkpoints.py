@@ -32,7 +32,7 @@ def first_line(exc: BaseException, limit: int = 160) -> str:
     return (lines[0] if lines else type(exc).__name__)[:limit]
 
 
-_CODE_REFUSED = re.compile(r"Unsupported (global|class)|allowed global|reduce", re.IGNORECASE)
+_CODE_REFUSED = re.compile(r"Unsupported (global|class)|allowed global|reduce|refus", re.IGNORECASE)
 """What torch's weights-only unpickler says when a file asks for a Python object (code) rather than being
 unreadable."""
 
@@ -51,8 +51,8 @@ def torch_load(path: str | Path, safe_globals: Iterable[Any] = ()) -> Any:
         if _CODE_REFUSED.search(detail):
             raise ModelLoadError(f"{path.name} holds Python objects besides tensors (code a checkpoint need not "
                                  f"hold) and was refused, nothing in it ran; {redownload_hint(path)}") from exc
-        raise ModelLoadError(f"{path.name} is not a valid checkpoint ({first_line(exc)}); "
-                             f"{redownload_hint(path)}") from exc
+        reason = next((line.strip() for line in detail.splitlines() if line.strip()), "unreadable")[:160]
+        raise ModelLoadError(f"{path.name} is not a valid checkpoint ({reason}); {redownload_hint(path)}") from exc
     except FileNotFoundError as exc:
         raise ModelLoadError(f"{path.name} is missing ({path}); download the model again (vsep download)") from exc
     except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, EOFError, zip errors, ... for bad files
