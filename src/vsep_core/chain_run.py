@@ -107,6 +107,10 @@ class ChainRunner:
 
             device = plugins.get_plugin_manager().hook.vsep_select_device(request=settings.device,
                                                                          use_directml=settings.use_directml)
+        if not settings.model_file_dir:
+            from vsep_core import config
+
+            settings = settings.replace(model_file_dir=str(config.default_model_dir()))
         self.settings = settings
         self.device = device
         self.cache = cache
