@@ -124,7 +124,8 @@ class ChainRunner:
     def check(self, chain: Chain) -> dict[str, Settings]:
         """Everything that can be checked without running a model (see the module doc); returns each needed
         step's settings. Raises a one-line :class:`ChainError` naming the step."""
-        from vsep_core import catalog
+        from vsep_core import catalog, plugins
+        from vsep_core.params import build_params
 
         settings = {name: step_settings(self.settings, chain.steps[name]) for name in chain.needed()}
         model_stems: dict[str, list[str] | None] = {}
@@ -144,6 +145,8 @@ class ChainRunner:
                 model_dir, filename = self._base_loader.model_dir_for(model)
                 try:
                     record = catalog.resolve_model(filename, model_dir)
+                    arch = plugins.get_architecture(record.architecture, record)
+                    build_params(arch, st.arch_params.get(arch.flag_prefix))
                 except VsepError as exc:
                     raise ChainError(f"chain step {name!r}: {exc}") from None
                 given = list(record.stems)
