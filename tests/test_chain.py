@@ -303,3 +303,26 @@ def test_mdx_then_demucs_on_the_instrumental_then_subtract_equals_the_steps_by_h
 def _write(path: Path, doc: dict) -> Path:
     path.write_text(json.dumps(doc))
     return path
+
+
+def test_batch_runs_a_chain_on_every_file_and_its_fingerprint_follows_the_chain(gain_model_dir, tmp_path,
+                                                                               monkeypatch):
+    from tests.conftest import make_tone
+    from vsep_core.batch import BatchSettings, run_batch
+
+    monkeypatch.setenv("VSEP_CACHE_DIR", str(tmp_path / "cache"))
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(2):
+        sf.write(str(inputs / f"s{i}.wav"), make_tone(0.3 + 0.1 * i), 44100, subtype="FLOAT")
+    kwargs = {"model_file_dir": str(gain_model_dir), "output_format": "WAV", "output_bit_depth": 32,
+              "device": "cpu", "offline": True}
+    settings = BatchSettings(kwargs, (), json.dumps(FORK))
+    report = run_batch(str(inputs), str(tmp_path / "out"), settings, workers=0)
+    assert report.stats.done == 2 and not report.failures
+    song = _read(inputs / "s1.wav")
+    split = json.loads((gain_model_dir / "vocal_split.gain").read_text())["stems"]
+    np.testing.assert_array_equal(_read(tmp_path / "out" / "s1_(vocals)_fork.wav"), song * np.float32(split["Vocals"]))
+    assert len(list((tmp_path / "out").glob("*_fork.wav"))) == 6
+    changed = BatchSettings(kwargs, (), json.dumps(_with(FORK, "trio", gain_scale=0.5)))
+    assert changed.fingerprint() != settings.fingerprint()

@@ -165,7 +165,7 @@ class Chain:
                 body = {"model": s.models[0], "input": str(s.inputs[0])}
             elif s.kind in ("ensemble", "preset"):
                 body = {s.kind: s.preset if s.kind == "preset" else list(s.models), "input": str(s.inputs[0])}
-                if s.algorithm and s.kind == "ensemble":
+                if s.algorithm:
                     body["algorithm"] = s.algorithm
             elif s.kind == "phase_fix":
                 body = {"phase_fix": {"magnitude": str(s.inputs[0]), "phase": str(s.inputs[1])}}
@@ -173,7 +173,7 @@ class Chain:
                 body = {"rename": str(s.inputs[0])}
             else:
                 body = {s.kind: [str(r) for r in s.inputs]}
-            if s.weights is not None and s.kind != "preset":
+            if s.weights is not None:
                 body["weights"] = list(s.weights)
             if s.params:
                 body["params"] = dict(s.params)
