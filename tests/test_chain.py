@@ -326,3 +326,34 @@ def test_batch_runs_a_chain_on_every_file_and_its_fingerprint_follows_the_chain(
     assert len(list((tmp_path / "out").glob("*_fork.wav"))) == 6
     changed = BatchSettings(kwargs, (), json.dumps(_with(FORK, "trio", gain_scale=0.5)))
     assert changed.fingerprint() != settings.fingerprint()
+
+
+@pytest.mark.slow
+def test_the_server_runs_a_chain_and_refuses_a_bad_one(gain_model_dir, audio_file, tmp_path):
+    import sys
+
+    from tests.conftest import cli_env
+    from vsep_core.remote import AudioSeparatorAPIClient
+    from vsep_core.remote.api_client import RemoteAPIError
+    from vsep_core.remote.testing import LiveServer
+
+    path, song = _song(audio_file)
+    data = tmp_path / "data"
+    command = [sys.executable, "-m", "vsep_core.cli", "serve", "--data-dir", str(data), "--model_file_dir",
+               str(gain_model_dir), "--device", "cpu"]
+    with LiveServer(data, token="t", command=command, env=cli_env(VSEP_CACHE_DIR=str(tmp_path / "cache")),
+                    startup_timeout=60) as live, AudioSeparatorAPIClient(live.url, token="t") as client:
+        result = client.separate_audio_and_wait(str(path), chain=json.dumps(FORK), output_format="wav",
+                                                output_bit_depth=32, poll_interval=0.1, timeout=60,
+                                                output_dir=str(tmp_path / "remote"))
+        assert result["status"] == "completed", result
+        got = {Path(p).name: _read(Path(p)) for p in result["downloaded_files"]}
+        split = json.loads((gain_model_dir / "vocal_split.gain").read_text())["stems"]
+        np.testing.assert_array_equal(got["song_(vocals)_fork.wav"], song * np.float32(split["Vocals"]))
+        assert len(got) == 3
+        with pytest.raises(RemoteAPIError, match="chain step 'trio'") as info:
+            client.separate_audio(str(path), chain=json.dumps(_with(FORK, "trio", nonsense=1)))
+        assert info.value.status_code == 400
+        with pytest.raises(RemoteAPIError, match="unknown chain preset") as info:
+            client.separate_audio(str(path), chain="/etc/passwd")
+        assert info.value.status_code == 400

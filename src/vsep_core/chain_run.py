@@ -102,22 +102,29 @@ class ChainRunner:
 
     def __init__(self, settings: Settings, device: Device | None = None, cache: StemCache | None = None,
                  progress_factory: ProgressFactory | None = None):
-        if device is None:
-            from vsep_core import plugins
-
-            device = plugins.get_plugin_manager().hook.vsep_select_device(request=settings.device,
-                                                                         use_directml=settings.use_directml)
         if not settings.model_file_dir:
             from vsep_core import config
 
             settings = settings.replace(model_file_dir=str(config.default_model_dir()))
         self.settings = settings
-        self.device = device
+        self._device = device
         self.cache = cache
         self.progress_factory = progress_factory
         self.stats = ChainStats()
-        self._base_loader = ModelLoader(settings, device)
+        # resolves model names to files only: never loads, so it needs no device chosen yet
+        self._base_loader = ModelLoader(settings, device or Device("cpu", (), "not chosen"))
         self._loaders: dict[str, ModelLoader] = {}
+
+    @property
+    def device(self) -> Device:
+        """Where models run: the one given, else the device plugin's choice (made when first needed)."""
+        if self._device is None:
+            from vsep_core import plugins
+
+            st = self.settings
+            self._device = plugins.get_plugin_manager().hook.vsep_select_device(request=st.device,
+                                                                               use_directml=st.use_directml)
+        return self._device
 
     # -- checking ----------------------------------------------------------------------------------------
 
