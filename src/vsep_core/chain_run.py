@@ -244,7 +244,7 @@ class ChainRunner:
         cache = self.cache or StemCache.temporary()
         try:
             keys = self.keys(chain, Path(input_path), settings, cache, fetch=False)
-            return {n: None if k is None else cache.get_quietly(cache._folder(k)) is not None for n, k in keys.items()}
+            return {n: None if k is None else cache.has(k) for n, k in keys.items()}
         finally:
             if self.cache is None:
                 cache.remove_all()
@@ -342,7 +342,7 @@ class ChainRunner:
         for name, st in settings.items():
             step = chain.steps[name]
             key = keys[name]
-            if step.runs_models and (key is None or cache.get_quietly(cache._folder(key)) is None):
+            if step.runs_models and (key is None or not cache.has(key)):
                 for model in step.models:
                     ident = (json.dumps(st.to_dict(), sort_keys=True, default=str), model)
                     uses[ident] = uses.get(ident, 0) + 1

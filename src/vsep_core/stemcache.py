@@ -34,6 +34,7 @@ HASHES_FILE = "file-hashes.json"
 META_FILE = "meta.json"
 USED_FILE = "used"
 HASH_BLOCK = 1 << 22
+MAX_REMEMBERED_HASHES = 5000
 
 
 class CacheError(VsepError):
@@ -162,6 +163,11 @@ class StemCache:
         (folder / USED_FILE).touch()
         return Entry(key, folder, stems, meta)
 
+    def has(self, key: str) -> bool:
+        """Whether a complete entry for `key` is here (without marking it used)."""
+        entry = self.get_quietly(self._folder(key))
+        return entry is not None and entry.key == key and all(p.is_file() for p in entry.stems.values())
+
     def begin(self, key: str) -> Builder:
         """A builder for the entry `key` in a private folder under the cache root."""
         staging = self.root / ".staging"
@@ -269,6 +275,9 @@ class StemCache:
         return self._hashes
 
     def _save_hashes(self, hashes: dict[str, Any]) -> None:
+        if len(hashes) > MAX_REMEMBERED_HASHES:  # forget files that are gone (temporary inputs of batch/server)
+            for path in [p for p in hashes if not os.path.exists(p)]:
+                del hashes[path]
         tmp = self.root / f".{HASHES_FILE}.{os.getpid()}"
         try:
             tmp.write_text(json.dumps(hashes), encoding="utf-8")
