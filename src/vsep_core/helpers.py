@@ -120,14 +120,19 @@ def channels_first(audio: np.ndarray) -> np.ndarray:
     return audio
 
 
-def mono_or_stereo(audio: np.ndarray, what: str, error: type[Exception] = ValueError) -> np.ndarray:
-    """`audio` as float32 [channels, samples] (a 1-D array is one channel); `error` saying "<what> take mono
-    or stereo audio, got N channels" unless it has one or two channels."""
+def mono_or_stereo(audio: np.ndarray, what: str, error: type[Exception] = UsageError,
+                   channels: tuple[int, ...] = (1, 2)) -> np.ndarray:
+    """`audio` as float32 [channels, samples] (a 1-D array is one channel). Anything else -- another number
+    of dimensions, a channel count not in `channels` -- is `error` (UsageError: the one type every plugin
+    raises for bad input) saying "<what> take mono or stereo audio, got N channels"."""
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 1:
         audio = audio[None]
-    if audio.shape[0] not in (1, 2):
-        raise error(f"{what} take mono or stereo audio, got {audio.shape[0]} channels")
+    if audio.ndim != 2:
+        raise error(f"{what} take audio as [channels, samples], got an array of shape {audio.shape}")
+    if audio.shape[0] not in channels:
+        kind = "mono" if channels == (1,) else "stereo" if channels == (2,) else "mono or stereo"
+        raise error(f"{what} take {kind} audio, got {audio.shape[0]} channels")
     return audio
 
 

@@ -270,7 +270,7 @@ class MsstModel:
 
     def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
         """Separate as MSST's demix (generic mode); every stem exactly as long as `audio`."""
-        mix = np.asarray(audio, dtype=np.float32)
+        mix = helpers.mono_or_stereo(audio, f"{type(self).__name__}s", channels=(1,) if self.channels == 1 else (1, 2))
         if self.settings.normalize:
             mix, mean, std = standardize(mix)
         out = demix(mix, self._run, self.plan, self.batch_size, progress)
