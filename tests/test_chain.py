@@ -357,3 +357,40 @@ def test_the_server_runs_a_chain_and_refuses_a_bad_one(gain_model_dir, audio_fil
         with pytest.raises(RemoteAPIError, match="unknown chain preset") as info:
             client.separate_audio(str(path), chain="/etc/passwd")
         assert info.value.status_code == 400
+
+
+def test_an_ensemble_step_and_a_preset_step(gain_model_dir, audio_file, tmp_path):
+    from vsep_core.presets import get_preset
+
+    path, song = _song(audio_file)
+    (gain_model_dir / "other_split.gain").write_text(json.dumps({"stems": {"Vocals": 0.5, "Instrumental": 0.5}}))
+    doc = {"name": "ens", "steps": {
+        "both": {"ensemble": ["vocal_split.gain", "other_split.gain"], "algorithm": "avg_wave", "weights": [3, 1]},
+        "rest": {"subtract": ["song", "both.Vocals"]}}, "outputs": {"v": "both.Vocals", "rest": "rest"}}
+    runner = _runner(gain_model_dir, None)
+    out = [_read(p) for p in runner.run(parse_chain(doc), path, tmp_path / "out")]
+    vocals = (3 * song * np.float32(0.25) + song * np.float32(0.5)) / 4
+    np.testing.assert_allclose(out[0], vocals, atol=1e-6)
+    np.testing.assert_array_equal(out[1], song - out[0])
+    assert runner.stats.model_loads == 2 and runner.stats.model_runs == 2
+    chain = parse_chain({"steps": {"p": {"preset": "vocal_balanced", "weights": [2, 1]}}, "outputs": {"v": "p.Vocals"}})
+    step = chain.steps["p"]
+    preset = get_preset("vocal_balanced")
+    assert step.models == preset.models and step.algorithm == preset.algorithm and step.weights == (2.0, 1.0)
+    assert parse_chain(chain.to_dict()).steps["p"] == step
+    _runner(tmp_path, None).check(chain)  # the preset's models' stems come from the catalogue: nothing downloaded
+    with pytest.raises(ChainError, match="chain step 'p': unknown ensemble preset 'nope'"):
+        parse_chain({"steps": {"p": {"preset": "nope"}}, "outputs": {"v": "p.Vocals"}})
+
+
+def test_a_damaged_cache_entry_is_not_used(gain_model_dir, audio_file, tmp_path):
+    path, _ = _song(audio_file)
+    cache = StemCache(tmp_path / "cache", 1 << 30)
+    runner = _runner(gain_model_dir, cache)
+    first = [_read(p) for p in runner.run(parse_chain(FORK), path, tmp_path / "a")]
+    trio = next(e for e in cache.entries() if e.meta["step"] == "trio")
+    next(iter(trio.stems.values())).unlink()
+    again = [_read(p) for p in runner.run(parse_chain(FORK), path, tmp_path / "b")]
+    assert runner.stats.ran == ["trio"] and runner.stats.cached == ["split", "rest"]
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -183,9 +183,11 @@ class StemCache:
         (builder.folder / USED_FILE).touch()
         final = self._folder(builder.key)
         final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists() and not self.has(builder.key):  # a damaged entry (a file lost): replace it
+            shutil.rmtree(final, ignore_errors=True)
         try:
             os.rename(builder.folder, final)
-        except OSError:  # already there (another run made it): keep that one
+        except OSError:  # already there (another run made it meanwhile): keep that one
             shutil.rmtree(builder.folder, ignore_errors=True)
         entry = self.get(builder.key)
         if entry is None:
