@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,7 @@ def main() -> None:
               "chain_peak_rss_mib": round(chain_rss, 1), "chain_seconds": round(chain_s, 1),
               "chain_over_largest_step": round(chain_rss / largest, 3), "date": time.strftime("%Y-%m-%d")}
     print(json.dumps(result, indent=1))
+    shutil.rmtree(work, ignore_errors=True)
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1) + "\n")
 
