@@ -394,3 +394,24 @@ def test_a_damaged_cache_entry_is_not_used(gain_model_dir, audio_file, tmp_path)
     assert runner.stats.ran == ["trio"] and runner.stats.cached == ["split", "rest"]
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_on_the_oracle_models_a_changed_last_step_reruns_alone_and_equals_a_cold_run(tmp_path):
+    models = REFERENCE / "models"
+    data, rate = sf.read(str(REFERENCE / "input" / "mardy20s_6s_16bit.flac"), dtype="float32")
+    song = tmp_path / "song.flac"
+    sf.write(str(song), data[:rate] * np.float32(0.25), rate, subtype="PCM_16")
+    doc = {"name": "rv", "steps": {
+        "inst": {"model": "UVR-MDX-NET-Inst_HQ_3.onnx"},
+        "vocals": {"model": "model_bs_roformer_ep_317_sdr_12.9755.ckpt", "input": "inst.Vocals",
+                   "params": {"mdxc_overlap": 2}}}, "outputs": {"v": "vocals.Vocals"}}
+    runner = _runner(models, StemCache(tmp_path / "cache", 1 << 30), device="cpu")
+    first = _read(runner.run(parse_chain(doc), song, tmp_path / "a")[0])
+    assert runner.stats.ran == ["inst", "vocals"] and runner.stats.model_loads == 2
+    changed = parse_chain(_with(doc, "vocals", mdxc_overlap=3, use_tta=True))
+    again = _read(runner.run(changed, song, tmp_path / "b")[0])
+    assert runner.stats.ran == ["vocals"] and runner.stats.model_loads == 1 and runner.stats.model_runs == 1
+    cold = _read(_runner(models, None, device="cpu").run(changed, song, tmp_path / "c")[0])
+    np.testing.assert_array_equal(again, cold)
+    assert not np.array_equal(again, first)
