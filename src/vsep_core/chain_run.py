@@ -268,6 +268,12 @@ class ChainRunner:
         if fmt in audio_io.LOSSLESS_FORMATS:
             audio_io.output_subtype(fmt, bit_depth)  # fail before the work, not after it
         out_dir = Path(output_dir or st.output_dir or ".")
+        from vsep_core.options import check_custom_output_names
+
+        check_custom_output_names(custom_output_names, list(chain.outputs), "the chain")
+        out_paths = {name: out_dir / pipeline.stem_output_name(input_path, name, chain.name, fmt, custom_output_names)
+                     for name in chain.outputs}
+        pipeline.check_output_paths(list(out_paths.values()))
         cache = self.cache or StemCache.temporary()
         self.stats = ChainStats()
         loads_before = self._loads()
@@ -311,14 +317,18 @@ class ChainRunner:
                                           normalization_threshold=st.normalization_threshold,
                                           amplification_threshold=st.amplification_threshold,
                                           sample_rate=st.sample_rate)
+            from vsep_core.publish import staged
+
             out_dir.mkdir(parents=True, exist_ok=True)
             written = []
-            for out_name, ref in chain.outputs.items():
-                stem = self._stem(chain, ref, entries, input_path, f"chain output {out_name!r}")
-                path = out_dir / pipeline.stem_output_name(input_path, out_name, chain.name, fmt, custom_output_names)
-                pipeline.write_stem(stem, path, opts, stem_rate(stem, st.sample_rate), out_length, bit_depth)
+            with staged() as files:  # every output, or none: renamed into place together
+                for out_name, ref in chain.outputs.items():
+                    stem = self._stem(chain, ref, entries, input_path, f"chain output {out_name!r}")
+                    pipeline.write_stem(stem, out_paths[out_name], opts, stem_rate(stem, st.sample_rate), out_length,
+                                        bit_depth, files)
+                    written.append(out_paths[out_name])
+            for path in written:
                 log.info("wrote %s", path)
-                written.append(path)
             if self.cache is not None:
                 cache.evict(keep={k for k in keys.values() if k})
             self.stats.model_loads = self._loads() - loads_before

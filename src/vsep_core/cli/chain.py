@@ -65,8 +65,7 @@ def _run(**kw: Any) -> None:
         click.echo(path)
     sys.stdout.flush()
     if failures:
-        raise SeparationError(f"chain failed for {len(failures)} input(s): "
-                              + "; ".join(f"{p}: {e}" for p, e in failures), failures, [str(p) for p in written])
+        raise SeparationError.of(failures, [str(p) for p in written], len(inputs))
 
 
 def show_text(chain: Any, runner: Any | None = None, song: Path | None = None) -> str:

@@ -85,6 +85,9 @@ class VRModel:
         channels, n = x.shape
         if n == 0:
             return {stem: np.zeros((channels, 0), np.float32) for stem in self.stems}
+        shortest = shortest_input(self.band_params)
+        if n < shortest:  # shorter than one hop of some band (the reference fails there): pad with silence
+            x = np.pad(x, ((0, 0), (0, shortest - n)))
         stereo = np.repeat(x, 2, axis=0) if channels == 1 else x
         mask, spec = self.masks(stereo, progress)
         X = spec.spec
@@ -123,12 +126,19 @@ def _torch_runner(net: Any, device: str) -> Runner:
     return run
 
 
-def _onnx_runner(path: Path, providers: tuple[str, ...]) -> tuple[Runner, dict[str, str]]:
-    import onnxruntime as ort
+def shortest_input(bp: bandlib.BandParams) -> int:
+    """The fewest samples (at the top band's rate) that give every band at least one hop: shorter inputs are
+    padded with silence to this length, and their stems cut back to the input's length."""
+    top = bp.bands[-1].sr
+    return max(int(np.ceil(b.hl * top / b.sr)) for b in bp.bands)
 
-    available = set(ort.get_available_providers())
+
+def _onnx_runner(path: Path, providers: tuple[str, ...]) -> tuple[Runner, dict[str, str]]:
+    from vsep_core.checkpoints import onnx_session, quiet_onnxruntime
+
+    available = set(quiet_onnxruntime().get_available_providers())
     chosen = [p for p in providers if p in available] or ["CPUExecutionProvider"]
-    sess = ort.InferenceSession(str(path), providers=chosen)
+    sess = onnx_session(path, providers=chosen)
     meta = dict(sess.get_modelmeta().custom_metadata_map)
     name = sess.get_inputs()[0].name
 
