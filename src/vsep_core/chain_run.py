@@ -190,7 +190,7 @@ class ChainRunner:
         from vsep_core import catalog, plugins
         from vsep_core.params import build_params, params_dict
 
-        loader = self._loader(st)
+        loader = self._base_loader  # the model folder and offline mode are the chain's, the same for every step
         if fetch:
             record, files, _ = loader.fetch(model)
         else:
