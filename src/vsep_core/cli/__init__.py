@@ -111,6 +111,10 @@ def build_cli() -> click.Group:
 
     group.add_command(build_separate_command())
     group.add_command(build_batch_command())
+    from vsep_core.cli.chain import build_cache_command, build_chain_command
+
+    group.add_command(build_chain_command())
+    group.add_command(build_cache_command())
     if "remote" in group.commands:
         from vsep_core.cli.remote import build_remote_separate_command
 

@@ -146,6 +146,8 @@ def _batch_options() -> list[click.Parameter]:
           help="model to separate with"),
         o(["--extra_models", "--extra-models"], multiple=True, help="more models: their stems are ensembled"),
         o(["--param"], multiple=True, help="architecture parameter PREFIX_FIELD=VALUE (repeatable)"),
+        o(["--chain"], default=None, help="run this chain (YAML/JSON file or chain preset, docs/chains.md) on "
+                                         "every file instead of -m"),
         o(["--ray-address", "--ray_address"], default=None,
           help="run on Ray: auto, ray://host:port, or local (start one here)"),
         o(["--workers"], type=int, default=None,
@@ -191,7 +193,15 @@ def _run(**kw: Any) -> None:
         models: tuple[str, ...] = ()
     else:
         models = (kw["model_filename"], *kw["extra_models"])
-    settings = BatchSettings(kwargs, models)
+    chain = None
+    if kw["chain"]:
+        import json
+
+        from vsep_core.chain import load_chain
+
+        chain = json.dumps(load_chain(kw["chain"]).to_dict())
+        models = ()
+    settings = BatchSettings(kwargs, models, chain)
     level = logging.DEBUG if kw["debug"] else logging.WARNING
     progress = _Progress(enabled=True)
     try:
