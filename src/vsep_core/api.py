@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -148,15 +148,20 @@ class Device:
     description: str = ""
 
 
+P = TypeVar("P")
+"""The params dataclass of one architecture (see :func:`param`)."""
+
+
 @dataclass
-class LoadContext:
-    """Everything a loader needs. Paths are on disk already; nothing here touches the network."""
+class LoadContext(Generic[P]):
+    """Everything a loader needs. Paths are on disk already; nothing here touches the network.
+    `params` is an instance of the architecture's params dataclass, validated by core."""
 
     record: ModelRecord
     model_path: Path
     model_dir: Path
     config_path: Path | None
-    params: Any
+    params: P
     device: Device
     normalization_threshold: float = 0.9
     amplification_threshold: float = 0.0
@@ -185,7 +190,7 @@ class SeparationModel(Protocol):
 
 
 @dataclass
-class Architecture:
+class Architecture(Generic[P]):
     """A family of models a plugin adds.
 
     name: catalogue type ("MDXC"); flag_prefix: CLI/params prefix ("mdxc" -> --mdxc_overlap,
@@ -206,8 +211,8 @@ class Architecture:
 
     name: str
     flag_prefix: str
-    params: type
-    load: Callable[[LoadContext], SeparationModel]
+    params: type[P]
+    load: Callable[[LoadContext[P]], SeparationModel]
     package: str = ""
     extensions: tuple[str, ...] = ()
     claims: Callable[[Path], bool] | None = None
@@ -218,7 +223,7 @@ class Architecture:
     cost_passes: Callable[[LoadContext], list[CostPass]] | None = None
     calibration_passes: Callable[[], list[CostPass]] | None = None
 
-    def default_params(self) -> Any:
+    def default_params(self) -> P:
         """An instance of the params dataclass with every default."""
         return self.params()
 

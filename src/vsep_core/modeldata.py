@@ -103,6 +103,7 @@ def load_model_data_using_hash(path: str | Path, model_dir: str | Path | None = 
     names = sorted({t.model_dir_filename for t in hash_tables()}) or ["mdx_model_data.json", "vr_model_data.json"]
     raise ModelDataError(
         f"no parameters known for model file {path.name} (hash {model_hash}: MD5 of its last 10,240,000 bytes); "
+        f"if it is a catalogue model the file is damaged: delete {path} so that it is downloaded again; otherwise "
         f"add an entry \"{model_hash}\": {{...}} in UVR's model_data_new.json format to "
         f"{' or '.join(str(where / n) for n in names)}")
 
@@ -120,7 +121,10 @@ def load_model_data_from_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ModelDataError(f"model config {path} is not valid yaml: {exc}") from exc
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise ModelDataError(f"model config {path.name} is not valid yaml ({getattr(exc, 'problem', None) or exc}{at})"
+                             f"; delete {path} so that it is downloaded again") from exc
     if not isinstance(data, dict):
         raise ModelDataError(f"model config {path} must be a yaml mapping, not {type(data).__name__}")
     return data

@@ -30,7 +30,8 @@ def _builder(package: dict[str, Any]) -> Any:
 def cost_passes(ctx: LoadContext) -> list[CostPass]:
     """One pass per segment of each network of the bag, times the shifts."""
     from vsep_demucs.checkpoint import find_signature_file, read_bag, read_package
-    from vsep_demucs.model import _param, _yaml_data, parse_segment
+    from vsep_demucs.model import _yaml_data
+    from vsep_demucs.plugin import DemucsParams, parse_segment
 
     path = Path(ctx.model_path)
     if path.suffix == ".th":
@@ -38,9 +39,10 @@ def cost_passes(ctx: LoadContext) -> list[CostPass]:
     else:
         bag = read_bag(path, _yaml_data(ctx))
         files, bag_segment = [find_signature_file(Path(ctx.model_dir), s) for s in bag["models"]], bag["segment"]
-    asked = parse_segment(_param(ctx.params, "segment_size"))
-    shifts = max(1, int(_param(ctx.params, "shifts")))
-    overlap = float(_param(ctx.params, "overlap"))
+    params = ctx.params if ctx.params is not None else DemucsParams()
+    asked = parse_segment(params.segment_size)
+    shifts = max(1, int(params.shifts))
+    overlap = float(params.overlap)
     passes = []
     for file in files:
         build = _builder(read_package(file))
