@@ -106,9 +106,9 @@ def passes_for(cost: ModelCost, seconds: float) -> float:
 
 def estimate_seconds(cost: ModelCost, architecture: str, cal: Calibration, seconds: float,
                      precision: str = "float32") -> float:
-    """Estimated separation time of `seconds` of audio: the calibrated time model (with the family's time
-    per operator where the calibration checked the family) for the whole passes the input takes."""
-    per_second = cal.seconds_per_audio_second(cost, precision, architecture)
+    """Estimated separation time of `seconds` of audio: the calibrated time model for the whole passes the
+    input takes (`architecture` is kept for per-family terms; the time model has none today)."""
+    per_second = cal.seconds_per_audio_second(cost, precision)
     return per_second * passes_for(cost, seconds) / cost.passes
 
 

@@ -8,8 +8,8 @@ dispatch. A model's time per second of audio is then
     matmul_flops / matmul_rate + conv_flops / conv_rate + other_bytes / memory_rate + ops * op_time
 
 Every figure is the median of several short repeats (the machine may be busy with other work). Each
-installed family's small calibration network is run for real: what the FLOP and byte terms do not
-explain there becomes that family's op_time (small networks are mostly operator overhead).
+installed family's small calibration network is run for real and set against this estimate: a check
+that is saved and shown, not a correction (a small network's overheads do not scale to a real one).
 The result is saved as JSON in the user cache directory, one file per device.
 """
 
@@ -56,17 +56,11 @@ class Calibration:
     created: str = ""
     torch_version: str = ""
 
-    def seconds_per_audio_second(self, cost: ModelCost, precision: str = "float32",
-                                 architecture: str | None = None) -> float:
-        """Estimated compute seconds per second of audio of a model of this `cost` on this device.
-
-        The time of one operator is the family's, where its small network was checked (see
-        :func:`check_family`), else the device's.
-        """
+    def seconds_per_audio_second(self, cost: ModelCost, precision: str = "float32") -> float:
+        """Estimated compute seconds per second of audio of a model of this `cost` on this device."""
         r = self.rates.get(precision) or self.rates["float32"]
-        op_us = float((self.families.get(architecture or "") or {}).get("op_us") or r.op_us)
         return (cost.matmul_flops / (r.matmul_gflops * 1e9) + cost.conv_flops / (r.conv_gflops * 1e9)
-                + cost.other_bytes / (r.memory_gbps * 1e9) + cost.ops * op_us * 1e-6)
+                + cost.other_bytes / (r.memory_gbps * 1e9) + cost.ops * r.op_us * 1e-6)
 
     def peak_memory_mb(self, cost: ModelCost) -> float:
         """Estimated peak memory of a separation: runtime base + weights + one pass's activations."""
@@ -249,12 +243,9 @@ def describe_device(device: str) -> str:
 
 
 def check_family(name: str, passes: list, cal: Calibration, clock: str = "wall") -> dict[str, float]:
-    """Run an architecture's small calibration network for real and set it against the time model.
-
-    What the FLOP and byte terms do not explain is put on the operators: ``op_us``, the family's time
-    per operator (never below the device's), which the estimates of that family's models then use. A
-    small network is mostly operator overhead; a real-size one mostly FLOPs and bytes.
-    """
+    """Run an architecture's small calibration network for real and set it against the time model
+    (``estimated_s``, ``measured_s``, their ``ratio``; ``op_us``: the time per operator that would explain
+    the difference, for the record)."""
     import torch
 
     from vsep_core.cost import count_cost

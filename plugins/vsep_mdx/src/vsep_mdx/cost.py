@@ -17,7 +17,7 @@ from vsep_core.errors import ModelLoadError
 
 SAMPLE_RATE = 44100
 #: KUIELab's defaults, used where the graph does not say
-DEFAULT_LAYOUT = {"dim_f": 3072, "blocks": 5, "convs": 3, "growth": 32, "bottleneck": 8}
+DEFAULT_LAYOUT = {"dim_f": 3072, "blocks": 5, "convs": 3, "growth": 32, "bottleneck": 8, "conv_bn": 0}
 
 
 def read_layout(path: Path) -> dict[str, int]:
@@ -34,6 +34,8 @@ def read_layout(path: Path) -> dict[str, int]:
     ups = [n for n in graph.node if n.op_type == "ConvTranspose"]
     if convs and len(convs[0].input) > 1 and convs[0].input[1] in shapes:
         layout["growth"] = int(shapes[convs[0].input[1]][0])
+    # exporters fold a convolution's BatchNorm into it: the twin keeps only the BatchNorms the graph has
+    layout["conv_bn"] = int(sum(n.op_type == "BatchNormalization" for n in graph.node) >= len(convs) + len(ups) > 0)
     if ups:
         blocks = len(ups)
         per_block = (len(convs) - 2 - blocks) / (2 * blocks + 1)  # first + final conv, one down-conv per block
@@ -50,18 +52,23 @@ def read_layout(path: Path) -> dict[str, int]:
 
 
 def convtdf_net(layout: dict[str, int]) -> Any:
-    """A torch ConvTDFNet of `layout` (the twin whose passes core counts)."""
+    """A torch ConvTDFNet of `layout` (the twin whose passes core counts). Its ReLUs are in place: ONNX
+    Runtime fuses them into the convolution before them, so they move no memory of their own."""
     from torch import nn
 
     g, n_convs, bn = layout["growth"], layout["convs"], layout["bottleneck"]
 
+    def conv_bn(c_in: int, c_out: int, k: int, s: int, p: int = 0, up: bool = False) -> list[nn.Module]:
+        conv = (nn.ConvTranspose2d if up else nn.Conv2d)(c_in, c_out, k, s, p)
+        return [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)] if layout["conv_bn"] else \
+            [conv, nn.ReLU(inplace=True)]
+
     class TDFBlock(nn.Module):
         def __init__(self, c: int, f: int) -> None:
             super().__init__()
-            self.convs = nn.Sequential(*[m for _ in range(n_convs)
-                                         for m in (nn.Conv2d(c, c, 3, 1, 1), nn.BatchNorm2d(c), nn.ReLU())])
-            self.tdf = nn.Sequential(nn.Linear(f, f // bn, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
-                                     nn.Linear(f // bn, f, bias=False), nn.BatchNorm2d(c), nn.ReLU())
+            self.convs = nn.Sequential(*[m for _ in range(n_convs) for m in conv_bn(c, c, 3, 1, 1)])
+            self.tdf = nn.Sequential(nn.Linear(f, f // bn, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+                                     nn.Linear(f // bn, f, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
 
         def forward(self, x: Any) -> Any:
             x = self.convs(x)
@@ -70,16 +77,16 @@ def convtdf_net(layout: dict[str, int]) -> Any:
     class Net(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.first = nn.Sequential(nn.Conv2d(4, g, 1), nn.BatchNorm2d(g), nn.ReLU())
+            self.first = nn.Sequential(*conv_bn(4, g, 1, 1))
             f, c = layout["dim_f"], g
             self.enc, self.down, self.up, self.dec = nn.ModuleList(), nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
             for _ in range(layout["blocks"]):
                 self.enc.append(TDFBlock(c, f))
-                self.down.append(nn.Sequential(nn.Conv2d(c, c + g, 2, 2), nn.BatchNorm2d(c + g), nn.ReLU()))
+                self.down.append(nn.Sequential(*conv_bn(c, c + g, 2, 2)))
                 f, c = f // 2, c + g
             self.mid = TDFBlock(c, f)
             for _ in range(layout["blocks"]):
-                self.up.append(nn.Sequential(nn.ConvTranspose2d(c, c - g, 2, 2), nn.BatchNorm2d(c - g), nn.ReLU()))
+                self.up.append(nn.Sequential(*conv_bn(c, c - g, 2, 2, up=True)))
                 f, c = f * 2, c - g
                 self.dec.append(TDFBlock(c, f))
             self.final = nn.Conv2d(c, 4, 1)
