@@ -32,6 +32,8 @@ def read_layout(path: Path) -> dict[str, int]:
         layout["dim_f"] = int(dims[2].dim_value)
     convs = [n for n in graph.node if n.op_type == "Conv"]
     ups = [n for n in graph.node if n.op_type == "ConvTranspose"]
+    if not convs or not ups:  # not a ConvTDFNet: its cost is unknown, never the default layout's
+        raise ModelLoadError(f"{path.name}: the ONNX graph is not a ConvTDFNet (no convolutions), cost unknown")
     if convs and len(convs[0].input) > 1 and convs[0].input[1] in shapes:
         layout["growth"] = int(shapes[convs[0].input[1]][0])
     # exporters fold a convolution's BatchNorm into it: the twin keeps only the BatchNorms the graph has
