@@ -117,8 +117,7 @@ def table(rows: list[dict[str, Any]], cal: Any, started: str) -> str:
         return "–" if v is None else fmt.format(v)
 
     r32 = cal.rates["float32"]
-    lines = [f"- date: {started}; machine: {cal.description}, torch {cal.torch_version}; load average at start "
-             f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())}",
+    lines = [f"- date: {started}; machine: {cal.description}, torch {cal.torch_version}",
              f"- calibration (cpu clock, median of {7} repeats): matmul {r32.matmul_gflops:.0f} GFLOP/s, conv "
              f"{r32.conv_gflops:.0f} GFLOP/s, memory-bound ops {r32.memory_gbps:.1f} GB/s, {r32.op_us:.1f} us/op; "
              "family checks (measured / estimated on the small network): "
@@ -189,7 +188,8 @@ def main() -> int:
             write_doc(block)
         return 0
 
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + \
+        f" (load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())})"
     cal = calibrate("cpu", clock="cpu", log=print)
     save_calibration(cal, args.json.with_name("advise_calibration.json"))
     rows = []
