@@ -64,6 +64,7 @@ def files_outside_state(out: Path) -> set[str]:
 # -- the stop module ---------------------------------------------------------------------------------------------
 
 def test_stop_signals_raise_in_the_main_thread_and_deferred_blocks_hold_them():
+    before = signal.getsignal(signal.SIGTERM)  # SIG_DFL, or pytest-xdist's own handler in a worker
     with stop.handled():
         with pytest.raises(stop.Stopped) as caught:
             os.kill(os.getpid(), signal.SIGTERM)
@@ -77,7 +78,7 @@ def test_stop_signals_raise_in_the_main_thread_and_deferred_blocks_hold_them():
                 done.append("published")  # not cut short
         assert done == ["published"] and stop.exit_status(caught.value) == 129
         assert stop.stop_message(caught.value) == "error: cancelled (SIGHUP)"
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the test process's handlers are back
+    assert signal.getsignal(signal.SIGTERM) is before  # the test process's handlers are back
     assert stop.exit_status(KeyboardInterrupt()) == 130 and stop.stop_message(KeyboardInterrupt()) == "error: cancelled"
 
 
