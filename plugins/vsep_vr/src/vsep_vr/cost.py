@@ -14,13 +14,14 @@ from vsep_core.errors import ModelLoadError
 def cost_passes(ctx: LoadContext) -> list[CostPass]:
     """One network on [batch, 2, bins + 1, window] magnitudes, (window - 2 * offset) new frames per pass."""
     from vsep_vr import nets
-    from vsep_vr.model import VRSettings, _band_params
+    from vsep_vr.model import _band_params
+    from vsep_vr.plugin import VRParams
 
     if ctx.model_path.suffix.lower() != ".pth" or not ctx.model_path.is_file():
         raise ModelLoadError(f"{ctx.model_path.name}: a VR model is counted from its .pth file")
     bp = _band_params(dict(ctx.model_data or {}), ctx.model_path)
     config = nets.detect_config(nets.load_state(str(ctx.model_path), map_location="meta"))
-    settings = VRSettings.from_params(ctx.params)
+    settings = ctx.params if ctx.params is not None else VRParams()
     roi = settings.window_size - 2 * config.offset or settings.window_size
     frames_per_second = min(b.sr / b.hl for b in bp.bands)
     rate = frames_per_second / roi / settings.batch_size * (2 if settings.enable_tta else 1)
