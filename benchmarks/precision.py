@@ -4,9 +4,10 @@
     python benchmarks/precision.py --models model_bs_roformer_ep_317_sdr_12.9755.ckpt --precisions bf16,autocast
     python benchmarks/precision.py --model-dir benchmarks/.cache/models/vsep --seconds 8 --json out.json
 
-Each model runs in this process once per precision (fp32 first), alternating nothing: the figure to
-read is parity (the gain-fitted signal-to-difference ratio of `parity.compare`, per stem, in dB) and
-the time ratio to fp32 measured one after the other on the same loaded machine. ``autocast`` is plain
+Each model runs in this process once per precision (fp32 first): the figures to read are parity (the
+gain-fitted signal-to-difference ratio of `parity.compare`, per stem, in dB) and the time ratio to fp32
+measured one after the other, in wall and process CPU time (`--threads 1` makes CPU time the steady
+figure on a shared machine). ``autocast`` is plain
 ``torch.autocast`` around the whole separation (what the reference's ``--use_autocast`` does), kept to
 show what vsep's precision modes gain over it. Not part of the test suite.
 """
@@ -49,8 +50,8 @@ def load_input(path: Path, seconds: float | None) -> np.ndarray:
 
 
 def separate(model_dir: Path, model: str, precision: str, audio: np.ndarray, extra: dict[str, Any],
-             threads: int | None) -> tuple[dict[str, np.ndarray], float]:
-    """Stems of one separation (the plugin's model, core's loader) and its wall time."""
+             threads: int | None) -> tuple[dict[str, np.ndarray], float, float]:
+    """Stems of one separation (the plugin's model, core's loader), its wall time and its process CPU time."""
     import torch
 
     from vsep_core.devices import vsep_select_device
@@ -64,10 +65,10 @@ def separate(model_dir: Path, model: str, precision: str, audio: np.ndarray, ext
                                precision="fp32" if plain_autocast else precision, arch_params=extra)
     loaded = ModelLoader(settings, vsep_select_device("cpu", False)).load(model)
     context = torch.autocast("cpu", dtype=torch.bfloat16) if plain_autocast else contextlib.nullcontext()
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     with context:
         stems = loaded.model.separate(audio)
-    return stems, time.perf_counter() - started
+    return stems, time.perf_counter() - started, time.process_time() - started_cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,12 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         mdxc["overlap"] = args.overlap
     rows = []
     for model in args.models.split(","):
-        fp32, fp32_s = separate(args.model_dir, model, "fp32", audio, {"mdxc": mdxc}, args.threads)
+        fp32, fp32_s, fp32_cpu = separate(args.model_dir, model, "fp32", audio, {"mdxc": mdxc}, args.threads)
         for precision in args.precisions.split(","):
-            stems, seconds = separate(args.model_dir, model, precision, audio, {"mdxc": mdxc}, args.threads)
+            stems, seconds, cpu = separate(args.model_dir, model, precision, audio, {"mdxc": mdxc}, args.threads)
             parity = {stem: round(compare(stems[stem], fp32[stem])[0], 1) for stem in fp32}
             row = {"model": model, "precision": precision, "input_seconds": audio.shape[-1] / 44100,
                    "fp32_s": round(fp32_s, 2), "seconds": round(seconds, 2), "speedup": round(fp32_s / seconds, 2),
+                   "fp32_cpu_s": round(fp32_cpu, 2), "cpu_s": round(cpu, 2), "cpu_speedup": round(fp32_cpu / cpu, 2),
                    "parity_db": parity, "cpu_native_bf16": cpu_has_native_bf16()}
             rows.append(row)
             print(json.dumps(row), flush=True)
