@@ -283,6 +283,20 @@ def test_plan_orders_largest_first_and_checks_finished_outputs(tmp_path):
     assert len(other.queue) == 5 and not other.given_up
 
 
+def test_failures_that_another_attempt_could_cure_are_told_apart():
+    import errno
+
+    from vsep_core.batch.worker import is_environmental
+    from vsep_core.errors import AudioReadError
+
+    retried = [MemoryError(), OSError(errno.ENOSPC, "No space left on device"), ConnectionResetError(),
+               TimeoutError(), RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")]
+    once = [AudioReadError("cannot decode x.wav"), UsageError("bad value"), ValueError("shapes differ"),
+            OSError(errno.ENOENT, "No such file"), RuntimeError("size mismatch for layer.weight")]
+    assert [is_environmental(e) for e in retried] == [True] * len(retried)
+    assert [is_environmental(e) for e in once] == [False] * len(once)
+
+
 def test_param_flags_and_generated_flags_become_arch_params():
     from vsep_core.cli.batch import arch_params_from, parse_param
 
@@ -409,7 +423,7 @@ def test_rerun_redoes_only_what_is_missing_changed_or_left_running(tmp_path):
     assert again.stats.done == 4 and again.stats.skipped == 0
 
 
-def test_failed_files_are_retried_across_runs_up_to_max_retries(tmp_path):
+def test_failed_files_are_tried_again_across_runs_up_to_max_retries(tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
     sf.write(str(inputs / "good.wav"), make_tone(0.2), 44100)
@@ -429,9 +443,9 @@ def test_failed_files_are_retried_across_runs_up_to_max_retries(tmp_path):
     assert [Path(k).name for k, _ in report.failures] == ["bad.flac"] and report.stats.done == 1
     started, report = run(0)  # no attempts left: not tried, still reported
     assert started == [] and "gave up after 1 attempt" in report.failures[0][1]
-    started, report = run(2)  # two more attempts in this run
-    assert started == ["bad.flac", "bad.flac"] and report.stats.retries == 1
-    assert manifest_entries(out)[str(bad)].attempts == 3
+    started, report = run(2)  # a rerun tries it again, but a decode error is not retried within the run
+    assert started == ["bad.flac"] and report.stats.retries == 0 and len(report.failures) == 1
+    assert manifest_entries(out)[str(bad)].attempts == 2
     sf.write(str(bad), make_tone(0.2), 44100)  # fixed: the count starts again
     started, report = run(0)
     assert started == ["bad.flac"] and report.ok

@@ -83,7 +83,7 @@ def test_ray_killed_actor_file_is_redone_and_corrupt_input_fails_alone(ray_runti
         if event.kind == "started" and event.key == victim and not killed:
             wait_for(marker)  # the actor is inside model.separate() on the victim
             assert int(marker.read_text()) == event.worker.pid
-            ray_runtime.kill(event.worker.handle)
+            ray_runtime.kill(event.worker.handle, no_restart=False)  # a crash: Ray restarts the actor
             killed.append(event.worker.id)
             gate.unlink()
 
@@ -94,6 +94,40 @@ def test_ray_killed_actor_file_is_redone_and_corrupt_input_fails_alone(ray_runti
     assert [k for k, _ in report.failures] == [str(broken)] and "broken.wav" in report.failures[0][1]
     entries = manifest_entries(out)
     assert entries[victim].status == DONE and entries[victim].attempts == 2
-    assert entries[str(broken)].status == FAILED and entries[str(broken)].attempts == 2
+    assert entries[str(broken)].status == FAILED and entries[str(broken)].attempts == 1  # a decode error: not retried
     broken.unlink()
+    check_hold_outputs(out, inputs)
+
+
+def test_ray_batch_stopped_records_what_actors_finish_and_resume_does_the_rest(ray_runtime, tmp_path):
+    import signal
+    import threading
+    import time
+
+    from tests.test_stop import check_manifest_matches_outputs
+    from vsep_core import stop
+
+    inputs, models, gate, marker, victim = hold_setup(tmp_path, n=8)
+    out = tmp_path / "out"
+    settings = BatchSettings({"model_file_dir": str(models), "output_format": "FLAC", "device": "cpu"}, ("slow.hold",))
+
+    def supervisor() -> None:  # SIGTERM to the driver while an actor holds the victim, then let the actor finish
+        wait_for(marker)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)
+        gate.unlink()
+
+    threading.Thread(target=supervisor, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt) as caught, stop.handled():  # Ray re-raises a bare KeyboardInterrupt,
+        run_batch(str(inputs), str(out), settings, ray_address="auto", workers=2, num_gpus_per_worker=0)
+    assert stop.exit_status(caught.value) == 143  # which stop.handled() turns back into the signal's Stopped
+    entries = check_manifest_matches_outputs(out)  # every published file has its record, nothing else is there
+    assert entries[victim].status == DONE  # the driver waited for the file the actor was holding
+    finished = {k for k, e in entries.items() if e.status == DONE}
+    assert len(finished) < 8
+    started = []
+    report = run_batch(str(inputs), str(out), settings, ray_address="auto", workers=2, num_gpus_per_worker=0,
+                       on_event=lambda e: e.kind == "started" and started.append(e.key))
+    assert report.ok and sorted(started) == sorted(set(map(str, inputs.glob("*.wav"))) - finished)
+    assert report.stats.skipped == len(finished)
     check_hold_outputs(out, inputs)

@@ -188,3 +188,16 @@ def test_stem_listing_ranks_within_one_data_set_and_says_which() -> None:
     assert catalog.ranking_dataset(records, "drums") == "Multisong"
     assert catalog.ranking_dataset(records[:1], "drums") == "MUSDB18-HQ"
     assert catalog.stem_scores(records[1], "Drums") == {"Multisong": 9.0, "MUSDB18-HQ": 8.0}
+
+
+def test_model_info_and_prepare_models_are_library_calls(tmp_path: Path) -> None:
+    from vsep_core import modelinfo
+    from vsep_core.errors import DownloadError
+
+    info = modelinfo.model_info("UVR-MDX-NET-Inst_HQ_3.onnx", MODELS)
+    assert info["parameters"] == MANIFEST["models"]["mdx"]["model_data"] and info["files"][0]["on_disk"]
+    [(record, files)] = modelinfo.prepare_models(["UVR-MDX-NET-Inst_HQ_3.onnx"], MODELS, offline=True,
+                                                 show_progress=False)
+    assert record.architecture == "MDX" and files[record.filename].is_file()
+    with pytest.raises(DownloadError):
+        modelinfo.prepare_models(["UVR-MDX-NET-Inst_HQ_3.onnx"], tmp_path, offline=True, show_progress=False)

@@ -127,6 +127,19 @@ def test_remote_cli_separate_status_models_download(server, models, song, tmp_pa
     monkeypatch.setenv("VSEP_API_TOKEN", "wrong")
     assert main(["remote", "models"]) == 1
     assert "401" in capsys.readouterr().err
+    for files in ([song], [song, song]):  # a refused call is printed once, whatever the number of files
+        assert main(["remote", "separate", *map(str, files), "-m", "vocal_split.gain", "--output_dir", str(out)]) == 1
+        text = capsys.readouterr().err
+        err = [line for line in text.splitlines() if line.lower().startswith("error:")]
+        assert len(err) == 1 and "401" in err[0] and text.count("401") == 1, text
+    monkeypatch.setenv("VSEP_API_TOKEN", TOKEN)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 10)
+    assert main(["remote", "separate", str(broken), "-m", "vocal_split.gain", "--poll_interval", "0.1",
+                 "--output_dir", str(out)]) == 1
+    text = capsys.readouterr().err
+    err = [line for line in text.splitlines() if line.lower().startswith("error:")]
+    assert len(err) == 1 and "broken.wav" in err[0], text  # the job's error, once
 
 
 def test_serve_refuses_a_public_address_without_a_token(capsys, monkeypatch, tmp_path):
@@ -185,3 +198,52 @@ def test_a_request_shaped_like_the_reference_clients_is_accepted(server, song, t
         assert status["status"] == "completed", status
         assert sorted(status["files"].values()) == ["My Song_(Instrumental)_vocal_split.flac",
                                                     "My Song_(Vocals)_vocal_split.flac"]
+
+
+def test_unknown_form_fields_are_refused_naming_the_closest_field(server, song):
+    import httpx
+
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    for field, value, closest in (("normalization", "5", "normalization_threshold"),
+                                  ("gain_scal", "0.5", "gain_scale"), ("zzz_unheard_of", "1", None)):
+        with open(song, "rb") as fh:
+            r = httpx.post(f"{server.url}/separate", headers=headers, timeout=30,
+                           data={"model": "vocal_split.gain", field: value}, files={"file": (song.name, fh)})
+        assert r.status_code == 400, r.text
+        detail = r.json()["detail"]
+        assert f"unknown form field {field!r}" in detail and "\n" not in detail
+        assert (f"did you mean {closest!r}" in detail) if closest else "did you mean" not in detail
+
+
+def test_each_validation_error_is_one_detail_line(server, song):
+    import httpx
+
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with open(song, "rb") as fh:
+        r = httpx.post(f"{server.url}/separate", headers=headers, timeout=30,
+                       data={"model": "vocal_split.gain", "normalization_threshold": "5", "gain_scale": "99",
+                             "chunk_duration": "0.01"}, files={"file": (song.name, fh)})
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert isinstance(body["detail"], str) and "\n" not in body["detail"]
+    parts = body["detail"].split("; ")
+    assert len(parts) == 3 == len(body["errors"])  # the structured list stays, in its own field
+    for name, given in (("normalization_threshold", "5"), ("gain_scale", "99"), ("chunk_duration", "0.01")):
+        assert any(p.startswith(f"{name}: ") and repr(given) in p for p in parts), body["detail"]
+
+
+def test_job_errors_name_the_uploaded_file_never_a_server_path(server, tmp_path):
+    broken = tmp_path / "x.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 10)
+    with AudioSeparatorAPIClient(server.url, token=TOKEN) as client:
+        task_id = client.separate_audio(str(broken), model="vocal_split.gain")["task_id"]
+        import time
+
+        deadline = time.monotonic() + 60
+        while (status := client.get_job_status(task_id))["status"] not in ("error", "completed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert status["status"] == "error"
+    error = status["error"]
+    assert "x.wav" in error and str(server.data_dir) not in error and str(server.data_dir.resolve()) not in error
+    assert "/jobs/" not in error and task_id not in error

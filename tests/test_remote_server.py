@@ -356,3 +356,49 @@ def test_openapi_schema_survives_fuzzing(server):
 
         fuzz()
     assert len(calls) >= 3 * len(operations)
+
+
+def worker_processes(parent: int) -> list[int]:
+    """The multiprocessing worker processes (not the resource tracker) whose parent is `parent` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if int(fields[1]) == parent and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_orphaned_worker_exits_quietly_after_the_server_is_killed(tmp_path):
+    import os
+    import signal
+
+    write_wav(tmp_path / "s.wav", seconds=0.2)
+    live = LiveServer(tmp_path / "data", token=TOKEN, env={"VSEP_FAKE_SLOW_S": "60"}).start()
+    workers: list[int] = []
+    try:
+        running = submit(live.url, tmp_path / "s.wav", model="fake-slow.ckpt").json()["task_id"]
+        deadline = time.monotonic() + 30
+        while wait_for(live.url, running, ("processing",))["progress"] <= 5:  # until the worker reports progress
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        workers = worker_processes(live.process.pid)
+        assert workers
+        os.kill(live.process.pid, signal.SIGKILL)  # the server alone: its worker is left running a job
+        live.process.wait(10)
+        deadline = time.monotonic() + 15
+        while any(Path(f"/proc/{pid}").exists() for pid in workers):
+            assert time.monotonic() < deadline, "the orphaned worker kept running"
+            time.sleep(0.1)
+    finally:
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    log = live.log()
+    assert "Traceback" not in log and "BrokenPipe" not in log, log

@@ -20,6 +20,7 @@ from vsep_core.errors import SeparationError, UsageError
     ({"sample_rate": 12_800_000}, "12800000"),
     ({"sample_rate": "abc"}, "abc"),
     ({"chunk_duration": 0}, "chunk_duration"),
+    ({"chunk_duration": 0.01}, r"chunk_duration must be at least 1\.0 s, not 0\.01"),  # thousands of parts
     ({"output_format": "XYZ"}, "XYZ"),
     ({"mdxc_params": {"overlap": 0}}, "overlap"),
     ({"mdx_params": {"no_such_key": 1}}, "no_such_key"),

@@ -10,11 +10,10 @@ import pytest
 import torch
 
 from vsep_core import msst
-from vsep_core.batch.runner import BatchAbortedError, replace_lost_worker
 from vsep_core.checkpoints import load_strict, read_state_dict
 from vsep_core.errors import ModelLoadError, UsageError
 from vsep_core.helpers import channels_first, mono_or_stereo
-from vsep_core.ipc import requests_until_stop
+from vsep_core.ipc import RestartBudget, requests_until_stop
 from vsep_core.testlib import one_line_error, save_with_code, write_yaml
 
 
@@ -31,7 +30,7 @@ def test_read_state_dict_unwraps_strips_a_shared_prefix_and_drops(tmp_path: Path
 
 def test_read_state_dict_refuses_code_and_non_checkpoints(tmp_path: Path) -> None:
     message = one_line_error(ModelLoadError, read_state_dict, save_with_code(tmp_path / "evil.pt", {}))
-    assert "weights_only" in message and "evil.pt" in message
+    assert "refused" in message and "evil.pt" in message
     torch.save({"note": "no tensors"}, tmp_path / "empty.pt")
     assert "holds no state dict" in one_line_error(ModelLoadError, read_state_dict, tmp_path / "empty.pt")
 
@@ -111,21 +110,16 @@ def test_requests_until_stop_ends_on_none_and_on_a_closed_pipe() -> None:
     assert list(requests_until_stop(child)) == [3]
 
 
-def test_replace_lost_worker_respawns_then_drops_then_aborts() -> None:
-    slots = ["a", "b"]
-    replace_lost_worker(slots, 0, lambda i: f"new{i}", 1, 1, "dying")
-    assert slots == ["new0", "b"]
-    replace_lost_worker(slots, 0, lambda i: f"new{i}", 2, 1, "dying")
-    assert slots == ["b"]
-    with pytest.raises(BatchAbortedError, match="^dying; finished files are recorded, rerun to go on$"):
-        replace_lost_worker(slots, 0, lambda i: f"new{i}", 3, 1, "dying")
+def test_restart_budget_allows_its_limit_then_refuses() -> None:
+    budget = RestartBudget(2)
+    assert [budget.spend() for _ in range(3)] == [True, True, False] and budget.used == 3
 
 
 def test_mono_or_stereo() -> None:
     assert mono_or_stereo(np.zeros(5, np.float64), "X models").shape == (1, 5)
     assert mono_or_stereo(np.zeros((2, 5)), "X models").dtype == np.float32
     with pytest.raises(UsageError, match="^X models take mono or stereo audio, got 3 channels$"):
-        mono_or_stereo(np.zeros((3, 5)), "X models", UsageError)
+        mono_or_stereo(np.zeros((3, 5)), "X models")
 
 
 def test_channels_first() -> None:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -106,15 +106,20 @@ class Device:
     description: str = ""
 
 
+P = TypeVar("P")
+"""The params dataclass of one architecture (see :func:`param`)."""
+
+
 @dataclass
-class LoadContext:
-    """Everything a loader needs. Paths are on disk already; nothing here touches the network."""
+class LoadContext(Generic[P]):
+    """Everything a loader needs. Paths are on disk already; nothing here touches the network.
+    `params` is an instance of the architecture's params dataclass, validated by core."""
 
     record: ModelRecord
     model_path: Path
     model_dir: Path
     config_path: Path | None
-    params: Any
+    params: P
     device: Device
     normalization_threshold: float = 0.9
     amplification_threshold: float = 0.0
@@ -147,7 +152,7 @@ class SeparationModel(Protocol):
 
 
 @dataclass
-class Architecture:
+class Architecture(Generic[P]):
     """A family of models a plugin adds.
 
     name: catalogue type ("MDXC"); flag_prefix: CLI/params prefix ("mdxc" -> --mdxc_overlap,
@@ -164,8 +169,8 @@ class Architecture:
 
     name: str
     flag_prefix: str
-    params: type
-    load: Callable[[LoadContext], SeparationModel]
+    params: type[P]
+    load: Callable[[LoadContext[P]], SeparationModel]
     package: str = ""
     extensions: tuple[str, ...] = ()
     claims: Callable[[Path], bool] | None = None
@@ -174,7 +179,7 @@ class Architecture:
     self_describing: Callable[[Path], bool] | None = None
     catalogue_rank: int = 100
 
-    def default_params(self) -> Any:
+    def default_params(self) -> P:
         """An instance of the params dataclass with every default."""
         return self.params()
 

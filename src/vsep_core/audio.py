@@ -6,6 +6,8 @@ data goes to a hidden temporary file in the output directory that is renamed int
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,9 +18,12 @@ import soundfile as sf
 import soxr
 
 from vsep_core.errors import AudioReadError, AudioWriteError, InputNotFoundError, UsageError, VsepError
-from vsep_core.helpers import atomic_path as atomic_output
+from vsep_core.helpers import atomic_path as atomic_output  # noqa: F401 - stemfile's writer uses it
 from vsep_core.helpers import fit_length
 from vsep_core.helpers import peak_gain as normalization_gain
+from vsep_core.publish import StagedFiles, staged
+
+log = logging.getLogger("vsep")
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif", ".ac3", ".aac", ".wma")
 OUTPUT_FORMATS = ("WAV", "FLAC", "MP3", "OGG", "OPUS", "M4A", "AIFF", "STEM")
@@ -63,16 +68,60 @@ def _check_file(path: Path) -> None:
         raise AudioReadError(f"input file is empty (0 bytes): {path}")
 
 
+def wav_claimed_frames(path: Path, channels: int, subtype: str) -> int | None:
+    """The frames a RIFF WAV file's ``data`` chunk header claims (None when it is not a plain WAV or the header
+    says nothing useful: a streamed WAV writes 0 or 0xFFFFFFFF there)."""
+    width = {"PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}.get(subtype)
+    if width is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            for _ in range(64):  # chunks before "data" (fmt, LIST, ...)
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                size = int.from_bytes(chunk[4:], "little")
+                if chunk[:4] == b"data":
+                    return None if size in (0, 0xFFFFFFFF) else size // (width * channels)
+                f.seek(size + (size & 1), os.SEEK_CUR)
+    except OSError:
+        return None
+    return None
+
+
+def warn_truncated(path: Path, claimed: int, have: int, rate: int) -> None:
+    """Say once per file that it holds fewer frames than its header claims (a truncated download or copy)."""
+    if str(path) in _warned_truncated:
+        return
+    _warned_truncated.add(str(path))
+    log.warning("%s looks truncated: its header claims %.2f s but only %.2f s could be decoded; separating what "
+                "is there", path.name, claimed / rate, have / rate)
+
+
+_warned_truncated: set[str] = set()
+
+
 def probe(path: str | os.PathLike) -> AudioInfo:
-    """Read an input's header (rate, channels, frames, bit depth) or raise AudioReadError."""
+    """Read an input's header (rate, channels, frames, bit depth) or raise AudioReadError.
+
+    A WAV whose data chunk claims more frames than the file holds gets a warning (see :func:`warn_truncated`);
+    other formats are checked when decoded."""
     path = Path(path)
     _check_file(path)
     try:
         info = sf.info(str(path))
-        return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames), info.subtype,
-                         bit_depth_of_subtype(info.subtype))
+        result = AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames), info.subtype,
+                           bit_depth_of_subtype(info.subtype))
     except (sf.LibsndfileError, RuntimeError, TypeError):
         pass
+    else:
+        claimed = wav_claimed_frames(path, result.channels, result.subtype) if info.format == "WAV" else None
+        if claimed is not None and claimed > result.frames:
+            warn_truncated(path, claimed, result.frames, result.sample_rate)
+        return result
     data, rate = _decode_with_av(path)
     return AudioInfo(path, rate, data.shape[0], data.shape[1], "AV", 16)
 
@@ -97,7 +146,8 @@ def _decode_with_av(path: Path) -> tuple[np.ndarray, int]:
     except AudioReadError:
         raise
     except Exception as exc:  # PyAV raises many error types for damaged files
-        raise AudioReadError(f"cannot decode {path}: {exc} (is it a supported, undamaged audio file?)") from exc
+        reason = getattr(exc, "strerror", None) or exc  # FFmpeg's own words, without its error number
+        raise AudioReadError(f"cannot decode {path}: {reason} (is it a supported, undamaged audio file?)") from exc
     if not parts:
         return np.zeros((channels or 2, 0), np.float32), int(rate)
     return np.ascontiguousarray(np.concatenate(parts, axis=1)[:channels], dtype=np.float32), int(rate)
@@ -110,10 +160,7 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, AudioInfo]:
     if info.subtype == "AV":
         data, _ = _decode_with_av(path)
     else:
-        try:
-            data = sf.read(str(path), dtype="float32", always_2d=True)[0].T
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioReadError(f"cannot decode {path}: {exc} (the file may be truncated or corrupt)") from exc
+        data = read_frames(path, 0, info.frames)
     data = np.ascontiguousarray(data, dtype=np.float32)
     if data.shape[1] == 0:
         raise AudioReadError(f"input has no audio samples: {path}")
@@ -123,13 +170,31 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, AudioInfo]:
 
 
 def read_frames(path: str | os.PathLike, start: int, stop: int) -> np.ndarray:
-    """Frames [start, stop) of a libsndfile-readable file as float32 [channels, samples]."""
-    try:
-        with sf.SoundFile(str(path)) as f:
-            f.seek(start)
-            data = f.read(stop - start, dtype="float32", always_2d=True).T
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioReadError(f"cannot decode {path}: {exc} (the file may be truncated or corrupt)") from exc
+    """Frames [start, stop) of a libsndfile-readable file as float32 [channels, samples].
+
+    A file that ends (or stops decoding) before `stop` gives what could be read, with a warning that it
+    looks truncated; one that gives nothing at all is an AudioReadError."""
+    path = Path(path)
+    rate, channels, parts = 0, 0, []
+    for block_frames in (BLOCK, 1024):  # on a decode error, read again in small blocks to keep what decodes
+        parts, got = [], 0
+        try:
+            with sf.SoundFile(str(path)) as f:
+                rate, channels = f.samplerate, f.channels
+                f.seek(start)
+                while got < stop - start:
+                    block = f.read(min(block_frames, stop - start - got), dtype="float32", always_2d=True)
+                    if not len(block):
+                        break
+                    parts.append(block.T)
+                    got += len(block)
+            break
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            if block_frames == 1024 and not got:
+                raise AudioReadError(f"cannot decode {path}: {exc} (the file may be truncated or corrupt)") from exc
+    if got < stop - start:
+        warn_truncated(path, stop, start + got, rate)
+    data = np.concatenate(parts, axis=1) if parts else np.zeros((channels, 0), np.float32)
     if not np.all(np.isfinite(data)):
         raise AudioReadError(f"input contains non-finite samples (NaN/inf): {path}")
     return np.ascontiguousarray(data)
@@ -185,9 +250,12 @@ def check_output_format(fmt: str) -> str:
 
 
 def write_audio(path: Path, blocks: Iterator[np.ndarray] | np.ndarray, sample_rate: int, fmt: str,
-                bit_depth: int = 16, bitrate: str | None = None, channels: int | None = None) -> Path:
+                bit_depth: int = 16, bitrate: str | None = None, channels: int | None = None,
+                files: StagedFiles | None = None) -> Path:
     """Write float32 [channels, samples] (an array, or an iterator of blocks) to `path` atomically.
 
+    With `files` (a set of one result's outputs, :func:`vsep_core.publish.staged`) the data goes to the set's
+    temporary name for `path` and appears under `path` only when the whole set is published.
     WAV/FLAC/AIFF and OGG go through soundfile; MP3, M4A and OPUS through PyAV's bundled encoders.
     """
     fmt = check_output_format(fmt)
@@ -198,7 +266,8 @@ def write_audio(path: Path, blocks: Iterator[np.ndarray] | np.ndarray, sample_ra
         blocks = iter([blocks])
     assert channels is not None
     try:
-        with atomic_output(path) as tmp:
+        with contextlib.nullcontext(files) if files is not None else staged() as into:
+            tmp = into.temp_for(path)
             if fmt in LOSSLESS_FORMATS or fmt == "OGG":
                 if fmt == "OGG":
                     kwargs = {"format": "OGG", "subtype": "VORBIS", "compression_level": _vorbis_level(bitrate)}
@@ -224,6 +293,21 @@ def _vorbis_level(bitrate: str | None) -> float:
         return 0.4
     kbps = parse_bitrate(bitrate) / 1000
     return float(min(1.0, max(0.0, 1.0 - (kbps - 64) / 256)))
+
+
+BITRATE_RANGES = {"MP3": (32_000, 320_000), "M4A": (32_000, 512_000), "OPUS": (6_000, 512_000),
+                  "OGG": (32_000, 500_000)}
+"""Bits per second each lossy encoder takes at music rates (LAME: 32-320k for 44.1/48 kHz; libopus 6-512k)."""
+
+
+def check_bitrate(fmt: str, bitrate: str) -> int:
+    """`bitrate` in bits per second, or a one-line UsageError when it is not a bitrate `fmt`'s encoder takes."""
+    bps = parse_bitrate(bitrate)
+    low, high = BITRATE_RANGES.get(check_output_format(fmt), (0, None))
+    if bps < low or (high is not None and bps > high):
+        raise UsageError(f"--output_bitrate {bitrate} does not suit {fmt.upper()}: use {low // 1000}k to "
+                         f"{high // 1000}k, e.g. {DEFAULT_BITRATES[fmt.upper()]}")
+    return bps
 
 
 def parse_bitrate(bitrate: str) -> int:

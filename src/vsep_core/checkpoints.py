@@ -6,14 +6,78 @@ checkpoint and the network built from its config is reported in one line naming 
 
 from __future__ import annotations
 
+import contextlib
+import pickle
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from vsep_core.errors import ModelLoadError
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "state")
+
+
+def redownload_hint(path: Path) -> str:
+    """What to do about a bad model file: delete it so that it is downloaded again."""
+    return (f"delete {path} so that it is downloaded again (or get a good copy from where it came from)")
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first non-empty line of an exception's message (its type when it has none), cut to `limit`."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
+def torch_load(path: str | Path, safe_globals: Iterable[Any] = ()) -> Any:
+    """``torch.load(path, weights_only=True)`` on CPU, nothing in the file run; a one-line ModelLoadError saying
+    whether the file holds code (refused) or is not a checkpoint at all (truncated, corrupt, another format),
+    and what to do. `safe_globals`: classes a family's format may hold besides tensors."""
+    path = Path(path)
+    allowed = list(safe_globals)
+    try:
+        with torch.serialization.safe_globals(allowed) if allowed else contextlib.nullcontext():
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only load failed" in str(exc).lower() or "unsupported global" in str(exc).lower():
+            raise ModelLoadError(f"{path.name} holds Python objects besides tensors (code a checkpoint need not "
+                                 f"hold) and was refused, nothing in it ran; {redownload_hint(path)}") from exc
+        raise ModelLoadError(f"{path.name} is not a valid checkpoint ({first_line(exc)}); "
+                             f"{redownload_hint(path)}") from exc
+    except FileNotFoundError as exc:
+        raise ModelLoadError(f"{path.name} is missing ({path}); download the model again (vsep download)") from exc
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, EOFError, zip errors, ... for bad files
+        raise ModelLoadError(f"{path.name} is not a valid checkpoint (truncated or corrupt: {first_line(exc)}); "
+                             f"{redownload_hint(path)}") from exc
+
+
+def quiet_onnxruntime() -> Any:
+    """The ``onnxruntime`` module with its default logger at errors only and its telemetry off (otherwise it
+    prints warnings such as "Failed to persist telemetry device ID" where the home directory is not
+    writable)."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    with contextlib.suppress(AttributeError):
+        ort.disable_telemetry_events()
+    return ort
+
+
+def onnx_session(path: str | Path, model_bytes: bytes | None = None, **kwargs: Any) -> Any:
+    """An ``onnxruntime.InferenceSession`` of the file `path` (or of `model_bytes` read from it), quiet (see
+    :func:`quiet_onnxruntime`); a one-line ModelLoadError when it is not a valid ONNX model."""
+    path = Path(path)
+    ort = quiet_onnxruntime()
+    options = kwargs.pop("sess_options", None) or ort.SessionOptions()
+    if getattr(options, "log_severity_level", 3) < 3 and not kwargs.pop("verbose", False):
+        options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(model_bytes if model_bytes is not None else str(path), sess_options=options,
+                                    **kwargs)
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail / InvalidProtobuf / NoSuchFile types
+        raise ModelLoadError(f"{path.name} is not a valid ONNX model ({first_line(exc)}); "
+                             f"{redownload_hint(path)}") from exc
 SHARED_PREFIXES = ("model.", "module.", "_orig_mod.")
 
 
@@ -29,19 +93,14 @@ def read_state_dict(path: Path, drop_prefixes: Iterable[str] = (), wrappers: tup
     """
     path = Path(path)
     drop = tuple(drop_prefixes)
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types here
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"{path.name}: not loadable as a plain tensor checkpoint with weights_only=True "
-                             f"(refused: {first[:160]}); only state_dict checkpoints are accepted, nothing in the "
-                             "file is run") from exc
+    obj = torch_load(path)
     for key in wrappers:
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]
             break
     if not isinstance(obj, Mapping) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ModelLoadError(f"{path.name} holds no state dict (found {type(obj).__name__})")
+        raise ModelLoadError(f"{path.name} holds no state dict (found {type(obj).__name__}): not a checkpoint of this "
+                             f"kind; {redownload_hint(path)}")
     state = {str(k): v for k, v in obj.items()
              if isinstance(v, torch.Tensor) and not (drop and str(k).startswith(drop))}
     for prefix in strip_prefixes:

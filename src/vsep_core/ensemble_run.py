@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from vsep_core import pipeline
 from vsep_core import resample as resample_methods
 from vsep_core.ensemble import DEFAULT_ALGORITHM, ensemble, get_algorithm, resolve_weights
 from vsep_core.errors import AudioReadError, ModelRunError, UsageError, VsepError
+from vsep_core.publish import staged, work_dir
 
 if TYPE_CHECKING:
     from vsep_core.loader import LoadedModel
@@ -165,7 +165,7 @@ def separate_ensemble(models: list[LoadedModel], input_path: str | Path, opts: p
     wanted = opts.output_single_stem.lower() if opts.output_single_stem else None
 
     started = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix="vsep-ensemble-"))
+    workdir = work_dir("ensemble")
     groups: dict[str, _StemGroup] = {}
     first_seen: dict[str, tuple[int, int]] = {}
     seen_names: list[str] = []
@@ -207,32 +207,41 @@ def separate_ensemble(models: list[LoadedModel], input_path: str | Path, opts: p
             log.warning("%s: --single_stem %r matches no stem of the ensemble (its models give %s); nothing written",
                         input_path.name, opts.output_single_stem, ", ".join(seen_names))
             return []
-        opts.output_dir.mkdir(parents=True, exist_ok=True)
+        order_of_stems = sorted(groups, key=lambda c: first_seen[c])
+        from vsep_core.options import check_custom_output_names
+
+        check_custom_output_names(custom_output_names, order_of_stems, "the ensemble")
+        if fmt != audio_io.STEM_FORMAT:
+            pipeline.check_output_paths([opts.output_dir / pipeline.stem_output_name(
+                input_path, canon, label, fmt, custom_output_names) for canon in order_of_stems])
         written = []
         gathered: dict[str, np.ndarray] = {}  # STEM: the ensembled stems, kept on disk until the file is written
-        for canon in sorted(groups, key=lambda c: first_seen[c]):
-            group = groups[canon]
-            order = np.argsort(group.model_index)
-            waves = [np.asarray(group.waves[i]) for i in order]
-            indices = [group.model_index[i] for i in order]
-            channels = max(w.shape[0] for w in waves)
-            waves = [audio_io.match_channels(w, channels) for w in waves]
-            stem_weights = None if resolved is None else [float(resolved[i]) for i in indices]
-            if len(waves) < n:
-                log.info("%s: only %d of %d models give %s", input_path.name, len(waves), n, canon)
-            result = ensemble(waves, algorithm, stem_weights)
-            if fmt == audio_io.STEM_FORMAT:
-                store = workdir / f"ensembled-{len(gathered)}.f32"
-                gathered[canon] = _store(result, store, opts.sample_rate, opts.sample_rate, out_length)
-            else:
-                path = opts.output_dir / pipeline.stem_output_name(input_path, canon, label, fmt, custom_output_names)
-                pipeline.write_stem(result, path, opts, opts.sample_rate, out_length, bit_depth)
-                log.info("wrote %s", path)
-                written.append(path)
-            del result, waves
-            for wave in group.waves:
-                wave.close()
-            group.waves.clear()
+        with staged() as files:  # every stem, or none: renamed into place together
+            for canon in order_of_stems:
+                group = groups[canon]
+                order = np.argsort(group.model_index)
+                waves = [np.asarray(group.waves[i]) for i in order]
+                indices = [group.model_index[i] for i in order]
+                channels = max(w.shape[0] for w in waves)
+                waves = [audio_io.match_channels(w, channels) for w in waves]
+                stem_weights = None if resolved is None else [float(resolved[i]) for i in indices]
+                if len(waves) < n:
+                    log.info("%s: only %d of %d models give %s", input_path.name, len(waves), n, canon)
+                result = ensemble(waves, algorithm, stem_weights)
+                if fmt == audio_io.STEM_FORMAT:
+                    store = workdir / f"ensembled-{len(gathered)}.f32"
+                    gathered[canon] = _store(result, store, opts.sample_rate, opts.sample_rate, out_length)
+                else:
+                    path = opts.output_dir / pipeline.stem_output_name(input_path, canon, label, fmt,
+                                                                       custom_output_names)
+                    pipeline.write_stem(result, path, opts, opts.sample_rate, out_length, bit_depth, files)
+                    written.append(path)
+                del result, waves
+                for wave in group.waves:
+                    wave.close()
+                group.waves.clear()
+        for path in written:
+            log.info("wrote %s", path)
         if gathered:
             written.append(stemfile.write_for_input(input_path, gathered, opts.sample_rate, opts, out_length, info))
             log.info("wrote %s", written[-1])

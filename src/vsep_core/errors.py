@@ -93,3 +93,21 @@ class DeviceError(VsepError):
 
 class SeparationError(BatchSeparationError):
     """One or more inputs failed; `failures` lists (path, error) pairs in input order."""
+
+    @classmethod
+    def of(cls, failures: list[tuple[str, BaseException]], successful_files: list[str], total: int
+           ) -> SeparationError:
+        """The error of a run over `total` inputs: one line naming each failed input and its reason (the
+        exit code of the failure when there is one)."""
+        def reason(path: str, exc: BaseException) -> str:
+            text = " ".join(str(exc).split()) or type(exc).__name__
+            return text if path in text or path.rsplit("/", 1)[-1] in text else f"{path}: {text}"
+
+        detail = "; ".join(reason(path, exc) for path, exc in failures)
+        if total > 1:
+            detail = f"{len(failures)} input(s) of {total} failed: {detail}"
+        error = cls(detail, failures, successful_files)
+        if len(failures) == 1:
+            error.exit_code = getattr(failures[0][1], "exit_code", cls.exit_code)
+            error.__cause__ = failures[0][1]  # --debug shows where it came from
+        return error

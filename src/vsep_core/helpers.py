@@ -10,8 +10,6 @@ import contextlib
 import dataclasses
 import functools
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
@@ -21,7 +19,7 @@ import numpy as np
 import yaml
 
 from vsep_core.api import HashTable, ModelRecord
-from vsep_core.errors import AudioWriteError, UsageError
+from vsep_core.errors import UsageError
 
 SCORE_METRICS = ("SDR", "SIR", "SAR", "ISR")
 
@@ -120,14 +118,19 @@ def channels_first(audio: np.ndarray) -> np.ndarray:
     return audio
 
 
-def mono_or_stereo(audio: np.ndarray, what: str, error: type[Exception] = ValueError) -> np.ndarray:
-    """`audio` as float32 [channels, samples] (a 1-D array is one channel); `error` saying "<what> take mono
-    or stereo audio, got N channels" unless it has one or two channels."""
+def mono_or_stereo(audio: np.ndarray, what: str, error: type[Exception] = UsageError,
+                   channels: tuple[int, ...] = (1, 2)) -> np.ndarray:
+    """`audio` as float32 [channels, samples] (a 1-D array is one channel). Anything else -- another number
+    of dimensions, a channel count not in `channels` -- is `error` (UsageError: the one type every plugin
+    raises for bad input) saying "<what> take mono or stereo audio, got N channels"."""
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 1:
         audio = audio[None]
-    if audio.shape[0] not in (1, 2):
-        raise error(f"{what} take mono or stereo audio, got {audio.shape[0]} channels")
+    if audio.ndim != 2:
+        raise error(f"{what} take audio as [channels, samples], got an array of shape {audio.shape}")
+    if audio.shape[0] not in channels:
+        kind = "mono" if channels == (1,) else "stereo" if channels == (2,) else "mono or stereo"
+        raise error(f"{what} take {kind} audio, got {audio.shape[0]} channels")
     return audio
 
 
@@ -173,35 +176,30 @@ ConfigLoader.add_constructor("tag:yaml.org,2002:python/tuple",
 
 
 def load_yaml(path: str | Path) -> Any:
-    """A model config read with :class:`ConfigLoader`."""
+    """A model config read with :class:`ConfigLoader`; a one-line ModelDataError when it is not valid YAML (or
+    holds Python tags other than tuples), saying to delete it so that it is downloaded again."""
+    from vsep_core.errors import ModelDataError
+
     with open(path, encoding="utf-8") as f:
-        return yaml.load(f, Loader=ConfigLoader)  # noqa: S506 - ConfigLoader is a SafeLoader
+        try:
+            return yaml.load(f, Loader=ConfigLoader)  # noqa: S506 - ConfigLoader is a SafeLoader
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            where = getattr(exc, "problem_mark", None)
+            at = f" at line {where.line + 1}" if where is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ModelDataError(f"{Path(path).name} is not a valid yaml config ({problem}{at}); delete {path} so "
+                                 "that it is downloaded again (or get a good copy from where it came from)") from exc
 
 
 @contextlib.contextmanager
 def atomic_path(final: str | Path, allow_empty: bool = False) -> Iterator[Path]:
-    """Yield a hidden temporary path beside `final`; rename it into place (with the usual file mode)
-    only if the block succeeds and wrote something, so a crash never leaves a half file under `final`."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=final.suffix, dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        if not allow_empty and tmp.stat().st_size == 0:
-            raise AudioWriteError(f"writing {final} produced an empty file")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; published files get the usual mode
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Yield a hidden temporary path beside `final` (owned by this run: :mod:`vsep_core.publish`); rename it
+    into place (with the usual file mode) only if the block succeeds and wrote something, so a crash never
+    leaves a half file under `final`. Several files published together: :func:`vsep_core.publish.staged`."""
+    from vsep_core.publish import staged
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with staged(allow_empty) as files:
+        yield files.temp_for(final)
 
 
 def publish_atomically(data: bytes, dest: str | Path) -> Path:

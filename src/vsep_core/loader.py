@@ -131,7 +131,9 @@ class ModelLoader:
         except VsepError:
             raise
         except Exception as exc:
-            raise ModelLoadError(f"cannot load {record.filename}: {exc}") from exc
+            from vsep_core.checkpoints import first_line
+
+            raise ModelLoadError(f"cannot load {record.filename}: {first_line(exc, 300)}") from exc
         self.loads += 1
         log.info("loaded %s (%s) in %.2f s", record.filename, arch.name, time.perf_counter() - started)
         return LoadedModel(record, arch, model, model_dir)

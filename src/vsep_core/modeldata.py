@@ -120,7 +120,10 @@ def load_model_data_from_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ModelDataError(f"model config {path} is not valid yaml: {exc}") from exc
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise ModelDataError(f"model config {path.name} is not valid yaml ({getattr(exc, 'problem', None) or exc}{at})"
+                             f"; delete {path} so that it is downloaded again") from exc
     if not isinstance(data, dict):
         raise ModelDataError(f"model config {path} must be a yaml mapping, not {type(data).__name__}")
     return data

@@ -90,7 +90,13 @@ def read_msst_yaml(path: str | Path) -> dict[str, Any]:
     """Parse an MSST yaml with :class:`MsstYamlLoader` into plain dicts/lists; ValueError when it is not a
     mapping."""
     with open(path, encoding="utf-8") as fh:
-        data = yaml.load(fh, Loader=MsstYamlLoader)  # noqa: S506 - a SafeLoader subclass
+        try:
+            data = yaml.load(fh, Loader=MsstYamlLoader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            at = f" at line {where.line + 1}" if where is not None else ""
+            raise ValueError(f"{Path(path).name} is not valid yaml ({getattr(exc, 'problem', None) or exc}{at}); "
+                             f"delete {path} so that it is downloaded again") from exc
     if not isinstance(data, dict):
         raise ValueError(f"{Path(path).name} does not hold a yaml mapping")
     return data
@@ -275,7 +281,7 @@ class MsstModel:
 
     def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
         """Separate as MSST's demix (generic mode); every stem exactly as long as `audio`."""
-        mix = np.asarray(audio, dtype=np.float32)
+        mix = helpers.mono_or_stereo(audio, f"{type(self).__name__}s", channels=(1,) if self.channels == 1 else (1, 2))
         if self.settings.normalize:
             mix, mean, std = standardize(mix)
         out = demix(mix, self._run, self.plan, self.batch_size, progress)

@@ -20,23 +20,29 @@ from typing import Any
 from vsep_core.errors import UsageError
 
 MISSING = dataclasses.MISSING
+MIN_CHUNK_SECONDS = 1.0
+"""The shortest ``chunk_duration``: a shorter part is mostly crossfade (0.5 s) and makes thousands of parts."""
+MIN_SAMPLE_RATE = 8000
+"""The lowest output rate accepted: telephone audio's. Below it no music stem is worth writing (a rate of 1 Hz
+was accepted before and wrote files of a few samples)."""
 
 
 def option(default: Any, help: str, *, cli: str | None = None, min: float | None = None,
            max: float | None = None, above: float | None = None, choices: tuple | None = None,
            choices_from: str | None = None, pattern: str | None = None, server: bool = True,
-           cli_default: Any = MISSING) -> Any:
+           cli_default: Any = MISSING, unit: str = "") -> Any:
     """A core option: a :class:`Settings` field whose metadata builds every surface.
 
     `cli`: the reference CLI's flag name when it differs from the field (``normalization`` for
     ``normalization_threshold``); `above`: an exclusive lower bound; `choices_from`: the name of
     a registry in :data:`CHOICE_SOURCES`; `pattern`: a regular expression the server enforces on
     strings; `server`: whether the server's form has it; `cli_default`: the CLI's default where
-    the reference's CLI and library differ (FLAC vs WAV).
+    the reference's CLI and library differ (FLAC vs WAV); `unit`: shown after a bound in errors (" s").
     """
     return field(default=default, metadata={
         "help": help, "cli": cli, "min": min, "max": max, "above": above, "choices": choices,
-        "choices_from": choices_from, "pattern": pattern, "server": server, "cli_default": cli_default})
+        "choices_from": choices_from, "pattern": pattern, "server": server, "cli_default": cli_default,
+        "unit": unit})
 
 
 def _output_formats() -> tuple[str, ...]:
@@ -92,7 +98,7 @@ class Settings:
     output_single_stem: str | None = option(None, "write only this stem (case-insensitive), e.g. Vocals",
                                             cli="single_stem", pattern=r"^[^/\\\x00]{1,100}$")
     invert_using_spec: bool = option(False, "derive the secondary stem by spectrogram inversion", cli="invert_spect")
-    sample_rate: int = option(44100, "output sample rate", min=1, max=12_799_999)
+    sample_rate: int = option(44100, "output sample rate (8000 Hz or more)", min=MIN_SAMPLE_RATE, max=12_799_999)
     extract_instrumental: bool = option(False, "also write mix minus the first target stem as Instrumental")
     use_tta: bool = option(False, "test-time augmentation: average with channel-swapped and polarity-inverted runs")
     use_soundfile: bool = option(False, "accepted for compatibility (vsep always writes in-process)")
@@ -104,7 +110,8 @@ class Settings:
     use_torch_compile: bool = option(False, "run the network through torch.compile where the plugin supports it")
     use_directml: bool = option(False, "use DirectML on Windows when available", server=False)
     chunk_duration: float | None = option(None, "separate inputs longer than this many seconds in crossfaded "
-                                          "parts (bounded memory)", above=0)
+                                          "parts (bounded memory; at least 1 s: each part is crossfaded "
+                                          "over 0.5 s)", min=MIN_CHUNK_SECONDS, unit=" s")
     ensemble_algorithm: str | None = option(None, "how stems of several models are combined (default avg_wave)",
                                             choices_from="ensemble_algorithms")
     ensemble_weights: tuple[float, ...] | None = option(None, "one weight per model (avg_wave, avg_fft)")
@@ -125,6 +132,7 @@ class Settings:
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise UsageError(f"unknown option {unknown[0]!r}{hint}")
         checked = {name: check_value(fields[name], value) for name, value in values.items()}
+        check_together(checked)
         return cls(**checked, arch_params={k: dict(v) for k, v in arch_params.items() if v})
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,6 +150,46 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with some options changed (validated)."""
         return Settings.from_dict({**self.to_dict(), **changes})
+
+
+def check_together(values: Mapping[str, Any]) -> None:
+    """Checks of options that depend on each other: the bitrate must suit the output format."""
+    bitrate = values.get("output_bitrate")
+    if bitrate:
+        from vsep_core.audio import check_bitrate
+
+        check_bitrate(values.get("output_format") or Settings.output_format, bitrate)
+
+
+def check_custom_output_names(custom: Mapping[str, Any] | None, stems: list[str] | None = None,
+                              what: str = "the model") -> None:
+    """Refuse ``custom_output_names`` that can only be mistakes, in one line: a name that is empty once made
+    safe for a file name (it wrote a hidden file called ``.flac``), two stems given the same name (one file
+    would overwrite the other). With `stems` (what the model gives), names for stems it does not have get a
+    warning, not an error: one mapping is often shared by runs over models with different stems, and the
+    reference ignores such names too."""
+    if not custom:
+        return
+    from vsep_core.pipeline import sanitize_filename
+
+    seen: dict[str, str] = {}
+    for stem, name in custom.items():
+        if not isinstance(name, str) or not sanitize_filename(name):
+            raise UsageError(f"custom_output_names: the name for {stem!r} is {name!r}, which leaves no file name; "
+                             "give a name such as \"lead\"")
+        key = sanitize_filename(name).lower()
+        if key in seen:
+            raise UsageError(f"custom_output_names: {seen[key]!r} and {stem!r} are both named {name!r}; one file "
+                             "would overwrite the other, give them different names")
+        seen[key] = stem
+    if stems is not None:
+        have = {s.lower() for s in stems}
+        unknown = [k for k in custom if k.lower() not in have]
+        if unknown:
+            import logging
+
+            logging.getLogger("vsep").warning("custom_output_names: %s has no stem %s (it gives %s); that name is "
+                                              "not used", what, ", ".join(map(repr, unknown)), ", ".join(stems))
 
 
 def public_fields() -> list[dataclasses.Field]:

@@ -70,7 +70,9 @@ def coerce(field: dataclasses.Field, hint: Any, value: Any, label: str) -> Any:
     if typ in (int, float):
         lo, hi = meta.get("min"), meta.get("max")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            bounds = f"{lo if lo is not None else '-inf'}..{hi if hi is not None else 'inf'}"
+            if hi is None:
+                raise UsageError(f"{label} must be at least {lo}{meta.get('unit', '')}, not {value!r}")
+            bounds = f"{lo if lo is not None else '-inf'}..{hi}"
             raise UsageError(f"{label} must be in {bounds}, not {value!r}")
     return value
 

@@ -15,7 +15,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,8 @@ from vsep_core import audio as audio_io
 from vsep_core import resample as resample_methods
 from vsep_core.api import SeparationModel
 from vsep_core.chunking import CrossfadeJoiner, plan_parts
-from vsep_core.errors import AudioReadError, UsageError
+from vsep_core.errors import AudioReadError, AudioWriteError, UsageError
+from vsep_core.publish import StagedFiles, staged, work_dir
 
 log = logging.getLogger("vsep")
 
@@ -116,16 +116,32 @@ def resampled_blocks(data: np.ndarray, rate_in: int, rate_out: int, length: int,
         yield np.zeros((data.shape[0], length - emitted), np.float32)
 
 
+def check_output_paths(paths: list[Path]) -> None:
+    """Before any work: a one-line error when two outputs of one result share a name (one would overwrite the
+    other) or a directory is in the way of one."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        key = str(path).lower()  # names differing only in case are one file on macOS and Windows
+        if key in seen:
+            raise UsageError(f"two stems would both be written to {path.name}; give them different names "
+                             "(--custom_output_names)")
+        seen[key] = path
+        if path.is_dir():
+            raise AudioWriteError(f"cannot write {path}: a directory of that name is in the way; move it or "
+                                  "choose another output directory", path=str(path))
+
+
 def write_stem(data: np.ndarray, path: Path, opts: OutputOptions, model_rate: int, out_length: int,
-               bit_depth: int) -> Path:
-    """Peak-normalise (as the reference's writer) and write one stem, streaming from `data`."""
+               bit_depth: int, files: StagedFiles | None = None) -> Path:
+    """Peak-normalise (as the reference's writer) and write one stem, streaming from `data` (into the set
+    `files` when given: see :func:`vsep_core.publish.staged`)."""
     peak = 0.0
     for start in range(0, data.shape[-1], audio_io.BLOCK):
         peak = max(peak, float(np.max(np.abs(data[:, start:start + audio_io.BLOCK]), initial=0.0)))
     gain = audio_io.normalization_gain(peak, opts.normalization_threshold, opts.amplification_threshold)
     blocks = resampled_blocks(data, model_rate, opts.sample_rate, out_length, gain)
     return audio_io.write_audio(path, blocks, opts.sample_rate, opts.output_format, bit_depth,
-                                opts.output_bitrate, channels=data.shape[0])
+                                opts.output_bitrate, channels=data.shape[0], files=files)
 
 
 class MixSource:
@@ -384,12 +400,19 @@ def separate_file(model: SeparationModel, model_name: str, input_path: Path, opt
     if info.frames == 0:
         raise AudioReadError(f"input has no audio samples: {input_path}")
     wanted = select_stems(output_stems(model, opts), opts.output_single_stem)
+    from vsep_core.options import check_custom_output_names
+
+    check_custom_output_names(custom_output_names, output_stems(model, opts), f"model {model_name}")
     bit_depth = opts.output_bit_depth or info.bit_depth
     if fmt in audio_io.LOSSLESS_FORMATS:
         audio_io.output_subtype(fmt, bit_depth)  # fail before the work, not after it
+    paths = {stem: opts.output_dir / stem_output_name(input_path, stem, model_name, fmt, custom_output_names)
+             for stem in wanted}
+    if fmt != audio_io.STEM_FORMAT:
+        check_output_paths(list(paths.values()))
     source = mix_source(info, model, channels)
     out_length = resample_methods.output_length(info.frames, info.sample_rate, opts.sample_rate)
-    workdir = Path(tempfile.mkdtemp(prefix="vsep-stems-"))
+    workdir = work_dir("stems")
     try:
         stems = separate_audio(model, source, opts, workdir, progress, channels)
         missing = [s for s in wanted if s not in stems]
@@ -399,15 +422,12 @@ def separate_file(model: SeparationModel, model_name: str, input_path: Path, opt
             path = stemfile.write_for_input(input_path, stems, model.sample_rate, opts, out_length, info)
             log.info("wrote %s", path)
             return [path]
-        opts.output_dir.mkdir(parents=True, exist_ok=True)
-        written = []
-        for stem in wanted:
-            name = stem_output_name(input_path, stem, model_name, fmt, custom_output_names)
-            path = opts.output_dir / name
-            write_stem(stems[stem], path, opts, model.sample_rate, out_length, bit_depth)
+        with staged() as files:  # every stem, or none: renamed into place together
+            for stem in wanted:
+                write_stem(stems[stem], paths[stem], opts, model.sample_rate, out_length, bit_depth, files)
+        for path in paths.values():
             log.info("wrote %s", path)
-            written.append(path)
-        return written
+        return list(paths.values())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -325,6 +325,9 @@ class Separator(ReferenceSeparatorAPI):
         """
         if not self._loaded and len(self.model_filenames) < 2:
             raise UsageError("no model loaded: call load_model() before separate()")
+        from vsep_core.options import check_custom_output_names
+
+        check_custom_output_names(custom_output_names)
         single = isinstance(audio_file_path, (str, os.PathLike)) and not Path(audio_file_path).is_dir()
         inputs = [audio_file_path] if isinstance(audio_file_path, (str, os.PathLike)) else list(audio_file_path)
         paths = audio_io.find_audio_files(inputs)
@@ -332,15 +335,15 @@ class Separator(ReferenceSeparatorAPI):
             return [str(p) for p in self._separate_file(paths[0], custom_output_names)]
         outputs: list[str] = []
         failures: list[tuple[str, BaseException]] = []
-        for path in paths:
+        for index, path in enumerate(paths):
             try:
                 outputs.extend(str(p) for p in self._separate_file(path, custom_output_names))
             except (VsepError, OSError, ValueError, RuntimeError) as exc:
-                log.error("%s: %s", path, exc)
                 failures.append((str(path), exc))
+                if index + 1 < len(paths):  # the reason is in the one error raised at the end
+                    log.info("%s failed; going on with the other %d input(s)", path, len(paths) - index - 1)
         if failures:
-            detail = "; ".join(f"{p}: {e}" for p, e in failures)
-            raise SeparationError(f"separation failed for {len(failures)} input(s): {detail}", failures, outputs)
+            raise SeparationError.of(failures, outputs, len(paths))
         return outputs
 
     def _separate_file(self, path: Path, custom_output_names: dict[str, str] | None) -> list[Path]:

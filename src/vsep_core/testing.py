@@ -8,7 +8,8 @@
 with an AssertionError that says which rule of the :class:`vsep_core.api.SeparationModel`
 contract was broken: stems (a non-empty list of unique names, the dict's keys in that order),
 exact length, float32, channel handling, determinism, progress reports, and the error type of
-bad input (:class:`vsep_core.errors.VsepError` or ``ValueError``, never something else).
+bad input (3-D arrays, three channels for a stereo model): :class:`vsep_core.errors.UsageError`
+from every plugin, so a caller catches one type.
 """
 
 from __future__ import annotations
@@ -69,18 +70,26 @@ def check_model(model: SeparationModel, lengths_seconds: Sequence[float] = DEFAU
                     assert np.array_equal(np.asarray(again[name]), np.asarray(out[name])), (
                         f"stem {name}: two runs on the same input differ")
 
-    bad = np.zeros((1, 1, rate), np.float32)
+    bad_inputs = {"3-D input (not [channels, samples])": np.zeros((1, 1, rate), np.float32)}
+    if not mono_model:
+        bad_inputs["3-channel input"] = np.zeros((3, rate), np.float32)
+    for what, bad in bad_inputs.items():
+        _assert_usage_error(model, bad, what)
+
+
+def _assert_usage_error(model: SeparationModel, bad: np.ndarray, what: str) -> None:
+    """Bad input is refused with the one error type every plugin uses for it: UsageError (a ValueError)."""
+    from vsep_core.errors import UsageError
+
     try:
         model.separate(bad, None)
-    except (ValueError, TypeError) as exc:  # VsepError's UsageError is raised by core for this too
+    except UsageError as exc:
         assert str(exc), "errors must say what is wrong"
     except Exception as exc:  # noqa: BLE001 - the point is to name the wrong type
-        from vsep_core.errors import VsepError
-
-        assert isinstance(exc, VsepError), f"3-D input raised {type(exc).__name__}, expected a VsepError or " \
-                                           f"ValueError"
+        raise AssertionError(f"{what} raised {type(exc).__name__} ({exc}); every plugin raises "
+                             f"vsep_core.errors.UsageError for bad input") from exc
     else:
-        raise AssertionError("3-D input (not [channels, samples]) must be refused")
+        raise AssertionError(f"{what} must be refused")
 
 
 def separate_as_core(model: SeparationModel, audio: np.ndarray, normalization: float = 0.9,

@@ -11,7 +11,8 @@ import resampy
 import soundfile as sf
 from vr_testlib import noise_mix, parity_db
 from vsep_vr import bands
-from vsep_vr.model import VRModel, VRSettings
+from vsep_vr.model import VRModel
+from vsep_vr.plugin import VRParams
 
 from vsep_core import pipeline
 from vsep_core.resample import fix_length
@@ -23,7 +24,7 @@ def _sigmoid_runner(batch: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("rate", [22050, 48000])
 def test_input_at_another_rate_is_resampled_with_the_bands_resampler(tmp_path: Path, rate: int):
-    model = VRModel(_sigmoid_runner, 128, False, bands.load_band_params("4band_v2"), "Instrumental", VRSettings())
+    model = VRModel(_sigmoid_runner, 128, False, bands.load_band_params("4band_v2"), "Instrumental", VRParams())
     assert model.input_resampler == "kaiser_fast" and model.sample_rate == 44100
     x = noise_mix(1.5, rate, seed=3)
     path = tmp_path / f"in_{rate}.wav"

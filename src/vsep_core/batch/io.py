@@ -322,6 +322,36 @@ def place(local: Path, final: str) -> None:
     fs.mv(tmp, path)
 
 
+def place_all(moves: list[tuple[Path, str]]) -> None:
+    """:func:`place` every ``(local, final)`` pair of one input's outputs: all of them, or none.
+
+    A directory in the way of a local final name is found before anything moves; when a move fails,
+    the files already placed are removed again, so the output directory only ever holds whole sets.
+    """
+    from vsep_core.errors import AudioWriteError
+
+    for _, final in moves:
+        if not is_url(final) and Path(final).is_dir():
+            raise AudioWriteError(f"cannot write {final}: a directory of that name is in the way; move it or "
+                                  "choose another output directory", path=final)
+    placed: list[str] = []
+    try:
+        for local, final in moves:
+            place(local, final)
+            placed.append(final)
+    except BaseException:
+        for final in placed:
+            try:
+                if is_url(final):
+                    fs, path = filesystem(final)
+                    fs.rm_file(path)
+                else:
+                    os.unlink(final)
+            except OSError:
+                pass
+        raise
+
+
 def read_bytes(location: str) -> bytes | None:
     """Bytes of a local file or URL, or None when it does not exist."""
     if is_url(location):

@@ -5,22 +5,26 @@ worker process dies (killed, out of memory, a crash in native code) the driver k
 which file it had, queues that file again and starts a replacement worker. Processes are
 started with ``forkserver`` where the platform has it (fast: modules are imported once) and
 ``spawn`` elsewhere; the driver's ``sys.path`` and environment are handed to each worker, so
-what the driver can import the workers can too.
+what the driver can import the workers can too. The process, its pipe, its liveness and the
+restart budget are core's one worker abstraction, `vsep_core.ipc` (the server's job workers
+use it too). A stop (SIGTERM, SIGHUP, Ctrl-C) reaching the driver is forwarded to every
+worker: each drops its file (removing its staging folder) or, when it is already moving the
+file's stems to their final names, finishes that and reports it, so the manifest records it.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import sys
 import time
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from typing import Any
 
-from vsep_core.batch.runner import BatchAbortedError, Completion, WorkerRef, replace_lost_worker
+from vsep_core import stop
+from vsep_core.batch.runner import BatchAbortedError, Completion, WorkerRef
 from vsep_core.batch.worker import BatchSettings, Task, TaskResult, WorkerState, describe_error, staging_root_for
-from vsep_core.ipc import requests_until_stop
+from vsep_core.ipc import RestartBudget, WorkerProcess, ready_workers, requests_until_stop, start_method_context
 
 log = logging.getLogger("vsep")
 
@@ -60,10 +64,11 @@ def default_local_workers(workers: int | None, device: str | None,
     return count, [None] * count
 
 
-def _worker_main(settings: BatchSettings, worker_id: str, staging_root: str | None, device: str | None,
-                 log_level: int, conn: Connection, sys_path: list[str], environ: dict[str, str],
+def _worker_main(conn: Connection, settings: BatchSettings, worker_id: str, staging_root: str | None,
+                 device: str | None, log_level: int, sys_path: list[str], environ: dict[str, str],
                  threads: int) -> None:
-    """Body of a worker process: load once, then answer tasks until told to stop (None) or the pipe closes."""
+    """Body of a worker process (run by `vsep_core.ipc.child_main`): load once, then answer tasks until told
+    to stop (None), stopped by a signal, or the pipe closes."""
     sys.path[:] = sys_path
     os.environ.clear()
     os.environ.update(environ)
@@ -71,22 +76,18 @@ def _worker_main(settings: BatchSettings, worker_id: str, staging_root: str | No
         os.environ.setdefault(name, str(threads))
     try:
         state = WorkerState(settings, worker_id, staging_root, device, log_level)
-    except BaseException as exc:  # noqa: BLE001 - reported to the driver, which stops the batch
+    except Exception as exc:  # noqa: BLE001 - reported to the driver, which stops the batch
         conn.send(("load_error", describe_error(exc)))
         return
     conn.send(("ready", os.getpid()))
-    try:
-        for task in requests_until_stop(conn):
-            conn.send(("result", state.process(task)))
-    except (KeyboardInterrupt, BrokenPipeError):
-        return  # Ctrl-C reaches the whole process group: the driver records the file as not finished
+    for task in requests_until_stop(conn):
+        state.process(task, report=lambda result: conn.send(("result", result)))
 
 
 class _Slot:
-    def __init__(self, ref: WorkerRef, process: Any, conn: Connection):
+    def __init__(self, ref: WorkerRef, worker: WorkerProcess):
         self.ref = ref
-        self.process = process
-        self.conn = conn
+        self.worker = worker
         self.ready = False
         self.task: Task | None = None
 
@@ -101,27 +102,20 @@ class ProcessPool:
         self.devices = devices or [None] * self.size
         self.staging_root = staging_root_for(out_root)
         self.log_level = log_level
-        self.max_restarts = max_restarts if max_restarts is not None else 2 * self.size + 8
-        self.restarts = 0
+        self.budget = RestartBudget(max_restarts if max_restarts is not None else 2 * self.size + 8)
         self.slots: list[_Slot] = []
         self._serial = 0
-        methods = multiprocessing.get_all_start_methods()
-        self._ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        if "forkserver" in methods:
-            self._ctx.set_forkserver_preload(["vsep_core.batch.local", "vsep_core.separator", "vsep_core.plugins"])
+        self._ctx = start_method_context(["vsep_core.batch.local", "vsep_core.separator", "vsep_core.plugins"])
         self._threads = max(1, (os.cpu_count() or 1) // self.size)
 
     def _spawn(self, index: int) -> _Slot:
         self._serial += 1
         worker_id = f"w{index}.{self._serial}"
-        parent, child = self._ctx.Pipe()
-        process = self._ctx.Process(
-            target=_worker_main, name=f"vsep-batch-{worker_id}", daemon=True,
-            args=(self.settings, worker_id, self.staging_root, self.devices[index % len(self.devices)],
-                  self.log_level, child, list(sys.path), dict(os.environ), self._threads))
-        process.start()
-        child.close()
-        return _Slot(WorkerRef(worker_id, process.pid), process, parent)
+        worker = WorkerProcess(
+            _worker_main, (self.settings, worker_id, self.staging_root, self.devices[index % len(self.devices)],
+                           self.log_level, list(sys.path), dict(os.environ), self._threads),
+            name=f"vsep-batch-{worker_id}", ctx=self._ctx)
+        return _Slot(WorkerRef(worker_id, worker.pid), worker)
 
     def start(self) -> None:
         """Start every worker process; each reports "ready" once its model is loaded."""
@@ -135,33 +129,20 @@ class ProcessPool:
         """Send one task to a worker (a broken pipe shows up as a lost worker at the next poll)."""
         slot = next(s for s in self.slots if s.ref is worker)
         slot.task = task
-        try:
-            slot.conn.send(task)
-        except OSError:
-            pass
+        slot.worker.send(task)
 
     def poll(self, timeout: float) -> list[Completion]:
         """Results and lost workers; dead workers are replaced while the restart budget lasts."""
-        waitables: dict[Any, _Slot] = {}
-        for s in self.slots:
-            waitables[s.conn] = s
-            waitables[s.process.sentinel] = s
-        ready = wait(list(waitables), timeout) if waitables else []
         out: list[Completion] = []
-        dead: list[_Slot] = []
-        for obj in ready:
-            slot = waitables[obj]
-            if obj is slot.conn:
-                try:
-                    while slot.conn.poll():
-                        self._message(slot, slot.conn.recv(), out)
-                except (EOFError, OSError):
-                    if slot not in dead:
-                        dead.append(slot)
-            elif slot not in dead:
-                dead.append(slot)
-        for slot in dead:
-            self._lost(slot, out)
+        by_worker = {id(s.worker): s for s in self.slots}
+        ready = ready_workers([s.worker for s in self.slots], timeout)
+        with stop.deferred():  # a result taken off a pipe reaches the driver
+            for worker in ready:
+                slot = by_worker[id(worker)]
+                for message in worker.receive():
+                    self._message(slot, message, out)
+                if worker.lost is not None:
+                    self._lost(slot, out)
         return out
 
     def _message(self, slot: _Slot, message: tuple[str, Any], out: list[Completion]) -> None:
@@ -176,38 +157,46 @@ class ProcessPool:
             slot.task = None
 
     def _lost(self, slot: _Slot, out: list[Completion]) -> None:
-        if slot not in self.slots:
-            return
-        slot.process.join(1)
-        code = slot.process.exitcode
-        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exited with status {code}"
+        how = slot.worker.lost
         log.warning("batch worker %s (pid %s) %s%s", slot.ref.id, slot.ref.pid, how,
                     f" while separating {slot.task.key}" if slot.task else "")
         if slot.task is not None:
             out.append(Completion(slot.ref, slot.task, None, f"worker {slot.ref.id} (pid {slot.ref.pid}) {how}"))
-        slot.conn.close()
+        slot.worker.kill()
         index = self.slots.index(slot)
-        self.restarts += 1
-        replace_lost_worker(self.slots, index, self._spawn, self.restarts, self.max_restarts,
-                            f"batch workers keep dying ({self.restarts} lost, last {how})")
+        if self.budget.spend():
+            self.slots[index] = self._spawn(index)
+            return
+        self.slots.pop(index)
+        if not self.slots:
+            raise BatchAbortedError(f"batch workers keep dying ({self.budget.used} lost, last {how}); "
+                                    f"finished files are recorded, rerun to go on")
+
+    def stop(self, grace: float) -> list[Completion]:
+        """Forward a stop to every worker (SIGTERM: each drops its file, or finishes publishing it) and wait
+        up to `grace` s for them to end; returns the files they finished meanwhile."""
+        out: list[Completion] = []
+        for s in self.slots:
+            s.worker.interrupt()
+        deadline = time.monotonic() + grace
+        running = list(self.slots)
+        by_worker = {id(s.worker): s for s in running}
+        while running and time.monotonic() < deadline:
+            for worker in ready_workers([s.worker for s in running], min(0.2, max(0.0, deadline - time.monotonic()))):
+                slot = by_worker[id(worker)]
+                for message in worker.receive():
+                    if message[0] == "result":
+                        self._message(slot, message, out)
+                if worker.lost is not None:
+                    running.remove(slot)
+        return out
 
     def close(self) -> None:
         """Ask every worker to stop, then end those that do not within a few seconds."""
         for s in self.slots:
-            try:
-                s.conn.send(None)
-            except OSError:
-                pass
-        deadline = time.monotonic() + 5
+            s.worker.send(None)
         for s in self.slots:
-            s.process.join(max(0.0, deadline - time.monotonic()))
-            if s.process.is_alive():
-                s.process.terminate()
-                s.process.join(2)
-            if s.process.is_alive():
-                s.process.kill()
-                s.process.join(1)
-            s.conn.close()
+            s.worker.close(grace=5)
         self.slots = []
 
 
@@ -223,6 +212,7 @@ class InlinePool:
         self.ref = WorkerRef("inline", os.getpid())
         self.state: WorkerState | None = None
         self.task: Task | None = None
+        self._finished: list[Completion] = []
 
     def start(self) -> None:
         """Load the model(s) in this process."""
@@ -244,10 +234,16 @@ class InlinePool:
 
     def poll(self, timeout: float) -> list[Completion]:
         """Run the held task now."""
-        if self.task is None or self.state is None:
-            return []
-        task, self.task = self.task, None
-        return [Completion(self.ref, task, self.state.process(task))]
+        if self.task is not None and self.state is not None:
+            task, self.task = self.task, None
+            self.state.process(task, report=lambda result: self._finished.append(Completion(self.ref, task, result)))
+        out, self._finished = self._finished, []
+        return out
+
+    def stop(self, grace: float) -> list[Completion]:
+        """The file this process finished publishing as the stop came (the stop itself is already here)."""
+        out, self._finished = self._finished, []
+        return out
 
     def close(self) -> None:
         """Drop the model."""

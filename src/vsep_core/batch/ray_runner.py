@@ -1,11 +1,17 @@
 """Ray workers: one actor per device, each loading the model(s) once and separating many files.
 
 Ray is imported here only, and only when a batch runs with ``--ray-address``. The driver
-keeps the queue (largest files first) and gives each actor one file at a time; an actor that
-dies (node lost, out of memory, ``ray.kill``) is replaced and its file goes back to the front
-of the queue. Every node needs vsep-core and the plugins of the model installed, and must
-reach the inputs, the output directory (a shared mount or a URL such as ``s3://``) and the
-models (a shared ``--model_file_dir``, or the download cache of each node).
+keeps the queue (largest files first) and gives each actor one file at a time. An actor that
+dies (node lost, out of memory, a crash) is restarted by Ray itself (the actor's
+``max_restarts``; its task is not retried by Ray, ``max_task_retries=0``, so the driver knows
+the file was lost): its file goes back to the front of the queue and the actor gets work again
+once Ray has restarted it; an actor that Ray will not restart any more leaves the pool. On a
+stop (SIGTERM, Ctrl-C) the driver waits, up to its grace time, for the files the actors hold
+(a running Ray actor task cannot be interrupted), records them, then kills the actors.
+
+Every node needs vsep-core and the plugins of the model installed, and must reach the
+inputs, the output directory (a shared mount or a URL such as ``s3://``) and the models (a
+shared ``--model_file_dir``, or the download cache of each node).
 """
 
 from __future__ import annotations
@@ -16,11 +22,14 @@ import socket
 import time
 from typing import Any
 
-from vsep_core.batch.runner import BatchAbortedError, Completion, WorkerRef, replace_lost_worker
+from vsep_core.batch.runner import BatchAbortedError, Completion, WorkerRef
 from vsep_core.batch.worker import BatchSettings, Task, TaskResult, WorkerState, describe_error, staging_root_for
 from vsep_core.errors import UsageError
 
 log = logging.getLogger("vsep")
+
+RESTARTS_PER_ACTOR = 3
+"""How often Ray restarts one actor that died (its ``max_restarts``) before it leaves the pool."""
 
 
 class RayWorker:
@@ -119,7 +128,7 @@ class RayPool:
             if self.limit:
                 self.size = min(self.size, self.limit)
         if self.max_restarts is None:
-            self.max_restarts = 2 * self.size + 8
+            self.max_restarts = RESTARTS_PER_ACTOR
         device = self.settings.separator_kwargs.get("device")
         self._device = device if device or self.num_gpus else "cpu"
         self._actor_cls = ray.remote(RayWorker)
@@ -131,7 +140,8 @@ class RayPool:
     def _spawn(self, index: int) -> _Slot:
         self._serial += 1
         worker_id = f"r{index}.{self._serial}"
-        actor = self._actor_cls.options(num_gpus=self.num_gpus, num_cpus=self.num_cpus, max_restarts=0,
+        actor = self._actor_cls.options(num_gpus=self.num_gpus, num_cpus=self.num_cpus,
+                                        max_restarts=self.max_restarts, max_task_retries=0,
                                         name=None).remote(self.settings, worker_id, self.staging_root, self._device,
                                                           self.log_level)
         return _Slot(WorkerRef(worker_id, None, None, actor), actor.ready.remote())
@@ -181,8 +191,8 @@ class RayPool:
 
         try:
             pid, node, error = self._ray.get(slot.ready_ref)
-        except RayError as exc:
-            self._replace(slot, out, f"worker {slot.ref.id} died while starting: {describe_error(exc)}")
+        except RayError as exc:  # Ray will not (or could not) restart it
+            self._drop(slot, f"worker {slot.ref.id} died while starting: {describe_error(exc)}")
             return
         if error:
             raise BatchAbortedError(f"a Ray worker could not load the model: {error}")
@@ -197,26 +207,44 @@ class RayPool:
         try:
             result = self._ray.get(slot.task_ref)
         except RayActorError as exc:
-            self._replace(slot, out, f"worker {slot.ref.id} (pid {slot.ref.pid} on {slot.ref.node}) died: "
-                          f"{type(exc).__name__}")
+            reason = (f"worker {slot.ref.id} (pid {slot.ref.pid} on {slot.ref.node}) died: "
+                      f"{type(exc).__name__}")
+            log.warning("%s", reason)
+            slot.task, slot.task_ref = None, None
+            out.append(Completion(slot.ref, task, None, reason))
+            self.restarts += 1
+            slot.ready_ref = slot.ref.handle.ready.remote()  # back once Ray has restarted it, an error if not
             return
         except RayError as exc:
             result = TaskResult(task.key, False, error=describe_error(exc), worker=slot.ref.id)
         slot.task, slot.task_ref = None, None
         out.append(Completion(slot.ref, task, result))
 
-    def _replace(self, slot: _Slot, out: list[Completion], reason: str) -> None:
+    def _drop(self, slot: _Slot, reason: str) -> None:
         log.warning("%s", reason)
-        if slot.task is not None:
-            out.append(Completion(slot.ref, slot.task, None, reason))
-        try:
-            self._ray.kill(slot.ref.handle, no_restart=True)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
-        index = self.slots.index(slot)
-        self.restarts += 1
-        replace_lost_worker(self.slots, index, self._spawn, self.restarts, self.max_restarts or 0,
-                            f"Ray workers keep dying ({self.restarts} lost, last: {reason})")
+        self.slots.remove(slot)
+        if not self.slots:
+            raise BatchAbortedError(f"Ray workers keep dying ({self.restarts} lost, last: {reason}); "
+                                    "finished files are recorded, rerun to go on")
+
+    def stop(self, grace: float) -> list[Completion]:
+        """Wait up to `grace` s for the files the actors hold (a running actor task cannot be interrupted) and
+        return those that finished; `close` then kills the actors."""
+        from ray.exceptions import RayError
+
+        out: list[Completion] = []
+        if self._ray is None:
+            return out
+        owners = {s.task_ref: s for s in self.slots if s.task_ref is not None}
+        if owners:
+            ready, _ = self._ray.wait(list(owners), num_returns=len(owners), timeout=grace)
+            for ref in ready:
+                slot = owners[ref]
+                try:
+                    out.append(Completion(slot.ref, slot.task, self._ray.get(ref)))  # type: ignore[arg-type]
+                except RayError:
+                    pass
+        return out
 
     def close(self) -> None:
         """Kill the actors; disconnect when this pool connected."""

@@ -5,6 +5,14 @@ driver itself) hold one file at a time, so the driver always knows which file a 
 when it died: that file goes back to the front of the queue. Every finished attempt (done,
 failed, or lost with its worker) counts; a file is tried at most ``1 + max_retries`` times in
 all, across runs, and the count starts again when the input file or the settings change.
+Within a run only failures that another attempt could cure (a lost worker, out of memory,
+disk full: `vsep_core.batch.worker.is_environmental`) are tried again; a file that fails the
+same way every time (cannot be decoded, bad parameters) fails at once.
+
+A stop (SIGTERM, SIGHUP, Ctrl-C) is forwarded to the workers (`WorkerPool.stop`): the driver
+waits, up to ``STOP_GRACE_S``, for them to drop their files or finish publishing them, and
+records the finished ones, so that every file under its final name has its manifest record;
+files dropped stay ``running`` in the manifest and are done by the next run.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from vsep_core import stop
 from vsep_core.batch import io
 from vsep_core.batch.manifest import DONE, FAILED, RUNNING, STATE_DIR, Entry, Manifest
 from vsep_core.batch.worker import BatchSettings, Task, TaskResult
@@ -28,6 +37,8 @@ from vsep_core.errors import UsageError, VsepError
 log = logging.getLogger("vsep")
 
 VERIFY_MODES = ("checksum", "size", "exists")
+STOP_GRACE_S = 20.0
+"""How long a stopped batch waits for its workers to drop or publish the files they hold."""
 
 
 class BatchAbortedError(VsepError):
@@ -71,6 +82,10 @@ class WorkerPool(Protocol):
     def poll(self, timeout: float) -> list[Completion]:
         """Finished or lost tasks (waits at most `timeout` seconds); raises BatchAbortedError when workers
         cannot start or keep dying."""
+
+    def stop(self, grace: float) -> list[Completion]:
+        """Forward a stop (SIGTERM, Ctrl-C) to the workers, wait up to `grace` s for them to end, and return
+        the files they finished meanwhile (so the manifest records every file that reached its final name)."""
 
     def close(self) -> None:
         """Stop every worker."""
@@ -344,6 +359,56 @@ def _drive(pool: WorkerPool, plan: Plan, out_root: str, fingerprint: str, max_re
     inputs = {item.key: item for item, _ in plan.queue}
     attempts = {item.key: n for item, n in queue}
     running: dict[str, WorkerRef] = {}
+
+    def finished(done: Completion) -> None:
+        """Record one outcome (under `stop.deferred`: a stop never cuts a manifest line or loses a result)."""
+        key = done.task.key
+        item = inputs[key]
+        running.pop(key, None)
+        stats.running = len(running)
+        attempts[key] += 1
+        result = done.result
+        if result is not None and result.ok:
+            manifest.record(Entry(key, DONE, attempts[key], item.sig, fingerprint, result.outputs,
+                                  result.audio_seconds, result.seconds, None, done.worker.id))
+            stats.done += 1
+            stats.audio_seconds += result.audio_seconds
+            stats.busy_seconds += result.seconds
+            processed.append(key)
+            emit("done", key=key, worker=done.worker, result=result)
+            return
+        error = result.error if result is not None else done.error or "worker lost"
+        if result is None:
+            stats.workers_lost += 1
+            emit("worker_lost", key=key, worker=done.worker, error=error)
+        manifest.record(Entry(key, FAILED, attempts[key], item.sig, fingerprint, error=error,
+                              seconds=result.seconds if result else 0.0, worker=done.worker.id))
+        retryable = result is None or result.retryable
+        if retryable and attempts[key] <= max_retries:
+            stats.retries += 1
+            if result is None:
+                queue.appendleft((item, attempts[key]))  # lost with its worker: first in line again
+            else:
+                queue.append((item, attempts[key]))
+            emit("retry", key=key, worker=done.worker, error=error)
+        else:
+            failures[key] = error
+            stats.failed += 1
+            emit("failed", key=key, worker=done.worker, error=error)
+
+    try:
+        _run_queue(pool, queue, running, attempts, out_root, fingerprint, manifest, stats, emit, finished)
+    except KeyboardInterrupt:  # a stop signal: let the workers drop or publish their files, record the published
+        with stop.deferred():  # a second signal does not cut this short
+            for done in pool.stop(STOP_GRACE_S):
+                if done.result is not None and done.result.ok:
+                    finished(done)
+        raise
+
+
+def _run_queue(pool: WorkerPool, queue: deque[tuple[io.InputFile, int]], running: dict[str, WorkerRef],
+               attempts: dict[str, int], out_root: str, fingerprint: str, manifest: Manifest, stats: BatchStats,
+               emit: Callable[..., None], finished: Callable[[Completion], None]) -> None:
     pool.start()
     last_tick = 0.0
     while queue or running:
@@ -352,56 +417,17 @@ def _drive(pool: WorkerPool, plan: Plan, out_root: str, fingerprint: str, max_re
                 break
             item, _ = queue.popleft()
             task = Task(item.key, item.key, out_root, item.rel_dir, attempts[item.key] + 1)
-            manifest.record(Entry(item.key, RUNNING, attempts[item.key], item.sig, fingerprint, worker=worker.id))
+            with stop.deferred():
+                manifest.record(Entry(item.key, RUNNING, attempts[item.key], item.sig, fingerprint,
+                                      worker=worker.id))
             running[item.key] = worker
             stats.running = len(running)
             pool.submit(worker, task)
             emit("started", key=item.key, worker=worker)
-        for done in pool.poll(0.25):
-            key = done.task.key
-            item = inputs[key]
-            running.pop(key, None)
-            stats.running = len(running)
-            attempts[key] += 1
-            result = done.result
-            if result is not None and result.ok:
-                manifest.record(Entry(key, DONE, attempts[key], item.sig, fingerprint, result.outputs,
-                                      result.audio_seconds, result.seconds, None, done.worker.id))
-                stats.done += 1
-                stats.audio_seconds += result.audio_seconds
-                stats.busy_seconds += result.seconds
-                processed.append(key)
-                emit("done", key=key, worker=done.worker, result=result)
-                continue
-            error = result.error if result is not None else done.error or "worker lost"
-            if result is None:
-                stats.workers_lost += 1
-                emit("worker_lost", key=key, worker=done.worker, error=error)
-            manifest.record(Entry(key, FAILED, attempts[key], item.sig, fingerprint, error=error,
-                                  seconds=result.seconds if result else 0.0, worker=done.worker.id))
-            if attempts[key] <= max_retries:
-                stats.retries += 1
-                if result is None:
-                    queue.appendleft((item, attempts[key]))  # lost with its worker: first in line again
-                else:
-                    queue.append((item, attempts[key]))
-                emit("retry", key=key, worker=done.worker, error=error)
-            else:
-                failures[key] = error
-                stats.failed += 1
-                emit("failed", key=key, worker=done.worker, error=error)
+        completions = pool.poll(0.25)
+        with stop.deferred():
+            for done in completions:
+                finished(done)
         if time.monotonic() - last_tick > 0.5:
             last_tick = time.monotonic()
             emit("tick")
-
-
-def replace_lost_worker(slots: list[Any], index: int, spawn: Callable[[int], Any], restarts: int, max_restarts: int,
-                        dying: str) -> None:
-    """After the `restarts`-th lost worker: start a new one in slot `index`, or past `max_restarts` drop the
-    slot; BatchAbortedError (`dying` plus what to do) when no slot is left."""
-    if restarts > max_restarts:
-        slots.pop(index)
-        if not slots:
-            raise BatchAbortedError(f"{dying}; finished files are recorded, rerun to go on")
-        return
-    slots[index] = spawn(index)

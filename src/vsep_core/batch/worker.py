@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,8 @@ class TaskResult:
     seconds: float = 0.0
     error: str | None = None
     worker: str | None = None
+    retryable: bool = False
+    """For a failure: whether another attempt could succeed (see `is_environmental`)."""
 
 
 def audio_duration(path: Path) -> float:
@@ -140,6 +143,22 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()
 
 
+def is_environmental(exc: BaseException) -> bool:
+    """Whether a failure comes from the machine rather than the file or the settings (out of memory, disk
+    full, network, I/O), so that another attempt, perhaps on another worker, could succeed. A decode error,
+    bad parameters or a missing model fail the same way every time: they are not retried."""
+    import errno
+
+    if isinstance(exc, VsepError):
+        return False
+    if isinstance(exc, (MemoryError, ConnectionError, TimeoutError)):
+        return True
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.ENOMEM, errno.EIO, errno.EAGAIN, errno.EBUSY,
+                             errno.ESTALE, errno.ETIMEDOUT, errno.ECONNRESET, errno.ENETUNREACH, errno.EHOSTUNREACH)
+    return "out of memory" in str(exc).lower()  # torch's CUDA/MPS out-of-memory errors
+
+
 class WorkerState:
     """A loaded `Separator` and the staging folder one worker separates into."""
 
@@ -162,8 +181,16 @@ class WorkerState:
             self.separator.load_model(model)
         self.load_seconds = time.perf_counter() - started
 
-    def process(self, task: Task) -> TaskResult:
-        """Separate one file and put its stems in place; errors come back in the result, never raised."""
+    def process(self, task: Task, report: Callable[[TaskResult], None] | None = None) -> TaskResult:
+        """Separate one file and put its stems in place; errors come back in the result, never raised.
+
+        `report` is called with the result before this returns. Moving the stems to their final
+        names and reporting them is one step that a stop signal does not cut (`vsep_core.stop.deferred`):
+        a stop that arrives during the separation drops the file, one that arrives while it is being
+        published takes effect once the result is reported.
+        """
+        from vsep_core import stop
+
         started = time.perf_counter()
         if self.staging_root:
             Path(self.staging_root).mkdir(parents=True, exist_ok=True)
@@ -183,14 +210,21 @@ class WorkerState:
             for path in written:
                 rel = "/".join(p for p in (task.rel_dir, path.name) if p)
                 outputs.append(OutputRecord(rel, io.sha256_file(path), path.stat().st_size))
-            for path in written:
-                io.place(path, io.join(task.out_dir, path.name))
-            return TaskResult(task.key, True, outputs, duration, time.perf_counter() - started, None, self.worker_id)
+            with stop.deferred():
+                io.place_all([(path, io.join(task.out_dir, path.name)) for path in written])  # the whole set, or none
+                result = TaskResult(task.key, True, outputs, duration, time.perf_counter() - started, None,
+                                    self.worker_id)
+                if report is not None:
+                    report(result)
+            return result
         except Exception as exc:  # noqa: BLE001 - every failure is reported for this file alone
             if not isinstance(exc, VsepError):
                 log.debug("%s failed:\n%s", task.key, traceback.format_exc())
-            return TaskResult(task.key, False, [], 0.0, time.perf_counter() - started, describe_error(exc),
-                              self.worker_id)
+            result = TaskResult(task.key, False, [], 0.0, time.perf_counter() - started, describe_error(exc),
+                                self.worker_id, is_environmental(exc))
+            if report is not None:
+                report(result)
+            return result
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

@@ -118,13 +118,13 @@ def build_cli() -> click.Group:
 
 
 def _click_errors(name: str) -> tuple[type, ...]:
-    """The click exception class `name`, from click and from the copy of click that Typer vendors."""
+    """The click exception class `name`, from click and from the copies that Typer vendors or defines."""
     found = [getattr(click.exceptions, name)]
-    try:
-        vendored = importlib.import_module("typer._click.exceptions")
-        found.append(getattr(vendored, name))
-    except (ImportError, AttributeError):
-        pass
+    for module in ("typer._click.exceptions", "typer.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
     return tuple(found)
 
 
@@ -150,17 +150,22 @@ def run(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or "-d" in argv
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    from vsep_core import stop
     from vsep_core.errors import VsepError
 
     try:
-        group = build_cli()
-        argv = _split_multi_values(map_flat_form(argv, set(group.commands)))
-        return group.main(args=argv, prog_name="vsep", standalone_mode=False) or 0
+        with stop.handled():  # SIGTERM and SIGHUP stop a command the way Ctrl-C does
+            group = build_cli()
+            argv = _split_multi_values(map_flat_form(argv, set(group.commands)))
+            # make_context/invoke rather than main(): main turns a KeyboardInterrupt into a silent exit 130
+            with group.make_context("vsep", argv) as ctx:
+                return group.invoke(ctx) or 0
     except _click_errors("Exit") as exc:
         return exc.exit_code
-    except _click_errors("Abort"):
-        print("error: cancelled", file=sys.stderr)
-        return 130
+    except _click_errors("Abort") as exc:  # click turns a KeyboardInterrupt (a stop signal) into Abort
+        cause = exc.__cause__ if isinstance(exc.__cause__, KeyboardInterrupt) else KeyboardInterrupt()
+        print(stop.stop_message(cause), file=sys.stderr)
+        return stop.exit_status(cause)
     except _click_errors("ClickException") as exc:
         print(f"error: {exc.format_message()}", file=sys.stderr)
         return exc.exit_code
@@ -169,11 +174,24 @@ def run(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: cancelled", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(stop.stop_message(exc), file=sys.stderr)
+        return stop.exit_status(exc)
+    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen fault: one line, the traceback with --debug
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        hint = "" if debug else " (run again with --debug for the traceback, and please report it)"
+        print(f"error: unexpected {type(exc).__name__}: {one_line(str(exc))}{hint}", file=sys.stderr)
+        return 1
+
+
+def one_line(message: str) -> str:
+    """A message on one line: its lines joined with "; " (an error is printed as exactly one line)."""
+    return "; ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 def _entry() -> None:

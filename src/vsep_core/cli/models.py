@@ -1,11 +1,10 @@
-"""`vsep models` (the catalogue as a table or JSON) and `vsep models info MODEL`."""
+"""`vsep models` (the catalogue as a table or JSON) and `vsep models info MODEL` (from vsep_core.modelinfo)."""
 
 from __future__ import annotations
 
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.table import Table
@@ -28,16 +27,6 @@ class ListFormat(str, Enum):
     json = "json"
 
 
-def models_json(records: list) -> dict[str, dict[str, Any]]:
-    """The reference's ``list_supported_model_files()`` shape for the given records, in their order."""
-    from vsep_core import catalog
-
-    grouped: dict[str, dict[str, Any]] = {t: {} for t in catalog.architecture_names()}
-    for record in records:
-        grouped.setdefault(record.architecture, {})[record.friendly_name] = catalog.reference_entry(record)
-    return grouped
-
-
 def print_models(list_filter: str | None = None, list_limit: int | None = None,
                  list_format: ListFormat | str = ListFormat.pretty) -> None:
     """Print the catalogue: a Rich table (friendly name, architecture, filename, stems with SDR, licence) or JSON.
@@ -49,7 +38,7 @@ def print_models(list_filter: str | None = None, list_limit: int | None = None,
 
     records = catalog.select_models(list_filter, list_limit)
     if ListFormat(list_format) is ListFormat.json:
-        typer.echo(json.dumps(models_json(records), indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(catalog.list_supported_model_files(records), indent=2, ensure_ascii=False))
         return
     if not records:
         console.print(f"No model matches {list_filter!r}." if list_filter else
@@ -89,71 +78,6 @@ def models_command(
         print_models(list_filter, list_limit, list_format)
 
 
-def model_info(name: str, model_dir: Path) -> dict[str, Any]:
-    """Everything vsep knows about one model: record, files (on disk, size, URLs), scores, parameters."""
-    from vsep_core import catalog, download, modeldata
-    from vsep_core.errors import VsepError
-
-    record = catalog.find_record(name, catalog.all_records())
-    if record is None:
-        record = catalog.resolve_model(name, model_dir)
-    files = []
-    for f in record.files:
-        path = model_dir / f.name
-        urls = download.candidate_urls(record, f) if f.sources else []
-        packaged = any(u.startswith("file:") for u in urls)
-        files.append({
-            "name": f.name,
-            "on_disk": path.is_file(),
-            "path": str(path),
-            "bytes_on_disk": path.stat().st_size if path.is_file() else None,
-            "size": f.size,
-            "sha256": f.sha256,
-            "packaged": packaged,
-            "urls": [u for u in urls if not u.startswith("file:")],
-        })
-    params: dict[str, Any] | None = None
-    params_note = ""
-    local = {f["name"]: Path(f["path"]) for f in files}
-    config = modeldata.config_name(record)
-    if record.files:
-        try:
-            if config is not None and not local[config].is_file():
-                sources = next(f for f in record.files if f.name == config).sources
-                source = sources[-1] if sources else ""
-                if source.startswith("file:"):
-                    import urllib.parse
-                    import urllib.request
-
-                    packaged_path = urllib.request.url2pathname(urllib.parse.urlparse(source).path)
-                    params = modeldata.load_model_data_from_yaml(packaged_path)
-                else:
-                    params_note = f"in {config}, once downloaded"
-            elif config is None and not local[record.filename].is_file():
-                params_note = "looked up by the model file's hash once it is downloaded"
-            else:
-                params = modeldata.model_data_for(record, local, model_dir)[2]
-        except VsepError as exc:
-            params_note = str(exc)
-    return {
-        "filename": record.filename,
-        "friendly_name": record.friendly_name,
-        "architecture": record.architecture,
-        "package": record.package,
-        "license": record.license,
-        "provenance": record.provenance,
-        "vip": record.vip,
-        "stems": record.stems,
-        "target_stem": record.target_stem,
-        "scores": record.scores,
-        "config": config,
-        "model_dir": str(model_dir),
-        "files": files,
-        "parameters": params,
-        "parameters_note": params_note,
-    }
-
-
 def _size(n: int | None) -> str:
     if n is None:
         return "unknown"
@@ -173,6 +97,7 @@ def info_command(
 ) -> None:
     """Show one model: files and URLs, sizes, whether it is on disk, scores and parameters."""
     from vsep_core import config
+    from vsep_core.modelinfo import model_info
 
     model_dir = Path(model_file_dir) if model_file_dir else config.default_model_dir()
     info = model_info(model, model_dir)

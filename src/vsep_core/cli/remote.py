@@ -122,12 +122,18 @@ def _separate(audio_files: tuple[str, ...], model: str | None, models: tuple[str
     params.update(dict(_parse_param(p) for p in param))
     from vsep_core.remote.api_client import RemoteAPIError
 
-    failed = 0
+    failures: list[str] = []
+    single = len(audio_files) == 1
+
+    def failed(message: str) -> None:  # each failure printed once: as it happens, or as the one final line
+        failures.append(message)
+        if not single:
+            _error(message)
+
     with _client() as client:
         for path in map(Path, audio_files):
             if not path.is_file():
-                _error(f"{path}: no such file")
-                failed += 1
+                failed(f"{path}: no such file")
                 continue
             log.info("Processing '%s'...", path)
             try:
@@ -136,19 +142,21 @@ def _separate(audio_files: tuple[str, ...], model: str | None, models: tuple[str
                     poll_interval=poll_interval, download=True, output_dir=Path(output_dir),
                     custom_output_names=custom, **params)
             except RemoteAPIError as exc:
-                _error(f"{path}: {exc}")
-                failed += 1
+                if exc.status_code in (None, 401, 403):  # no server, or not allowed: every other file fails alike
+                    raise
+                failed(f"{path}: {exc}")
                 continue
             if result["status"] != "completed":
-                _error(f"{path}: {result.get('error')}")
-                failed += 1
+                failed(f"{path}: {result.get('error')}")
                 continue
             for file in result.get("downloaded_files", []):
                 typer.echo(file)
             if len(result.get("downloaded_files", [])) != len(result["files"]):
-                failed += 1
-    if failed:
-        raise VsepError(f"{failed} of {len(audio_files)} file(s) failed (see above)")
+                failed(f"{path}: only {len(result.get('downloaded_files', []))} of {len(result['files'])} "
+                       "result files could be downloaded")
+    if failures:
+        raise VsepError(failures[0] if single else
+                        f"{len(failures)} of {len(audio_files)} file(s) failed (each listed above)")
 
 
 def build_remote_separate_command() -> click.Command:

@@ -191,6 +191,20 @@ class AudioSeparatorAPIClient:
         self.logger.info("Submitting separation job for '%s' with %s", file_path, what)
         task_id = self.separate_audio(file_path, model, models, preset, **params)["task_id"]
         self.logger.info("Job submitted! Task ID: %s", task_id)
+        try:
+            return self._wait_for_job(task_id, timeout, poll_interval, download, output_dir)
+        except KeyboardInterrupt:  # stopped (Ctrl-C, SIGTERM): the job is of no use any more, stop it there too
+            self._cancel_quietly(task_id)
+            raise
+
+    def _cancel_quietly(self, task_id: str) -> None:
+        try:
+            self.session.post(self._url(f"/cancel/{quote(task_id, safe='')}"), timeout=5)
+        except Exception:  # noqa: BLE001 - best effort: the server may be gone, or not a vsep server
+            pass
+
+    def _wait_for_job(self, task_id: str, timeout: float, poll_interval: float, download: bool,
+                      output_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         last_progress = None
         while time.monotonic() < deadline:

@@ -13,6 +13,7 @@ token is set):
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import json
 import logging
@@ -29,7 +30,9 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 from urllib.parse import quote
 
-from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from filelock import FileLock, Timeout
@@ -149,9 +152,10 @@ class Health(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    """Every error response: one line that says what to do."""
+    """Every error response: one line that says what to do (a 422 also lists pydantic's errors in ``errors``)."""
 
     detail: str
+    errors: Optional[list[dict[str, Any]]] = None  # noqa: UP045 - pydantic needs runtime types on 3.10
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -240,6 +244,33 @@ class BodyLimitMiddleware:
                 await send(message)
 
 
+def validation_detail(errors: list[dict[str, Any]]) -> str:
+    """Pydantic's validation errors as one line: ``field: what is wrong (got value)``, joined with "; "."""
+    lines = []
+    for error in errors:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path", "form"))
+        message = str(error.get("msg", "invalid value"))
+        message = message[:1].lower() + message[1:]
+        given = error.get("input")
+        shown = f" (got {given!r})" if isinstance(given, (str, int, float, bool)) else ""
+        lines.append(f"{where or 'request'}: {message}{shown}")
+    return "; ".join(lines).replace("\n", " ") or "invalid request"
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """Every validation error in one ``detail`` line; pydantic's list stays in ``errors``."""
+    errors = list(exc.errors())
+    return JSONResponse(status_code=422, content={"detail": validation_detail(errors),
+                                                  "errors": jsonable_encoder(errors)})
+
+
+def unknown_field_error(name: str, known: list[str]) -> str:
+    """The 400 message for a form field the server does not know, with the closest known name."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown form field {name!r}{hint} (GET /docs lists the fields of POST /separate)"
+
+
 def _parse_json(name: str, value: str | None, kind: type) -> Any:
     if value is None or value == "":
         return None
@@ -315,8 +346,19 @@ class App:
 
         api = FastAPI(title="vsep", version=server_version(), lifespan=lifespan,
                       description="Remote music source separation, compatible with audio-separator's API.")
-        api.add_api_route("/separate", self._separate_endpoint(), methods=["POST"], response_model=SubmitResponse,
-                          responses=_errors(400, 401, 413, 503, 507), summary="Submit a separation job")
+        api.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+        endpoint = self._separate_endpoint()
+        known = sorted(inspect.signature(endpoint).parameters)
+
+        async def known_fields_only(request: Request) -> None:
+            form = await request.form()  # parsed once: FastAPI reads the same cached form
+            for name in form.keys():
+                if name not in known:
+                    raise HTTPException(400, unknown_field_error(name, known))
+
+        api.add_api_route("/separate", endpoint, methods=["POST"], response_model=SubmitResponse,
+                          dependencies=[Depends(known_fields_only)],
+                          responses=_errors(400, 401, 413, 422, 503, 507), summary="Submit a separation job")
         api.add_api_route("/status/{task_id}", self.status, methods=["GET"], response_model=JobStatus,
                           responses={404: {"model": StatusNotFound}, **_errors(401)}, summary="Job status")
         api.add_api_route("/cancel/{task_id}", self.cancel, methods=["POST"], response_model=JobStatus,
@@ -541,10 +583,19 @@ def create_app(settings: ServerSettings, backend: Backend | None = None) -> Fast
 
 def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8000, backend: Backend | None = None,
           log_level: str = "info") -> None:
-    """Run the server with uvicorn until interrupted."""
+    """Run the server with uvicorn until stopped.
+
+    SIGINT and SIGTERM (uvicorn's) and SIGHUP (added here) all shut down gracefully: the running
+    job is failed with a reason, the worker processes stop, the upload spool is removed; then the
+    signal is raised again, so the `vsep` command exits as the signal asks (`vsep_core.stop`).
+    """
+    import signal
     import tempfile
+    import threading
 
     import uvicorn
+
+    from vsep_core import stop
 
     app = App(settings, backend)
     app.claim_data_dir()
@@ -552,7 +603,25 @@ def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8000, b
     shutil.rmtree(spool, ignore_errors=True)
     spool.mkdir(parents=True)
     tempfile.tempdir = str(spool)
+    server = uvicorn.Server(uvicorn.Config(app.api, host=host, port=port, log_level=log_level,
+                                           timeout_graceful_shutdown=10))
+    hangups: list[int] = []
+    hup = getattr(signal, "SIGHUP", None)
+    previous = None
+    if hup is not None and threading.current_thread() is threading.main_thread() \
+            and signal.getsignal(hup) is not signal.SIG_IGN:
+        def on_hangup(signum: int, frame: Any) -> None:
+            hangups.append(signum)
+            server.handle_exit(signum, frame)
+
+        previous = signal.signal(hup, on_hangup)
     try:
-        uvicorn.run(app.api, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
+        server.run()
     finally:
+        if previous is not None:
+            signal.signal(hup, previous)  # type: ignore[arg-type]
         app.lock.release()
+        shutil.rmtree(spool, ignore_errors=True)
+        tempfile.tempdir = None
+    if hangups:
+        raise stop.Stopped(hangups[0])

@@ -1,8 +1,10 @@
 """The bounded worker pool: N worker processes fed by one queue, plus the retention sweeper.
 
-Each pool slot is a thread that owns one long-lived worker *process* (spawned, so a model
-crash, an out-of-memory kill or a cancelled job never takes the server down, and a model
-stays loaded between jobs of the same settings). The thread hands the process one job at a
+Each pool slot is a thread that owns one long-lived worker *process* (core's one worker
+abstraction, `vsep_core.ipc.WorkerProcess`, spawned, so a model crash, an out-of-memory
+kill or a cancelled job never takes the server down, and a model stays loaded between jobs
+of the same settings). A worker whose server is gone (even killed with SIGKILL) stops like on
+SIGTERM and exits without a traceback. The thread hands the process one job at a
 time over a pipe and writes its progress to the job store. Cancelling a running job kills
 its process; the slot starts a fresh one for the next job.
 """
@@ -14,6 +16,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from vsep_core.ipc import requests_until_stop
+from vsep_core.ipc import WorkerProcess, requests_until_stop
 from vsep_core.remote.files import Storage, file_hash
 from vsep_core.remote.store import (
     CANCELLED,
@@ -67,17 +70,10 @@ def import_object(path: str) -> Any:
     return obj
 
 
-def _watch_parent(parent_pid: int) -> None:
-    while True:
-        if os.getppid() != parent_pid:
-            os._exit(3)
-        time.sleep(0.5)
-
-
-def _child_main(conn: Connection, runner_path: str, env: dict[str, str], parent_pid: int) -> None:
-    """Worker process: run jobs from ``conn`` with the runner until told to stop."""
+def _job_worker(conn: Connection, runner_path: str, env: dict[str, str]) -> None:
+    """Worker process (run by `vsep_core.ipc.child_main`): run jobs from ``conn`` with the runner until told to
+    stop. A stop signal or a lost server ends it quietly (`child_main`), after the job's ``finally`` blocks."""
     os.environ.update(env)
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     runner = import_object(runner_path)
     warm_up = getattr(runner, "warm_up", None)
     if callable(warm_up):
@@ -91,13 +87,22 @@ def _child_main(conn: Connection, runner_path: str, env: dict[str, str], parent_
             conn.send(("progress", int(percent), model_index))
 
         try:
-            outputs = runner(request, progress)
-            conn.send(("done", [str(p) for p in outputs]))
-        except BaseException as exc:  # reported to the client as the job's error
+            reply: tuple[str, Any] = ("done", [str(p) for p in runner(request, progress)])
+        except Exception as exc:  # reported to the client as the job's error
             from vsep_core.errors import VsepError
 
             message = str(exc) if isinstance(exc, VsepError) else f"{type(exc).__name__}: {exc}"
-            conn.send(("error", message or type(exc).__name__))
+            reply = ("error", message or type(exc).__name__)
+        conn.send(reply)
+
+
+def public_error(message: str, input_path: str, original_name: str, server_dirs: list[str]) -> str:
+    """A job's error as the client may see it: the uploaded file's own name for the server's copy, and any other
+    path inside the server's data folders cut to its file name."""
+    message = message.replace(input_path, original_name)
+    for folder in server_dirs:
+        message = re.sub(re.escape(folder.rstrip(os.sep)) + r"[^\s'\"]*", lambda m: Path(m.group()).name, message)
+    return message
 
 
 class _Cancelled(Exception):
@@ -105,40 +110,28 @@ class _Cancelled(Exception):
 
 
 class _Slot:
-    """One pool slot: a supervising thread and its worker process."""
+    """One pool slot: a supervising thread and its worker process (a `vsep_core.ipc.WorkerProcess`)."""
 
     def __init__(self, pool: WorkerPool, index: int, env: dict[str, str]):
         self.pool = pool
         self.index = index
         self.env = env
-        self.process: multiprocessing.process.BaseProcess | None = None
-        self.conn: Connection | None = None
+        self.worker: WorkerProcess | None = None
         self.task_id: str | None = None
         self.thread = threading.Thread(target=self._loop, name=f"vsep-worker-{index}", daemon=True)
 
-    def _ensure_process(self) -> Connection:
-        if self.process is not None and self.process.is_alive() and self.conn is not None:
-            return self.conn
+    def _ensure_process(self) -> WorkerProcess:
+        if self.worker is not None and self.worker.alive():
+            return self.worker
         self._kill()
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
-        self.process = ctx.Process(
-            target=_child_main, args=(child, self.pool.runner, self.env, os.getpid()),
-            name=f"vsep-worker-{self.index}", daemon=True,
-        )
-        self.process.start()
-        child.close()
-        self.conn = parent
-        return parent
+        self.worker = WorkerProcess(_job_worker, (self.pool.runner, self.env), name=f"vsep-worker-{self.index}",
+                                    ctx=multiprocessing.get_context("spawn"))
+        return self.worker
 
     def _kill(self) -> None:
-        if self.process is not None:
-            if self.process.is_alive():
-                self.process.kill()
-            self.process.join(5)
-        if self.conn is not None:
-            self.conn.close()
-        self.process = self.conn = None
+        if self.worker is not None:
+            self.worker.kill()
+        self.worker = None
 
     def _loop(self) -> None:
         while True:
@@ -161,14 +154,9 @@ class _Slot:
 
     def stop_process(self) -> None:
         """Ask the worker process to exit, then make sure it has."""
-        if self.conn is not None:
-            try:
-                self.conn.send(None)
-            except OSError:
-                pass
-        if self.process is not None:
-            self.process.join(2)
-        self._kill()
+        if self.worker is not None:
+            self.worker.close(grace=2)
+        self.worker = None
 
     def _run(self, task_id: str) -> None:
         pool = self.pool
@@ -190,9 +178,9 @@ class _Slot:
         )
         Path(request.output_dir).mkdir(parents=True, exist_ok=True)
         try:
-            conn = self._ensure_process()
-            conn.send(request)
-            result = self._wait(task_id, conn)
+            worker = self._ensure_process()
+            worker.send(request)
+            kind, payload = self._wait(task_id, worker)
         except _Cancelled:
             self._kill()
             pool._cancel.discard(task_id)
@@ -200,13 +188,14 @@ class _Slot:
             pool.storage.remove_input(task_id)
             pool.store.update(task_id, status=CANCELLED, error="cancelled by request", finished_at=time.time())
             return
-        kind, payload = result
         if kind == "done":
             pool._finish_completed(task_id, payload)
         else:
-            pool._finish_failed(task_id, payload)
+            server_dirs = [str(pool.storage.root.resolve()), str(pool.storage.root)]
+            pool._finish_failed(task_id, public_error(str(payload), request.input_path, job.original_filename,
+                                                      server_dirs))
 
-    def _wait(self, task_id: str, conn: Connection) -> tuple[str, Any]:
+    def _wait(self, task_id: str, worker: WorkerProcess) -> tuple[str, Any]:
         pool = self.pool
         last: tuple[int, int | None] = (5, None)
         while True:
@@ -215,24 +204,9 @@ class _Slot:
             if pool._stopping.is_set():
                 self._kill()
                 return "error", INTERRUPTED
-            try:
-                ready = conn.poll(0.2)
-            except (EOFError, OSError):
-                ready = True
-            if not ready:
-                if self.process is not None and not self.process.is_alive():
-                    code = self.process.exitcode
-                    self._kill()
-                    return "error", f"the worker process died (exit code {code}) while running this job; " \
-                                    "see the server log, and check the input and the server's free memory"
-                continue
-            try:
-                message = conn.recv()
-            except (EOFError, OSError):
-                code = self.process.exitcode if self.process else None
-                self._kill()
-                return "error", f"the worker process died (exit code {code}) while running this job"
-            if message[0] == "progress":
+            for message in worker.receive(0.2):
+                if message[0] != "progress":
+                    return message[0], message[1]
                 percent, index = max(5, min(99, message[1])), message[2]
                 if (percent, index) != last:
                     last = (percent, index)
@@ -240,8 +214,11 @@ class _Slot:
                     if index is not None:
                         changes["current_model_index"] = index
                     pool.store.update(task_id, only_if_status=(PROCESSING,), **changes)
-                continue
-            return message[0], message[1]
+            if worker.lost is not None:
+                how = worker.lost
+                self._kill()
+                return "error", f"the worker process died ({how}) while running this job; see the server log, " \
+                                "and check the input and the server's free memory"
 
 
 class WorkerPool:

@@ -27,6 +27,7 @@ import torch
 import yaml
 from torch import nn
 
+from vsep_core.checkpoints import first_line, redownload_hint, torch_load
 from vsep_core.errors import ModelLoadError
 from vsep_demucs.hdemucs import HDemucs
 from vsep_demucs.htdemucs import HTDemucs
@@ -76,17 +77,14 @@ def read_package(path: Path) -> dict[str, Any]:
     outside the allow-list (the name of the offending global is in the message).
     """
     try:
-        with _LOAD_LOCK, torch.serialization.safe_globals(_SAFE_GLOBALS):
-            package = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ModelLoadError(
-            f"Refusing to load {path.name}: it references {_unsafe_globals(path) or 'objects'} that a Demucs "
-            f"model file never contains, so it was not unpickled (nothing in it ran). Delete the file and "
-            f"download it again from a trusted source. ({str(exc).splitlines()[-1] if str(exc) else exc})"
-        ) from exc
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise ModelLoadError(f"{path.name} is not a readable Demucs .th package ({exc}). "
-                             "Delete it and download it again.") from exc
+        with _LOAD_LOCK:
+            package = torch_load(path, _SAFE_GLOBALS)
+    except ModelLoadError as exc:
+        if isinstance(exc.__cause__, pickle.UnpicklingError) and "refused" in str(exc):
+            raise ModelLoadError(
+                f"{path.name} references {_unsafe_globals(path) or 'objects'} that a Demucs model file never "
+                f"contains and was refused, nothing in it ran; {redownload_hint(path)}") from exc
+        raise
     if not isinstance(package, dict) or not {"klass", "kwargs", "state"} <= set(package):
         raise ModelLoadError(f"{path.name} is not a Demucs model package (a dict with klass, args, kwargs, "
                              "state); is it a plain state_dict meant for another architecture?")
@@ -178,7 +176,8 @@ def read_bag(yaml_path: Path, data: dict[str, Any] | None = None) -> dict[str, A
         try:
             data = yaml.safe_load(yaml_path.read_text())
         except (OSError, yaml.YAMLError) as exc:
-            raise ModelLoadError(f"cannot read Demucs bag file {yaml_path.name}: {exc}") from exc
+            raise ModelLoadError(f"{yaml_path.name} is not a valid Demucs bag yaml ({first_line(exc)}); "
+                                 f"{redownload_hint(yaml_path)}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("models"), list) or not data["models"]:
         raise ModelLoadError(f"{yaml_path.name} is not a Demucs bag of models (needs a non-empty 'models' list)")
     models = [str(m) for m in data["models"]]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,51 +13,16 @@ from torch import nn
 
 from vsep_core.api import LoadContext, Progress
 from vsep_core.errors import ModelLoadError, UsageError
-from vsep_core.helpers import half_dtype
+from vsep_core.helpers import half_dtype, mono_or_stereo
 from vsep_demucs.apply import BagRunner
 from vsep_demucs.checkpoint import build_model, find_signature_file, read_bag, read_package, verify_checksum
+from vsep_demucs.plugin import DemucsParams, parse_segment
 
 #: Demucs source name -> vsep stem name, in the reference's output order.
 STEM_NAMES = {"bass": "Bass", "drums": "Drums", "other": "Other", "vocals": "Vocals",
               "guitar": "Guitar", "piano": "Piano"}
 
 _STD_EPS = float(np.finfo(np.float32).eps)  # 1.1920929e-07, the reference's guard (0.47.1)
-
-_DEFAULTS = {"segment_size": "Default", "shifts": 2, "overlap": 0.25, "segments_enabled": True, "seed": 0}
-
-
-def _param(params: Any, name: str) -> Any:
-    if params is None:
-        return _DEFAULTS[name]
-    if isinstance(params, Mapping):
-        return params.get(name, _DEFAULTS[name])
-    return getattr(params, name, _DEFAULTS[name])
-
-
-def parse_segment(value: Any) -> int | None:
-    """``"Default"`` (or None) -> None; an integer 1-100 (int or digit string) -> that many seconds."""
-    if value is None or (isinstance(value, str) and value.strip().lower() == "default"):
-        return None
-    try:
-        seconds = int(str(value).strip()) if not isinstance(value, bool) else None
-    except ValueError:
-        seconds = None
-    if seconds is None or not 1 <= seconds <= 100:
-        raise UsageError(f"--demucs_segment_size must be 'Default' or a whole number of seconds from 1 to 100, "
-                         f"not {value!r}")
-    return seconds
-
-
-def parse_bool(value: Any, name: str) -> bool:
-    """A real boolean: bools as they are; 'true/false/1/0/yes/no' strings; anything else is an error."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, np.integer)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    raise UsageError(f"--demucs_{name} must be true or false, not {value!r}")
-
 
 def stem_order(sources: list[str]) -> list[tuple[str, int]]:
     """(stem name, source index) pairs in output order: Bass, Drums, Other, Vocals, Guitar,
@@ -106,17 +70,13 @@ class DemucsModel:
 
     def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
         """audio float32 [channels, samples] at ``sample_rate`` -> {stem: float32 [channels, samples]}."""
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim == 1:
-            audio = audio[None]
+        audio = mono_or_stereo(audio, "Demucs models", channels=(1, self.audio_channels))
         channels, length = audio.shape
         if length == 0:
             return {name: np.zeros((channels, 0), np.float32) for name in self.stems}
         mix = torch.from_numpy(np.ascontiguousarray(audio))
         if channels == 1 and self.audio_channels == 2:
             mix = mix.expand(2, length)
-        elif channels != self.audio_channels:
-            raise ValueError(f"Demucs models take {self.audio_channels} channels (or mono), got {channels}")
 
         ref = mix.mean(0)
         mean = ref.mean()
@@ -148,7 +108,7 @@ def _yaml_data(ctx: LoadContext) -> dict[str, Any] | None:
     return data if data and "models" in data else None
 
 
-def load_model(ctx: LoadContext) -> DemucsModel:
+def load_model(ctx: LoadContext[DemucsParams]) -> DemucsModel:
     """Load the model ``ctx.model_path`` names: a bag yaml (``models``, optional ``weights`` and
     ``segment``) whose ``<signature>-<checksum>.th`` files are in ``ctx.model_dir``, or one ``.th``.
 
@@ -158,16 +118,10 @@ def load_model(ctx: LoadContext) -> DemucsModel:
     """
     model_path = Path(ctx.model_path)
     model_dir = Path(ctx.model_dir) if ctx.model_dir else model_path.parent
-    params = ctx.params
-    segment = parse_segment(_param(params, "segment_size"))
-    shifts = int(_param(params, "shifts"))
-    overlap = float(_param(params, "overlap"))
-    segments_enabled = parse_bool(_param(params, "segments_enabled"), "segments_enabled")
-    seed = int(_param(params, "seed"))
-    if shifts < 0:
-        raise UsageError(f"--demucs_shifts must be 0 or more, not {shifts}")
-    if not 0.0 <= overlap < 1.0:
-        raise UsageError(f"--demucs_overlap must be at least 0 and below 1, not {overlap}")
+    params = ctx.params if ctx.params is not None else DemucsParams()
+    if not isinstance(params, DemucsParams):
+        raise UsageError(f"Demucs load needs DemucsParams (core validates them), got {type(params).__name__}")
+    segment = parse_segment(params.segment_size)
 
     if model_path.suffix == ".th":
         files = [model_path]
@@ -215,6 +169,6 @@ def load_model(ctx: LoadContext) -> DemucsModel:
     device = torch.device(ctx.device.torch_device if ctx.device else "cpu")
     for m in models:
         m.to(device)
-    return DemucsModel(models, weights, shifts=shifts, overlap=overlap, segments_enabled=segments_enabled,
-                       seed=seed, device=device, autocast=half_dtype(ctx.precision), logger=ctx.logger,
-                       wanted_stems=ctx.wanted_stems)
+    return DemucsModel(models, weights, shifts=params.shifts, overlap=params.overlap,
+                       segments_enabled=params.segments_enabled, seed=params.seed, device=device,
+                       autocast=half_dtype(ctx.precision), logger=ctx.logger, wanted_stems=ctx.wanted_stems)

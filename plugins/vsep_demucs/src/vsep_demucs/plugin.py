@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vsep_core.api import Architecture, LoadContext, SeparationModel, param
+from vsep_core.errors import UsageError
 from vsep_core.hookspecs import hookimpl
+
+
+def parse_segment(value: Any) -> int | None:
+    """``"Default"`` (or None) -> None; an integer 1-100 (int or digit string) -> that many seconds."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "default"):
+        return None
+    try:
+        seconds = int(str(value).strip()) if not isinstance(value, bool) else None
+    except ValueError:
+        seconds = None
+    if seconds is None or not 1 <= seconds <= 100:
+        raise UsageError(f"demucs segment_size must be 'Default' or a whole number of seconds from 1 to 100, "
+                         f"not {value!r}")
+    return seconds
 
 
 @dataclass
@@ -22,6 +38,9 @@ class DemucsParams:
                                          "past their training length)")
     seed: int = param(0, "seed of the random shift offsets (the same seed gives the same output)",
                       min=0, max=2**31 - 1)
+
+    def __post_init__(self) -> None:
+        parse_segment(self.segment_size)  # the one rule no range or choice list can say
 
 
 @dataclass

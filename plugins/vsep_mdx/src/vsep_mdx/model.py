@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
 from vsep_core.api import LoadContext, Progress
+from vsep_core.checkpoints import first_line, onnx_session, quiet_onnxruntime, redownload_hint
 from vsep_core.errors import ModelDataError, ModelLoadError
 from vsep_core.helpers import mono_or_stereo, peak_gain, stem_pair
 
@@ -149,6 +149,7 @@ class OnnxNetwork:
 
     def __init__(self, path: Path, providers: Sequence[str], logger: logging.Logger, threads: int | None = None,
                  cuda_device_id: int = 0, model_bytes: bytes | None = None):
+        ort = quiet_onnxruntime()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or physical_cores()
@@ -164,13 +165,9 @@ class OnnxNetwork:
         wanted = [p for p in providers if p in available] or ["CPUExecutionProvider"]
         provider_options = [{"device_id": str(cuda_device_id)} if p == "CUDAExecutionProvider" else {}
                             for p in wanted]
-        try:
-            self.session = ort.InferenceSession(model_bytes if model_bytes is not None else str(path),
-                                                sess_options=options, providers=wanted,
-                                                provider_options=provider_options)
-        except Exception as exc:  # ORT raises its own Fail / InvalidProtobuf / NoSuchFile types
-            raise ModelLoadError(f"{path.name}: ONNX Runtime cannot load it as an ONNX model ({exc}); "
-                                 "delete the file so that it is downloaded again") from exc
+        self.session = onnx_session(path, model_bytes, sess_options=options, providers=wanted,
+                                    provider_options=provider_options,
+                                    verbose=logger.isEnabledFor(logging.DEBUG))
         self.providers = list(self.session.get_providers())
         missing = [p for p in providers if p not in self.providers]
         logger.info("MDX: ONNX Runtime %s, providers %s, %d intra-op threads", ort.__version__, self.providers,
@@ -252,7 +249,11 @@ def dynamic_time_axis(path: Path) -> bytes:
     the inferred intermediate shapes dropped: the reference converts the graph to torch to run other sizes."""
     import onnx
 
-    model = onnx.load(str(path))
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends for a damaged file
+        raise ModelLoadError(f"{path.name} is not a valid ONNX model ({first_line(exc)}); "
+                             f"{redownload_hint(path)}") from exc
     for value in (model.graph.input[0], model.graph.output[0]):
         dims = value.type.tensor_type.shape.dim
         if len(dims) == 4:

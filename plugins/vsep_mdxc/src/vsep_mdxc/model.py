@@ -41,7 +41,7 @@ import torch
 import yaml
 
 from vsep_core.api import LoadContext, Progress
-from vsep_core.checkpoints import check_tensors
+from vsep_core.checkpoints import check_tensors, torch_load
 from vsep_core.chunking import DemixPlan, demix, standardize
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
 from vsep_core.helpers import channels_first, half_dtype, precision_autocast
@@ -85,11 +85,7 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     Loaded with ``torch.load(weights_only=True)``: nothing in the file can run code. A
     ``module.`` (DataParallel) or ``_orig_mod.`` (torch.compile) prefix on every key is removed.
     """
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types here
-        raise ModelLoadError(f"cannot read checkpoint {path.name}: {exc}. Delete the file and run again "
-                             "to download it afresh; only plain tensor checkpoints are accepted") from exc
+    obj = torch_load(path)
     for _ in range(3):  # a state dict, or one nested under a known key (Lightning, MSST, ...)
         inner = next((obj[k] for k in _STATE_DICT_KEYS if isinstance(obj, Mapping) and isinstance(obj.get(k), Mapping)),
                      None)

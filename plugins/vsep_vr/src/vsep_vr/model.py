@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from vsep_core.helpers import mono_or_stereo, precision_autocast, stem_pair
 from vsep_core.resample import fix_length
 from vsep_vr import bands as bandlib
 from vsep_vr.inference import NON_ACCOM_STEMS, Runner, adjust_aggression, count_batches, merge_artifacts, predict_mask
+from vsep_vr.plugin import VRParams
 
 log = logging.getLogger("vsep")
 
@@ -35,47 +35,11 @@ vsep_vr.config (the network variant, JSON), vsep_vr.model_data (the hash paramet
 secondary_stem = stem_pair  # the reference's pairing, shared by every family (vsep_core.helpers)
 
 
-@dataclass
-class VRSettings:
-    """The user settings the VR signal path reads (the fields of `vsep_vr.plugin.VRParams`)."""
-
-    batch_size: int = 1
-    window_size: int = 512
-    aggression: int = 5
-    enable_tta: bool = False
-    enable_post_process: bool = False
-    post_process_threshold: float = 0.2
-    high_end_process: bool = False
-
-    @classmethod
-    def from_params(cls, params: Any) -> VRSettings:
-        """From a VRParams instance, a dict (missing keys: defaults) or None."""
-        if params is None:
-            return cls()
-        if is_dataclass(params) and not isinstance(params, type):
-            params = asdict(params)
-        if not isinstance(params, Mapping):
-            raise UsageError(f"VR parameters must be a dataclass or a dict, got {type(params).__name__}")
-        known = {f.name for f in fields(cls)}
-        settings = cls(**{k: v for k, v in params.items() if k in known and v is not None})
-        settings.validate()
-        return settings
-
-    def validate(self) -> None:
-        """Raise UsageError for values outside the accepted ranges."""
-        if int(self.batch_size) < 1:
-            raise UsageError(f"vr batch_size must be >= 1, got {self.batch_size}")
-        if int(self.window_size) < 1:
-            raise UsageError(f"vr window_size must be a positive number of frames, got {self.window_size}")
-        if not -100 <= int(self.aggression) <= 100:
-            raise UsageError(f"vr aggression must be in -100..100, got {self.aggression}")
-
-
 class VRModel:
     """A loaded VR model: `separate(audio)` -> {primary, secondary} at `sample_rate`."""
 
     def __init__(self, runner: Runner, offset: int, v51: bool, band_params: bandlib.BandParams, primary: str,
-                 settings: VRSettings, description: str = ""):
+                 settings: VRParams, description: str = ""):
         self.runner = runner
         self.offset = offset
         self.v51 = v51
@@ -117,10 +81,13 @@ class VRModel:
     def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
         """float32 [channels, samples] at `sample_rate` (mono or stereo) -> {stem: float32
         [channels, samples]}, primary stem first, each exactly as long as the input."""
-        x = mono_or_stereo(audio, "VR models", UsageError)
+        x = mono_or_stereo(audio, "VR models")
         channels, n = x.shape
         if n == 0:
             return {stem: np.zeros((channels, 0), np.float32) for stem in self.stems}
+        shortest = shortest_input(self.band_params)
+        if n < shortest:  # shorter than one hop of some band (the reference fails there): pad with silence
+            x = np.pad(x, ((0, 0), (0, shortest - n)))
         stereo = np.repeat(x, 2, axis=0) if channels == 1 else x
         mask, spec = self.masks(stereo, progress)
         X = spec.spec
@@ -159,12 +126,19 @@ def _torch_runner(net: Any, device: str, precision: str = "fp32") -> Runner:
     return run
 
 
-def _onnx_runner(path: Path, providers: tuple[str, ...]) -> tuple[Runner, dict[str, str]]:
-    import onnxruntime as ort
+def shortest_input(bp: bandlib.BandParams) -> int:
+    """The fewest samples (at the top band's rate) that give every band at least one hop: shorter inputs are
+    padded with silence to this length, and their stems cut back to the input's length."""
+    top = bp.bands[-1].sr
+    return max(int(np.ceil(b.hl * top / b.sr)) for b in bp.bands)
 
-    available = set(ort.get_available_providers())
+
+def _onnx_runner(path: Path, providers: tuple[str, ...]) -> tuple[Runner, dict[str, str]]:
+    from vsep_core.checkpoints import onnx_session, quiet_onnxruntime
+
+    available = set(quiet_onnxruntime().get_available_providers())
     chosen = [p for p in providers if p in available] or ["CPUExecutionProvider"]
-    sess = ort.InferenceSession(str(path), providers=chosen)
+    sess = onnx_session(path, providers=chosen)
     meta = dict(sess.get_modelmeta().custom_metadata_map)
     name = sess.get_inputs()[0].name
 
@@ -204,12 +178,14 @@ def load_torch_net(model_path: Path, bins: int) -> tuple[Any, Any]:
     return net, config
 
 
-def load_model(ctx: LoadContext) -> VRModel:
+def load_model(ctx: LoadContext[VRParams]) -> VRModel:
     """Load a VR model from `ctx.model_path`: a .pth state dict (torch) or an .onnx export
     (ONNX Runtime, see `vsep_vr.onnx_export`). Band parameters and the primary stem come from
     `ctx.model_data` (the hash entry); an exported .onnx carries its own copy."""
     path = Path(ctx.model_path)
-    settings = VRSettings.from_params(ctx.params)
+    settings = ctx.params if ctx.params is not None else VRParams()
+    if not isinstance(settings, VRParams):
+        raise UsageError(f"VR load needs VRParams (core validates them), got {type(settings).__name__}")
     model_data: dict[str, Any] = dict(ctx.model_data or {})
     if path.suffix.lower() == ".onnx":
         runner, meta = _onnx_runner(path, tuple(ctx.device.onnx_providers))

@@ -422,7 +422,9 @@ def load_state(path: str, map_location: str = "cpu") -> dict[str, torch.Tensor]:
     UVR files store one tensor per storage; files that share one storage between tensors
     (views at offsets, with strides) load the same way: every tensor is copied out.
     """
-    obj = torch.load(path, map_location=map_location, weights_only=True)
+    from vsep_core.checkpoints import torch_load
+
+    obj = torch_load(path)
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
