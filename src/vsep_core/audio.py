@@ -273,9 +273,12 @@ def write_audio(path: Path, blocks: Iterator[np.ndarray] | np.ndarray, sample_ra
                     kwargs = {"format": "OGG", "subtype": "VORBIS", "compression_level": _vorbis_level(bitrate)}
                 else:
                     kwargs = {"format": fmt, "subtype": output_subtype(fmt, bit_depth)}
+                written = 0
                 with sf.SoundFile(str(tmp), "w", samplerate=sample_rate, channels=channels, **kwargs) as f:
                     for block in blocks:
                         f.write(np.ascontiguousarray(block.T))
+                        written += block.shape[-1]
+                check_written(tmp, path, written)
             else:
                 _write_with_av(tmp, blocks, sample_rate, fmt, bitrate or DEFAULT_BITRATES[fmt], channels)
     except VsepError:
@@ -283,8 +286,27 @@ def write_audio(path: Path, blocks: Iterator[np.ndarray] | np.ndarray, sample_ra
     except OSError as exc:
         raise AudioWriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise AudioWriteError(f"cannot write {path}: {exc}") from exc
+        hint = " (is the disk full, or the file larger than allowed?)" if "System error" in str(exc) else ""
+        raise AudioWriteError(f"cannot write {path}: {exc}{hint}") from exc
     return path
+
+
+def check_written(tmp: Path, final: Path, frames: int) -> None:
+    """AudioWriteError unless `tmp` reads back as `frames` frames to its end: libsndfile does not report a
+    write that fails while the file is closed (the disk filling up on the last buffer), which would publish
+    a truncated file."""
+    try:
+        with sf.SoundFile(str(tmp)) as f:
+            ok = f.frames == frames
+            if ok and frames:
+                f.seek(max(0, frames - 4096))
+                ok = len(f.read(4096)) == min(frames, 4096)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        ok = False
+        log.debug("reading back %s: %s", tmp, exc)
+    if not ok:
+        raise AudioWriteError(f"cannot write {final}: the file came out incomplete (is the disk full, or the file "
+                              "larger than allowed?)", path=str(final))
 
 
 def _vorbis_level(bitrate: str | None) -> float:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from vsep_core.devices import quiet_onnxruntime  # noqa: F401 - plugins import it from here too
 from vsep_core.errors import ModelLoadError
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "state")
@@ -30,6 +32,11 @@ def first_line(exc: BaseException, limit: int = 160) -> str:
     return (lines[0] if lines else type(exc).__name__)[:limit]
 
 
+_CODE_REFUSED = re.compile(r"Unsupported (global|class)|allowed global|reduce|refus", re.IGNORECASE)
+"""What torch's weights-only unpickler says when a file asks for a Python object (code) rather than being
+unreadable."""
+
+
 def torch_load(path: str | Path, safe_globals: Iterable[Any] = ()) -> Any:
     """``torch.load(path, weights_only=True)`` on CPU, nothing in the file run; a one-line ModelLoadError saying
     whether the file holds code (refused) or is not a checkpoint at all (truncated, corrupt, another format),
@@ -40,28 +47,17 @@ def torch_load(path: str | Path, safe_globals: Iterable[Any] = ()) -> Any:
         with torch.serialization.safe_globals(allowed) if allowed else contextlib.nullcontext():
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only load failed" in str(exc).lower() or "unsupported global" in str(exc).lower():
+        detail = str(exc).split("WeightsUnpickler error:", 1)[-1]  # torch's own words on what it met
+        if _CODE_REFUSED.search(detail):
             raise ModelLoadError(f"{path.name} holds Python objects besides tensors (code a checkpoint need not "
                                  f"hold) and was refused, nothing in it ran; {redownload_hint(path)}") from exc
-        raise ModelLoadError(f"{path.name} is not a valid checkpoint ({first_line(exc)}); "
-                             f"{redownload_hint(path)}") from exc
+        reason = next((line.strip() for line in detail.splitlines() if line.strip()), "unreadable")[:160]
+        raise ModelLoadError(f"{path.name} is not a valid checkpoint ({reason}); {redownload_hint(path)}") from exc
     except FileNotFoundError as exc:
         raise ModelLoadError(f"{path.name} is missing ({path}); download the model again (vsep download)") from exc
     except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, EOFError, zip errors, ... for bad files
         raise ModelLoadError(f"{path.name} is not a valid checkpoint (truncated or corrupt: {first_line(exc)}); "
                              f"{redownload_hint(path)}") from exc
-
-
-def quiet_onnxruntime() -> Any:
-    """The ``onnxruntime`` module with its default logger at errors only and its telemetry off (otherwise it
-    prints warnings such as "Failed to persist telemetry device ID" where the home directory is not
-    writable)."""
-    import onnxruntime as ort
-
-    ort.set_default_logger_severity(3)
-    with contextlib.suppress(AttributeError):
-        ort.disable_telemetry_events()
-    return ort
 
 
 def onnx_session(path: str | Path, model_bytes: bytes | None = None, **kwargs: Any) -> Any:

@@ -5,6 +5,8 @@ VSEP_MODEL_DIR            the model directory when ``--model_file_dir`` is not g
 AUDIO_SEPARATOR_MODEL_DIR the same, the reference's name (read after VSEP_MODEL_DIR)
 VSEP_OFFLINE              true (1, true, yes, on): never touch the network; false (0, false,
                           no, off, empty): online
+VSEP_CACHE_DIR            the chain stem cache (default: the user cache dir, ``stems`` folder)
+VSEP_CACHE_SIZE_GB        its size cap in GB (default 20); least recently used entries go first
 VSEP_LOAD_PLUGINS         only these plugins (comma-separated entry-point or package names)
 VSEP_DISABLE_PLUGINS      all plugins but these
 VSEP_*_URL                download mirrors: see :mod:`vsep_core.sources`
@@ -42,6 +44,9 @@ DEFAULT_MODEL_FILENAME = "model_bs_roformer_ep_317_sdr_12.9755.ckpt"
 MODEL_DIR_ENV = "VSEP_MODEL_DIR"
 LEGACY_MODEL_DIR_ENV = "AUDIO_SEPARATOR_MODEL_DIR"
 OFFLINE_ENV = "VSEP_OFFLINE"
+CACHE_DIR_ENV = "VSEP_CACHE_DIR"
+CACHE_SIZE_ENV = "VSEP_CACHE_SIZE_GB"
+DEFAULT_CACHE_SIZE_GB = 20.0
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("", "0", "false", "no", "off")
 
@@ -75,3 +80,25 @@ def default_model_dir() -> Path:
 def offline_from_env() -> bool:
     """True when ``VSEP_OFFLINE`` asks vsep never to touch the network."""
     return env_flag(OFFLINE_ENV)
+
+
+def stem_cache_dir() -> Path:
+    """Where chains keep their intermediate stems: ``VSEP_CACHE_DIR``, else ``<user cache dir>/stems``."""
+    value = os.environ.get(CACHE_DIR_ENV, "").strip()
+    if value:
+        return Path(value).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("vsep", appauthor=False)) / "stems"
+
+
+def stem_cache_bytes() -> int:
+    """The stem cache's size cap in bytes (``VSEP_CACHE_SIZE_GB``, default 20 GB)."""
+    value = os.environ.get(CACHE_SIZE_ENV, "").strip()
+    try:
+        gb = float(value) if value else DEFAULT_CACHE_SIZE_GB
+    except ValueError:
+        raise UsageError(f"{CACHE_SIZE_ENV}={value!r}: write a size in GB, e.g. 20") from None
+    if not gb >= 0:
+        raise UsageError(f"{CACHE_SIZE_ENV}={value!r}: the size must be 0 or more")
+    return int(gb * 1e9)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import os
 import platform
+from typing import Any
 
 from vsep_core.api import Device
 from vsep_core.errors import DeviceError, UsageError
@@ -116,12 +118,21 @@ def _device_has_bf16(device_type: str) -> bool:
     return False
 
 
+def quiet_onnxruntime() -> Any:
+    """The ``onnxruntime`` module with its telemetry off (``ORT_DISABLE_TELEMETRY=1`` unless set: otherwise it
+    prints "Failed to persist telemetry device ID" where the home directory is not writable) and its default
+    logger at errors only."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # read when onnxruntime is first imported
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    return ort
+
+
 def _ort_providers() -> list[str]:
     if importlib.util.find_spec("onnxruntime") is None:
         return []
-    import onnxruntime as ort
-
-    return list(ort.get_available_providers())
+    return list(quiet_onnxruntime().get_available_providers())
 
 
 def _pick(available: list[str], wanted: str) -> tuple[str, ...]:

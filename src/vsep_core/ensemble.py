@@ -16,7 +16,7 @@ chunks along time, the model with the lowest mean absolute value.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,31 +130,44 @@ def _istft(spec: np.ndarray) -> np.ndarray:
     return y
 
 
-def _spectral(combine: Callable[[np.ndarray, np.ndarray | None], np.ndarray]) -> AlgorithmFn:
-    """An algorithm applying ``combine(stack[models, channels, frames, bins], weights)`` to STFT frames.
+def spectral_blocks(waves: WaveList, combine: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
+                    weights: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """``combine(stack[models, channels, frames, bins], weights)`` applied to librosa-convention STFT frames
+    of ``waves`` (n_fft N_FFT, hop HOP_LENGTH, periodic Hann, centred), inverted, as consecutive float32
+    blocks ``[channels, k]`` that add up to the longest wave's length.
 
     Output samples ``[a*hop, b*hop)`` depend only on frames ``a..b``; blocks overlap by one frame
-    so the result equals a whole-signal STFT -> combine -> iSTFT(length=longest).
+    so the result equals a whole-signal STFT -> combine -> iSTFT(length=longest). The waves are read
+    in slices (``wave[:, a:b]``), so they may be on disk.
     """
+    n = _longest(waves)
+    if n == 0:
+        return
+    total = 1 + n // HOP_LENGTH
+    a = 0
+    while True:
+        b = min(a + FRAME_BLOCK, total - 1)
+        spec = np.stack([_stft(w, a, b + 1) for w in waves])
+        y = _istft(combine(spec, weights))
+        keep_end = n if b == total - 1 else b * HOP_LENGTH
+        offset = N_FFT // 2
+        yield y[:, offset:offset + keep_end - a * HOP_LENGTH].astype(np.float32)
+        if keep_end >= n:
+            return
+        a = b
+
+
+def _spectral(combine: Callable[[np.ndarray, np.ndarray | None], np.ndarray]) -> AlgorithmFn:
+    """An algorithm applying ``combine(stack[models, channels, frames, bins], weights)`` to STFT frames
+    (:func:`spectral_blocks`)."""
 
     def run(waves: WaveList, weights: np.ndarray | None = None) -> np.ndarray:
-        n = _longest(waves)
-        channels = waves[0].shape[0]
-        out = np.empty((channels, n), dtype=np.float32)
-        if n == 0:
-            return out
-        total = 1 + n // HOP_LENGTH
-        a = 0
-        while True:
-            b = min(a + FRAME_BLOCK, total - 1)
-            spec = np.stack([_stft(w, a, b + 1) for w in waves])
-            y = _istft(combine(spec, weights))
-            keep_end = n if b == total - 1 else b * HOP_LENGTH
-            offset = N_FFT // 2
-            out[:, a * HOP_LENGTH:keep_end] = y[:, offset:offset + keep_end - a * HOP_LENGTH]
-            if keep_end >= n:
-                return out
-            a = b
+        out = np.empty((waves[0].shape[0], _longest(waves)), dtype=np.float32)
+        done = 0
+        for block in spectral_blocks(waves, combine, weights):
+            out[:, done:done + block.shape[-1]] = block
+            done += block.shape[-1]
+        return out
 
     return run
 

@@ -132,11 +132,12 @@ def separate_ensemble(models: list[LoadedModel], input_path: str | Path, opts: p
                       algorithm: str | None = None, weights: list[float] | None = None, label: str = "ensemble",
                       custom_output_names: dict[str, str] | None = None,
                       progress_factory: Callable[[str], Callable[[int, int], None] | None] | None = None,
-                      ) -> list[Path]:
+                      normalize: bool = True) -> list[Path]:
     """Separate `input_path` with every loaded model, ensemble their stems, write them once.
 
     `algorithm` defaults to avg_wave; `weights` has one weight per model; `label` is what output
-    names carry where a single model's name would be. Returns the written paths in stem order
+    names carry where a single model's name would be; `normalize` False writes the ensembled stems
+    without the writer's peak normalisation (a chain's intermediate stems). Returns the written paths in stem order
     (first model's stems first). A model that fails stops the run with an error naming it.
     """
     input_path = Path(input_path)
@@ -234,7 +235,8 @@ def separate_ensemble(models: list[LoadedModel], input_path: str | Path, opts: p
                 else:
                     path = opts.output_dir / pipeline.stem_output_name(input_path, canon, label, fmt,
                                                                        custom_output_names)
-                    pipeline.write_stem(result, path, opts, opts.sample_rate, out_length, bit_depth, files)
+                    pipeline.write_stem(result, path, opts, opts.sample_rate, out_length, bit_depth, files,
+                                        normalize)
                     written.append(path)
                 del result, waves
                 for wave in group.waves:

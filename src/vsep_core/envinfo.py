@@ -71,8 +71,9 @@ def system_info(model_dir: str | None = None) -> dict[str, Any]:
             info["cuda_devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         info["mps_available"] = bool(torch.backends.mps.is_available())
     if importlib.util.find_spec("onnxruntime") is not None:
-        import onnxruntime as ort
+        from vsep_core.devices import quiet_onnxruntime
 
+        ort = quiet_onnxruntime()
         info["onnxruntime"] = ort.__version__
         info["onnxruntime_providers"] = list(ort.get_available_providers())
     return info

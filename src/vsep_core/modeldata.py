@@ -103,6 +103,7 @@ def load_model_data_using_hash(path: str | Path, model_dir: str | Path | None = 
     names = sorted({t.model_dir_filename for t in hash_tables()}) or ["mdx_model_data.json", "vr_model_data.json"]
     raise ModelDataError(
         f"no parameters known for model file {path.name} (hash {model_hash}: MD5 of its last 10,240,000 bytes); "
+        f"if it is a catalogue model the file is damaged: delete {path} so that it is downloaded again; otherwise "
         f"add an entry \"{model_hash}\": {{...}} in UVR's model_data_new.json format to "
         f"{' or '.join(str(where / n) for n in names)}")
 

@@ -132,13 +132,15 @@ def check_output_paths(paths: list[Path]) -> None:
 
 
 def write_stem(data: np.ndarray, path: Path, opts: OutputOptions, model_rate: int, out_length: int,
-               bit_depth: int, files: StagedFiles | None = None) -> Path:
-    """Peak-normalise (as the reference's writer) and write one stem, streaming from `data` (into the set
-    `files` when given: see :func:`vsep_core.publish.staged`)."""
-    peak = 0.0
-    for start in range(0, data.shape[-1], audio_io.BLOCK):
-        peak = max(peak, float(np.max(np.abs(data[:, start:start + audio_io.BLOCK]), initial=0.0)))
-    gain = audio_io.normalization_gain(peak, opts.normalization_threshold, opts.amplification_threshold)
+               bit_depth: int, files: StagedFiles | None = None, normalize: bool = True) -> Path:
+    """Peak-normalise (as the reference's writer; not with `normalize` False) and write one stem, streaming
+    from `data` (into the set `files` when given: see :func:`vsep_core.publish.staged`)."""
+    gain = 1.0
+    if normalize:
+        peak = 0.0
+        for start in range(0, data.shape[-1], audio_io.BLOCK):
+            peak = max(peak, float(np.max(np.abs(data[:, start:start + audio_io.BLOCK]), initial=0.0)))
+        gain = audio_io.normalization_gain(peak, opts.normalization_threshold, opts.amplification_threshold)
     blocks = resampled_blocks(data, model_rate, opts.sample_rate, out_length, gain)
     return audio_io.write_audio(path, blocks, opts.sample_rate, opts.output_format, bit_depth,
                                 opts.output_bitrate, channels=data.shape[0], files=files)

@@ -149,6 +149,7 @@ class Separator(ReferenceSeparatorAPI):
         self.progress_factory: ProgressFactory | None = None
         self._loader: ModelLoader | None = None
         self._loaded: list[LoadedModel] = []
+        self._chain: tuple[Any, Any] | None = None
         if not info_only:
             self.setup_accelerated_inferencing_device()
 
@@ -317,17 +318,28 @@ class Separator(ReferenceSeparatorAPI):
             extract_instrumental=st.extract_instrumental, use_tta=st.use_tta, stem_layout=st.stem_layout)
 
     def separate(self, audio_file_path: str | os.PathLike | list, custom_output_names: dict[str, str] | None = None,
-                 ) -> list[str]:
+                 chain: Any = None) -> list[str]:
         """Separate a file, a directory (searched recursively) or a list of them; returns the output paths.
 
         A single file raises its error directly. With several inputs every input is attempted and
         failures are raised together afterwards as `SeparationError` (files of good inputs stay).
+        `chain` (a chain file, a chain preset id, a dict or a :class:`vsep_core.chain.Chain`) runs that
+        chain instead of the loaded model(s), with these settings, caching its steps (docs/chains.md).
         """
-        if not self._loaded and len(self.model_filenames) < 2:
+        if chain is not None:
+            self._chain = self._chain_runner(chain)
+        elif not self._loaded and len(self.model_filenames) < 2:
             raise UsageError("no model loaded: call load_model() before separate()")
         from vsep_core.options import check_custom_output_names
 
         check_custom_output_names(custom_output_names)
+        try:
+            return self._separate_inputs(audio_file_path, custom_output_names)
+        finally:
+            self._chain = None
+
+    def _separate_inputs(self, audio_file_path: str | os.PathLike | list,
+                         custom_output_names: dict[str, str] | None) -> list[str]:
         single = isinstance(audio_file_path, (str, os.PathLike)) and not Path(audio_file_path).is_dir()
         inputs = [audio_file_path] if isinstance(audio_file_path, (str, os.PathLike)) else list(audio_file_path)
         paths = audio_io.find_audio_files(inputs)
@@ -346,10 +358,26 @@ class Separator(ReferenceSeparatorAPI):
             raise SeparationError.of(failures, outputs, len(paths))
         return outputs
 
+    def _chain_runner(self, chain: Any) -> tuple[Any, Any]:
+        """(the parsed chain, a runner with this separator's settings and device and the user's stem cache)."""
+        from vsep_core import chain as chains
+        from vsep_core.chain_run import ChainRunner
+        from vsep_core.stemcache import default_cache
+
+        parsed = chain if isinstance(chain, chains.Chain) else chains.load_chain(chain)
+        runner = ChainRunner(self.settings.replace(output_dir=str(self.output_dir)), self.device or
+                             self.setup_accelerated_inferencing_device(), default_cache(), self.progress_factory)
+        runner.check(parsed)
+        return parsed, runner
+
     def _separate_file(self, path: Path, custom_output_names: dict[str, str] | None) -> list[Path]:
         started = time.perf_counter()
         opts = self._output_options()
-        if len(self.model_filenames) > 1:
+        chain_run = self._chain
+        if chain_run is not None:
+            parsed, runner = chain_run
+            written = runner.run(parsed, path, self.output_dir, custom_output_names)
+        elif len(self.model_filenames) > 1:
             from vsep_core import ensemble_run
 
             written = ensemble_run.separate_ensemble(

@@ -18,6 +18,7 @@ files dropped stay ``running`` in the manifest and are done by the next run.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import shutil
 import time
@@ -236,6 +237,10 @@ def _validate(settings: BatchSettings) -> None:
     kwargs = {k: v for k, v in settings.separator_kwargs.items() if k not in ("log_level", "info_only")}
     with keep_log_level():
         Separator(info_only=True, log_level=logging.WARNING, **kwargs)
+    if settings.chain:
+        from vsep_core.chain import parse_chain
+
+        parse_chain(json.loads(settings.chain))
 
 
 @contextlib.contextmanager

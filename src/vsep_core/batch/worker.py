@@ -41,6 +41,8 @@ class BatchSettings:
 
     separator_kwargs: dict[str, Any] = field(default_factory=dict)
     models: tuple[str, ...] = ()
+    chain: str | None = None
+    """A chain document as JSON (docs/chains.md): every file runs that chain instead of `models`."""
 
     def fingerprint(self) -> str:
         """A short hash of everything that changes the outputs; a finished file is redone when it changes."""
@@ -56,7 +58,10 @@ class BatchSettings:
         kept = {k: v for k, v in merged.items()
                 if k not in NOT_FINGERPRINTED and not (k.endswith("_params") and not v)}
         kept.update(_normalized_arch_params(kept))
-        text = json.dumps({"models": list(self.models), "kwargs": kept}, sort_keys=True, default=str)
+        parts = {"models": list(self.models), "kwargs": kept}
+        if self.chain:
+            parts["chain"] = json.loads(self.chain)
+        text = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def load_argument(self) -> str | list[str] | None:
@@ -174,8 +179,11 @@ class WorkerState:
             kwargs["device"] = device
         started = time.perf_counter()
         self.separator = Separator(output_dir=tempfile.gettempdir(), **kwargs)
+        self.chain = json.loads(settings.chain) if settings.chain else None
         model = settings.load_argument()
-        if model is None:
+        if self.chain is not None:
+            pass  # a chain loads each model when its step runs
+        elif model is None:
             self.separator.load_model()
         else:
             self.separator.load_model(model)
@@ -198,7 +206,7 @@ class WorkerState:
         try:
             local_in = io.download(task.src, staging / "in") if io.is_url(task.src) else Path(task.src)
             self.separator.output_dir = str(staging / "out")
-            written = [Path(p) for p in self.separator.separate(str(local_in))]
+            written = [Path(p) for p in self.separator.separate(str(local_in), chain=self.chain)]
             if not written:  # Separator returns [] when --single_stem names no stem: a failure in a batch
                 from vsep_core.errors import UsageError
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 import click
@@ -110,6 +111,10 @@ def build_cli() -> click.Group:
 
     group.add_command(build_separate_command())
     group.add_command(build_batch_command())
+    from vsep_core.cli.chain import build_cache_command, build_chain_command
+
+    group.add_command(build_chain_command())
+    group.add_command(build_cache_command())
     if "remote" in group.commands:
         from vsep_core.cli.remote import build_remote_separate_command
 
@@ -148,6 +153,7 @@ def run(argv: list[str] | None = None) -> int:
         print(f"vsep {_version()}")
         return 0
     debug = "--debug" in argv or "-d" in argv
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # ONNX Runtime's telemetry warns where HOME is read-only
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     from vsep_core import stop

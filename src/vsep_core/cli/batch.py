@@ -81,8 +81,8 @@ class _Progress:
     def __call__(self, event: Any) -> None:
         stats = event.stats
         finished = stats.done + stats.failed + stats.skipped
-        if event.kind in ("retry", "failed", "worker_lost") and event.error:
-            verb = {"retry": "will retry", "failed": "failed", "worker_lost": "worker lost"}[event.kind]
+        if event.kind in ("retry", "worker_lost") and event.error:  # a final failure is in the one error line
+            verb = {"retry": "will retry", "worker_lost": "worker lost"}[event.kind]
             message = f"{event.key}: {verb}: {event.error}"
             if self.bar is not None:
                 self.bar.console.print(message, markup=False, highlight=False)
@@ -111,7 +111,7 @@ class _Progress:
 
 
 def print_summary(report: Any) -> None:
-    """The summary table, then the failed inputs with their errors."""
+    """The summary table (the failed inputs and their errors are the one error line: :func:`failure_line`)."""
     from rich.table import Table
 
     s = report.stats
@@ -131,10 +131,6 @@ def print_summary(report: Any) -> None:
         table.add_row("files/hour per busy worker", f"{s.files_per_worker_hour:.0f}")
     console.print(table)
     console.print(f"manifest: {report.manifest_path}")
-    if report.failures:
-        console.print(f"[bold red]{len(report.failures)} file(s) failed:[/]")
-        for key, error in report.failures:
-            console.print(f"  {key}: {error}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _batch_options() -> list[click.Parameter]:
@@ -150,6 +146,8 @@ def _batch_options() -> list[click.Parameter]:
           help="model to separate with"),
         o(["--extra_models", "--extra-models"], multiple=True, help="more models: their stems are ensembled"),
         o(["--param"], multiple=True, help="architecture parameter PREFIX_FIELD=VALUE (repeatable)"),
+        o(["--chain"], default=None, help="run this chain (YAML/JSON file or chain preset, docs/chains.md) on "
+                                         "every file instead of -m"),
         o(["--ray-address", "--ray_address"], default=None,
           help="run on Ray: auto, ray://host:port, or local (start one here)"),
         o(["--workers"], type=int, default=None,
@@ -195,7 +193,15 @@ def _run(**kw: Any) -> None:
         models: tuple[str, ...] = ()
     else:
         models = (kw["model_filename"], *kw["extra_models"])
-    settings = BatchSettings(kwargs, models)
+    chain = None
+    if kw["chain"]:
+        import json
+
+        from vsep_core.chain import load_chain
+
+        chain = json.dumps(load_chain(kw["chain"]).to_dict())
+        models = ()
+    settings = BatchSettings(kwargs, models, chain)
     level = logging.DEBUG if kw["debug"] else logging.WARNING
     progress = _Progress(enabled=True)
     try:
@@ -209,5 +215,15 @@ def _run(**kw: Any) -> None:
     sys.stdout.flush()
     if report.failures:
         failures = [(key, RuntimeError(error)) for key, error in report.failures]
-        raise SeparationError(f"{len(report.failures)} of {report.stats.total} file(s) failed (listed above); "
-                              f"rerun the same command to retry them", failures)
+        raise SeparationError(failure_line(report.failures, report.stats.total, report.manifest_path), failures)
+
+
+SHOWN_FAILURES = 5
+
+
+def failure_line(failures: list[tuple[str, str]], total: int, manifest: Any) -> str:
+    """The one line a batch with failed files ends with: how many, each (the first few) with its reason."""
+    shown = "; ".join(f"{key}: {error}" for key, error in failures[:SHOWN_FAILURES])
+    more = (f"; and {len(failures) - SHOWN_FAILURES} more (see {manifest})"
+            if len(failures) > SHOWN_FAILURES else "")
+    return f"{len(failures)} of {total} file(s) failed: {shown}{more}; rerun the same command to retry them"

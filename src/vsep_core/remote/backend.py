@@ -140,6 +140,29 @@ class VsepBackend:
 
         return common_fields() + architecture_fields(plugins.architectures())
 
+    def check_chain(self, text: str) -> tuple[dict[str, Any], list[str]]:
+        """(the chain document, its models) of a ``chain`` form field: a chain preset id or a JSON chain
+        (never a path: the server reads no file a client names); a bad chain raises here."""
+        import json
+
+        from vsep_core.chain import ChainError, chain_presets, parse_chain
+        from vsep_core.chain_run import ChainRunner
+        from vsep_core.options import Settings
+
+        presets = chain_presets()
+        if text.lstrip().startswith("{"):
+            try:
+                doc = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ChainError(f"chain is not valid JSON: {exc.msg}") from None
+        elif text in presets:
+            doc = presets[text]
+        else:
+            raise ChainError(f"unknown chain preset {text!r} (presets: {', '.join(presets)}); or send a JSON chain")
+        chain = parse_chain(doc)
+        ChainRunner(Settings.create(model_file_dir=self.model_file_dir)).check(chain)
+        return chain.to_dict(), [m for name in chain.needed() for m in chain.steps[name].models]
+
     def check_selection(self, models: list[str], preset: str | None) -> list[str]:
         """Unknown models or presets raise here, before the upload is stored."""
         if preset is not None:
@@ -223,15 +246,17 @@ def _separator_for(request: JobRequest) -> Any:
     from vsep_core.separator import Separator
 
     kwargs = separator_kwargs(request)
-    key = json.dumps([{k: v for k, v in kwargs.items() if k != "output_dir"}, request.models, request.preset],
-                     sort_keys=True, default=str)
+    key = json.dumps([{k: v for k, v in kwargs.items() if k != "output_dir"}, request.models, request.preset,
+                      request.chain], sort_keys=True, default=str)
     if _cached is not None and _cached[0] == key:
         separator = _cached[1]
         separator.output_dir = request.output_dir
         return separator
     _cached = None
     separator = Separator(**kwargs)
-    if request.preset or not request.models:
+    if request.chain:
+        pass  # a chain loads each model when its step runs
+    elif request.preset or not request.models:
         separator.load_model()
     else:
         separator.load_model(request.models[0] if len(request.models) == 1 else list(request.models))
@@ -263,7 +288,8 @@ def run_separation(request: JobRequest, progress: Callable[[int, int | None], No
     progress(10, 0)
     separator.progress_factory = factory
     try:
-        outputs = separator.separate(request.input_path, custom_output_names=request.custom_output_names)
+        outputs = separator.separate(request.input_path, custom_output_names=request.custom_output_names,
+                                     chain=request.chain)
     finally:
         separator.progress_factory = None
     out_dir = Path(request.output_dir)

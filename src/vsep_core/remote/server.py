@@ -417,6 +417,9 @@ class App:
                               default=Form(None, description="JSON list of model file names (an ensemble)")),
             inspect.Parameter("preset", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],  # noqa: UP045
                               default=Form(None, description="Ensemble preset id (GET /presets)", max_length=100)),
+            inspect.Parameter("chain", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],  # noqa: UP045
+                              default=Form(None, description="A chain preset id or a JSON chain (docs/chains.md)",
+                                           max_length=100_000)),
             inspect.Parameter("custom_output_names", inspect.Parameter.KEYWORD_ONLY,
                               annotation=Optional[str],  # noqa: UP045
                               default=Form(None, description='JSON object stem -> output name, e.g. {"Vocals": "v"}')),
@@ -448,9 +451,19 @@ class App:
         upload: UploadFile | None = form.pop("file", None)
         if upload is None or not getattr(upload, "filename", None):
             raise HTTPException(400, "upload the audio file as the multipart field 'file'")
+        chain_text = form.pop("chain", None)
         models, preset = _selection(form.pop("model"), form.pop("models"), form.pop("preset"))
+        chain = None
         try:
-            used = self.backend.check_selection(models, preset)
+            if chain_text:
+                if models or preset:
+                    raise HTTPException(400, "give a chain or a model selection (model, models, preset), not both")
+                check_chain = getattr(self.backend, "check_chain", None)
+                if check_chain is None:
+                    raise HTTPException(400, "this server's backend does not run chains")
+                chain, used = check_chain(chain_text)
+            else:
+                used = self.backend.check_selection(models, preset)
         except VsepError as exc:
             raise HTTPException(400, str(exc)) from exc
         custom = _parse_json("custom_output_names", form.pop("custom_output_names"), dict)
@@ -495,7 +508,8 @@ class App:
                 raise full
             job = Job(task_id=task_id, status=SUBMITTED, original_filename=original, input_name=input_name,
                       models_used=used, total_models=max(1, len(used)), preset=preset,
-                      options={"separator": separator, "custom_output_names": custom})
+                      options={"separator": separator, "custom_output_names": custom,
+                               **({"chain": chain} if chain else {})})
             self.store.add(job)
         self.pool.submit(task_id)
         return SubmitResponse(task_id=task_id, status=SUBMITTED, message="Job queued; poll GET /status/{task_id}",

@@ -59,6 +59,7 @@ class JobRequest:
     separator_kwargs: dict[str, Any] = field(default_factory=dict)
     custom_output_names: dict[str, str] | None = None
     device: str | None = None
+    chain: dict[str, Any] | None = None
 
 
 def import_object(path: str) -> Any:
@@ -175,6 +176,7 @@ class _Slot:
             separator_kwargs=dict(job.options.get("separator", {})),
             custom_output_names=job.options.get("custom_output_names"),
             device=pool.device,
+            chain=job.options.get("chain"),
         )
         Path(request.output_dir).mkdir(parents=True, exist_ok=True)
         try:

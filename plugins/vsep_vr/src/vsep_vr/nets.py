@@ -15,6 +15,7 @@ file size. Both nets map a magnitude batch [B, 2, bins + 1, W] to a mask of the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -428,5 +429,6 @@ def load_state(path: str, map_location: str = "cpu") -> dict[str, torch.Tensor]:
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ConfigError("the file is not a plain state dict of tensors")
+        raise ConfigError(f"{Path(path).name} is not a plain state dict of tensors; delete {path} so that it is "
+                          "downloaded again (or get a good copy from where it came from)")
     return {k: v.contiguous().clone() if not v.is_contiguous() or v.storage_offset() else v for k, v in obj.items()}
