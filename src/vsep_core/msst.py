@@ -135,7 +135,7 @@ def config_beside(path: Path) -> Path | None:
 def _claims_cached(describes: Callable[[Mapping[str, Any]], bool], yaml_path: str, mtime: float) -> bool:
     try:
         return describes(load_yaml(yaml_path))
-    except (OSError, ConfigError):
+    except (OSError, ValueError):  # ConfigError, or ModelDataError for a yaml that does not parse
         return False
 
 
