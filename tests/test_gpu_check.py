@@ -21,6 +21,7 @@ def _gpu_check():
     return module
 
 
+@pytest.mark.slow
 def test_without_cuda_it_stops_with_one_line() -> None:
     """On a machine without CUDA both the script and its shell wrapper exit 3 with one line on stderr."""
     import torch
