@@ -135,6 +135,11 @@ def plan_cases(args: argparse.Namespace) -> list[Case]:
         if arch == "demucs" and not args.no_defaults:
             cases.append(Case(f"{arch}/defaults", arch, "defaults", seconds, {}, runs=1 if heavy else runs,
                               note=QUALITY_NOTES.get(arch, "")))
+    if not args.no_bf16:
+        for arch in ("bs_roformer", "mel_roformer"):
+            if arch in wanted:  # vsep --precision bf16 against the reference's fp32, real size, equal work
+                cases.append(Case(f"{arch}/bf16/equal_work", arch, "equal_work", args.mdxc_seconds, EQUAL_WORK[arch],
+                                  runs=args.runs or 1, vsep_bf16=True))
     if not args.no_bf16 and "bs_roformer" in wanted:
         for arch in ("bs_roformer", "mel_roformer", "mdx23c"):
             # the oracle's settings (check_reference.py): segment 256, the yaml's overlap
@@ -253,12 +258,13 @@ def summarize(case: Case, runs: dict[str, list[dict[str, Any]]], input_path: Pat
         good = [r for r in tool_runs if r.get("ok")]
         if not tool_runs:
             continue
-        out["runs"][tool] = [{k: r.get(k) for k in ("separate_s", "load_s", "import_s", "process_s",
+        out["runs"][tool] = [{k: r.get(k) for k in ("separate_s", "separate_cpu_s", "load_s", "import_s", "process_s",
                                                       "peak_rss_mb", "maxrss_mb", "rss_after_load_mb", "peak_gpu_mb",
                                                       "exit")}
                              for r in tool_runs]
         out[tool] = {
             "separate_s": _median([r.get("separate_s") for r in good]),
+            "separate_cpu_s": _median([r.get("separate_cpu_s") for r in good]),
             "load_s": _median([r.get("load_s") for r in good]),
             "with_load_s": _median([r.get("separate_s", 0) + r.get("load_s", 0) for r in good]) if good else None,
             "peak_rss_mb": _median([r.get("peak_rss_mb") for r in good]),
@@ -269,6 +275,8 @@ def summarize(case: Case, runs: dict[str, list[dict[str, Any]]], input_path: Pat
     if vs.get("separate_s") and rf.get("separate_s"):
         out["time_ratio"] = vs["separate_s"] / rf["separate_s"]
         out["time_ratio_with_load"] = vs["with_load_s"] / rf["with_load_s"]
+    if vs.get("separate_cpu_s") and rf.get("separate_cpu_s"):
+        out["cpu_time_ratio"] = vs["separate_cpu_s"] / rf["separate_cpu_s"]
     if vs.get("peak_rss_mb") and rf.get("peak_rss_mb"):
         out["rss_ratio"] = vs["peak_rss_mb"] / rf["peak_rss_mb"]
     first_vsep = next((r for r in runs.get("vsep", []) if r.get("ok")), None)

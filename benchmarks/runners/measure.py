@@ -22,9 +22,10 @@ def vm_hwm_mb() -> float:
 def timed_separate(sep: Any, path: str, result: dict[str, Any]) -> None:
     """``sep.separate(path)`` with its wall time, the peak RSS (and CUDA memory) after it and the output
     paths recorded in `result`."""
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     outputs = sep.separate(path)
     result["separate_s"] = time.perf_counter() - t1
+    result["separate_cpu_s"] = time.process_time() - c1  # all threads; steadier than wall time on a shared machine
     result["peak_rss_mb"] = vm_hwm_mb()
     if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
         result["peak_gpu_mb"] = sys.modules["torch"].cuda.max_memory_allocated() / 2**20

@@ -168,6 +168,10 @@ class LoadContext(Generic[P]):
     invert_using_spec: bool = False
     use_autocast: bool = False
     use_torch_compile: bool = False
+    precision: str = "fp32"  # fp32, bf16 or fp16, resolved for the device (vsep_core.devices.resolve_precision)
+    # the stems the run writes when it writes fewer than all (--single_stem), else None: a model may then skip
+    # work only other stems need and return just these (a name matching none of its stems: return all)
+    wanted_stems: tuple[str, ...] | None = None
     model_data: dict[str, Any] = field(default_factory=dict)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("vsep"))
 

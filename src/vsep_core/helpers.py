@@ -208,3 +208,26 @@ def publish_atomically(data: bytes, dest: str | Path) -> Path:
     with atomic_path(dest, allow_empty=True) as tmp:
         tmp.write_bytes(data)
     return Path(dest)
+
+
+def half_dtype(precision: str) -> Any:
+    """The torch dtype of a half precision (``bf16`` -> torch.bfloat16, ``fp16`` -> torch.float16), None for fp32."""
+    if precision not in ("bf16", "fp16"):
+        return None
+    import torch
+
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def precision_autocast(device_type: str, precision: str) -> contextlib.AbstractContextManager:
+    """torch autocast in `precision`'s half dtype on `device_type` (``LoadContext.precision``), else a no-op.
+
+    The plain way for a plugin to honour ``--precision``: the matrix products and convolutions run in the
+    half dtype, reductions and norms in fp32 (torch's autocast lists).
+    """
+    dtype = half_dtype(precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.autocast(device_type=device_type, dtype=dtype)

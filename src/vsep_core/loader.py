@@ -12,6 +12,7 @@ from pathlib import Path
 
 from vsep_core import plugins
 from vsep_core.api import Architecture, Device, LoadContext, ModelRecord, SeparationModel
+from vsep_core.devices import requested_precision, resolve_precision
 from vsep_core.errors import ModelLoadError, VsepError
 from vsep_core.options import Settings
 from vsep_core.params import build_params
@@ -115,11 +116,16 @@ class ModelLoader:
         model_path, config_path, model_data = modeldata.model_data_for(record, files, model_dir)
         st = self.settings
         params = build_params(arch, st.arch_params.get(arch.flag_prefix))
+        wanted = requested_precision(st.precision, st.use_autocast, st.use_native_fp16)
+        device_type = (self.device.torch_device or "cpu").split(":")[0]
         ctx = LoadContext(record=record, model_path=model_path, model_dir=model_dir, config_path=config_path,
                           params=params, device=self.device, normalization_threshold=st.normalization_threshold,
                           amplification_threshold=st.amplification_threshold,
                           invert_using_spec=st.invert_using_spec, use_autocast=st.use_autocast,
-                          use_torch_compile=st.use_torch_compile, model_data=model_data, logger=log)
+                          use_torch_compile=st.use_torch_compile, model_data=model_data, logger=log,
+                          precision=resolve_precision(wanted, device_type, log),
+                          wanted_stems=(st.output_single_stem,) if st.output_single_stem
+                          and not st.extract_instrumental else None)
         try:
             model = arch.load(ctx)
         except VsepError:

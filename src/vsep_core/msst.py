@@ -231,8 +231,10 @@ def load_checkpoint(ctx: LoadContext, model_type: str, package: str,
         check_model_type(config, getattr(ctx.params, "model_type", None), model_type, package)
         net, settings, stems = build(config)
     load_strict(net, read_state_dict(ctx.model_path, drop_prefixes), ctx.model_path.name, ignore)
-    return (model_class or MsstModel)(net, settings, stems, ctx.device.torch_device,
-                                      getattr(ctx.params, "overlap", None), getattr(ctx.params, "batch_size", None))
+    model = (model_class or MsstModel)(net, settings, stems, ctx.device.torch_device,
+                                       getattr(ctx.params, "overlap", None), getattr(ctx.params, "batch_size", None))
+    model.precision = ctx.precision
+    return model
 
 
 def required_config(ctx: LoadContext) -> Path:
@@ -266,11 +268,14 @@ class MsstModel:
         self.stems = stems
         self.plan = DemixPlan.generic(settings.chunk_size, overlap or settings.num_overlap)
         self.batch_size = batch_size or settings.batch_size
+        self.precision = "fp32"  # LoadContext.precision (set by load_checkpoint): bf16/fp16 run under autocast
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
-        with torch.inference_mode():
+        from vsep_core.helpers import precision_autocast
+
+        with torch.inference_mode(), precision_autocast(torch.device(self.device).type, self.precision):
             out = self.net(torch.from_numpy(np.ascontiguousarray(batch)).to(self.device))
         return out.float().cpu().numpy()
 

@@ -102,8 +102,11 @@ class Settings:
     extract_instrumental: bool = option(False, "also write mix minus the first target stem as Instrumental")
     use_tta: bool = option(False, "test-time augmentation: average with channel-swapped and polarity-inverted runs")
     use_soundfile: bool = option(False, "accepted for compatibility (vsep always writes in-process)")
-    use_autocast: bool = option(False, "torch autocast: fp16 on GPU, bf16 on CPUs with native bf16")
-    use_native_fp16: bool = option(False, "run torch models in float16 on GPU")
+    precision: str = option("fp32", "torch models' arithmetic: fp32; bf16 or fp16 (the big matrix products in half "
+                            "precision, the rest fp32); auto = bf16 on CPUs and GPUs with native bf16, fp16 on "
+                            "other GPUs, else fp32 (docs/precision.md)", choices=("fp32", "bf16", "fp16", "auto"))
+    use_autocast: bool = option(False, "the reference's name for --precision bf16 on CPU (native bf16), fp16 on GPU")
+    use_native_fp16: bool = option(False, "the reference's name for --precision fp16 (GPU; fp32 on most CPUs)")
     use_torch_compile: bool = option(False, "run the network through torch.compile where the plugin supports it")
     use_directml: bool = option(False, "use DirectML on Windows when available", server=False)
     chunk_duration: float | None = option(None, "separate inputs longer than this many seconds in crossfaded "

@@ -33,7 +33,7 @@ DEFAULT_MODEL = DEFAULT_MODEL_FILENAME
 REFERENCE_ATTRIBUTES = ("model_file_dir", "output_dir", "output_format", "output_bitrate", "output_bit_depth",
                         "normalization_threshold", "amplification_threshold", "output_single_stem",
                         "invert_using_spec", "sample_rate", "use_soundfile", "use_autocast", "use_directml",
-                        "use_torch_compile", "use_native_fp16", "chunk_duration", "offline", "stem_layout")
+                        "use_torch_compile", "use_native_fp16", "precision", "chunk_duration", "offline", "stem_layout")
 """Settings the facade also exposes as attributes of the same name (the reference's, plus vsep's own)."""
 REFERENCE_PARAM_PREFIXES = ("mdx", "vr", "demucs", "mdxc")
 """The reference's four `<prefix>_params` arguments: accepted (and ignored) when their plugin is not
@@ -67,7 +67,7 @@ class Separator(ReferenceSeparatorAPI):
                  info_only: bool = False, *, output_bit_depth: int | None = None, device: str | None = None,
                  offline: bool = False, use_torch_compile: bool = False, use_native_fp16: bool = False,
                  extract_instrumental: bool = False, use_tta: bool = False, stem_layout: str | None = None,
-                 **other_params: dict):
+                 precision: str = "fp32", **other_params: dict):
         self.logger = log
         self.log_level = log_level
         log.setLevel(log_level)
@@ -81,9 +81,10 @@ class Separator(ReferenceSeparatorAPI):
             if not key.endswith("_params"):
                 raise TypeError(f"Separator() got an unexpected keyword argument {key!r}")
             given[key[: -len("_params")]] = value
-        if use_autocast and use_native_fp16:
-            raise UsageError("use_autocast and use_native_fp16 exclude each other: choose one")
         from vsep_core import config
+        from vsep_core.devices import requested_precision
+
+        requested_precision(precision, use_autocast, use_native_fp16)  # a one-line UsageError for two at once
 
         self.settings = Settings.create(
             model_file_dir=str(model_file_dir) if model_file_dir else str(config.default_model_dir()),
@@ -93,7 +94,8 @@ class Separator(ReferenceSeparatorAPI):
             output_single_stem=output_single_stem, invert_using_spec=invert_using_spec, sample_rate=sample_rate,
             extract_instrumental=extract_instrumental, use_tta=use_tta, use_soundfile=use_soundfile,
             use_autocast=use_autocast, use_native_fp16=use_native_fp16, use_torch_compile=use_torch_compile,
-            use_directml=use_directml, chunk_duration=chunk_duration, ensemble_algorithm=ensemble_algorithm,
+            precision=precision, use_directml=use_directml, chunk_duration=chunk_duration,
+            ensemble_algorithm=ensemble_algorithm,
             ensemble_weights=ensemble_weights, ensemble_preset=ensemble_preset, device=device, stem_layout=stem_layout,
             offline=bool(offline) or config.offline_from_env(),
             arch_params={k: v for k, v in given.items() if v})

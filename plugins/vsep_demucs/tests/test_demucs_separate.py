@@ -151,3 +151,41 @@ def test_overlap_add_and_shifts_are_aligned(shifts: int, overlap: float, split: 
     assert calls[-1][0] == calls[-1][1] == len(model.lengths)
     assert set(model.lengths) == {700}  # every chunk runs at the training length
     assert ("training segment" in caplog.text) == (not split)  # no-split falls back to segments, loudly
+
+
+@pytest.mark.parametrize("shifts", [0, 1])
+def test_single_stem_runs_only_the_bag_models_that_weigh_it(tiny_dir: Path, mix: Mix, shifts: int) -> None:
+    """htdemucs_ft's layout (one model per source): --single_stem Vocals runs one model of four and gives
+    that stem bit for bit as the full run (the shift offsets of the skipped models are still drawn)."""
+    import dataclasses
+
+    audio = mix(1.0)
+    bag = write_bag(tiny_dir, "tiny_ft", ["aaaa0001", "bbbb0002", "aaaa0001", "bbbb0002"],
+                    weights=[[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]])
+    full, full_calls = run(bag, audio, shifts=shifts)
+    calls: list[tuple[int, int]] = []
+    model = load_model(dataclasses.replace(context(bag, shifts=shifts), wanted_stems=("vocals",)))
+    single = model.separate(audio, lambda d, t: calls.append((d, t)))
+    assert list(single) == ["Vocals"]
+    np.testing.assert_array_equal(single["Vocals"], full["Vocals"])
+    if shifts == 0:
+        assert calls[-1][1] * 4 == full_calls[-1][1]  # a quarter of the network passes
+    assert calls[-1][0] == calls[-1][1] < full_calls[-1][1]
+    unknown = load_model(dataclasses.replace(context(bag, shifts=shifts), wanted_stems=("Instrumental",)))
+    everything = unknown.separate(audio)
+    assert list(everything) == list(full)
+    for stem in full:
+        np.testing.assert_array_equal(everything[stem], full[stem])
+
+
+def test_half_precision_runs_under_autocast(tiny_dir: Path, mix: Mix) -> None:
+    """precision bf16 (LoadContext.precision): close to fp32, not fp32's numbers."""
+    import dataclasses
+
+    audio = mix(0.5)
+    fp32, _ = run(tiny_dir / "tiny_a.yaml", audio, shifts=0)
+    half = load_model(dataclasses.replace(context(tiny_dir / "tiny_a.yaml", shifts=0), precision="bf16"))
+    out = half.separate(audio)
+    for stem in fp32:
+        diff = np.sum((out[stem] - fp32[stem]) ** 2)
+        assert 0 < diff < 1e-3 * np.sum(fp32[stem] ** 2)

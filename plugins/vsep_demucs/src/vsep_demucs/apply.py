@@ -91,18 +91,19 @@ class BagRunner:
     models: networks with ``sources``, ``samplerate``, ``segment`` and ``valid_length``;
     weights: one row per model, one weight per source; shifts: number of random shifts
     (0 = none); split: process in segments; overlap: fraction shared by neighbouring
-    segments; device: where the networks run; autocast: run them under CUDA autocast.
+    segments; device: where the networks run; autocast: a half dtype to run them under torch autocast
+    in (bf16 or fp16; None: fp32).
     """
 
     def __init__(self, models: Sequence[nn.Module], weights: Sequence[Sequence[float]], *, shifts: int,
-                 split: bool, overlap: float, device: torch.device, autocast: bool = False):
+                 split: bool, overlap: float, device: torch.device, autocast: torch.dtype | None = None):
         self.models = list(models)
         self.weights = [list(map(float, row)) for row in weights]
         self.shifts = int(shifts)
         self.split = bool(split)
         self.overlap = float(overlap)
         self.device = device
-        self.autocast = autocast and device.type == "cuda"
+        self.autocast = autocast
         self._done = 0
         self._total = 0
         self._progress: Callable[[int, int], None] | None = None
@@ -122,24 +123,32 @@ class BagRunner:
         return 1
 
     def run(self, mix: torch.Tensor, rng: random.Random,
-            progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+            progress: Callable[[int, int], None] | None = None,
+            sources: Sequence[int] | None = None) -> torch.Tensor:
         """mix [batch, channels, samples] -> estimates [batch, sources, channels, samples].
 
-        ``rng`` draws the shift offsets (per model, per shift, in the reference's order).
+        ``rng`` draws the shift offsets (per model, per shift, in the reference's order). `sources`: the
+        indices of the sources wanted (None: all); a model whose weight is zero for every one of them is
+        not run, which leaves the wanted estimates bit for bit as a full run gives them (the others are
+        then unspecified; a source no model ran for stays zero).
         """
         with torch.inference_mode():
-            return self._run(mix, rng, progress)
+            return self._run(mix, rng, progress, None if sources is None else list(sources))
+
+    def runs_model(self, row: Sequence[float], sources: Sequence[int] | None) -> bool:
+        """Whether a model with weights `row` contributes to any of `sources` (None: all)."""
+        return any(row[k] for k in (range(len(row)) if sources is None else sources))
 
     def _run(self, mix: torch.Tensor, rng: random.Random,
-             progress: Callable[[int, int], None] | None) -> torch.Tensor:
+             progress: Callable[[int, int], None] | None, sources: list[int] | None = None) -> torch.Tensor:
         length = mix.shape[-1]
         plan: list[list[int]] = []
         total = 0
         for model, row in zip(self.models, self.weights, strict=True):
             max_shift = int(MAX_SHIFT_SECONDS * model.samplerate)
-            offsets = [rng.randint(0, max_shift) for _ in range(self.shifts)]
+            offsets = [rng.randint(0, max_shift) for _ in range(self.shifts)]  # drawn even when skipped
             plan.append(offsets)
-            if not any(row):  # contributes nothing: not run
+            if not self.runs_model(row, sources):  # contributes nothing wanted: not run
                 continue
             if offsets:
                 total += sum(self._forward_count(model, length + max_shift - off) for off in offsets)
@@ -150,7 +159,7 @@ class BagRunner:
         estimates: torch.Tensor | None = None
         totals = [0.0] * len(self.weights[0])
         for model, row, offsets in zip(self.models, self.weights, plan, strict=True):
-            if not any(row):
+            if not self.runs_model(row, sources):
                 continue
             out = self._apply_shifted(model, mix, offsets)
             for k, w in enumerate(row):
@@ -162,7 +171,8 @@ class BagRunner:
                 estimates += out
         assert estimates is not None
         for k, t in enumerate(totals):
-            estimates[:, k] /= t
+            if t:
+                estimates[:, k] /= t
         return estimates
 
     # -- the three levels of apply_model
@@ -210,7 +220,7 @@ class BagRunner:
     def _apply_whole(self, model: nn.Module, view: View) -> torch.Tensor:
         valid = model.valid_length(view.length) if hasattr(model, "valid_length") else view.length
         x = view.padded(valid).to(self.device)
-        ctx = torch.autocast("cuda") if self.autocast else nullcontext()
+        ctx = torch.autocast(self.device.type, dtype=self.autocast) if self.autocast else nullcontext()
         with ctx:
             out = model(x)
         out = center_trim(out.float(), view.length).to(view.base.device)

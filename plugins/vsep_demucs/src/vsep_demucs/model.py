@@ -13,7 +13,7 @@ from torch import nn
 
 from vsep_core.api import LoadContext, Progress
 from vsep_core.errors import ModelLoadError, UsageError
-from vsep_core.helpers import mono_or_stereo
+from vsep_core.helpers import half_dtype, mono_or_stereo
 from vsep_demucs.apply import BagRunner
 from vsep_demucs.checkpoint import build_model, find_signature_file, read_bag, read_package, verify_checksum
 from vsep_demucs.plugin import DemucsParams, parse_segment
@@ -44,8 +44,8 @@ class DemucsModel:
     """
 
     def __init__(self, models: list[nn.Module], weights: list[list[float]], *, shifts: int, overlap: float,
-                 segments_enabled: bool, seed: int, device: torch.device, autocast: bool = False,
-                 logger: logging.Logger | None = None):
+                 segments_enabled: bool, seed: int, device: torch.device, autocast: torch.dtype | None = None,
+                 logger: logging.Logger | None = None, wanted_stems: tuple[str, ...] | None = None):
         first = models[0]
         self.models = models
         self.sources: list[str] = list(first.sources)
@@ -57,6 +57,16 @@ class DemucsModel:
         self.runner = BagRunner(models, weights, shifts=shifts, split=segments_enabled, overlap=overlap,
                                 device=device, autocast=autocast)
         self.logger = logger or logging.getLogger("vsep.demucs")
+        wanted = {w.lower() for w in wanted_stems or ()}
+        chosen = [(name, index) for name, index in self._order if name.lower() in wanted]
+        # --single_stem: only the bag's models with weight on these sources run (htdemucs_ft: 1 of 4)
+        self._wanted = chosen or None
+        if chosen:
+            sources = [index for _, index in chosen]
+            skipped = sum(not self.runner.runs_model(row, sources) for row in self.runner.weights)
+            if skipped:
+                self.logger.info("Demucs: %d of %d models of the bag give %s no weight: not run", skipped,
+                                 len(models), ", ".join(name for name, _ in chosen))
 
     def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
         """audio float32 [channels, samples] at ``sample_rate`` -> {stem: float32 [channels, samples]}."""
@@ -76,11 +86,12 @@ class DemucsModel:
         x = (mix - mean) / torch.clamp(std, min=_STD_EPS)
 
         rng = random.Random(self.seed)  # fresh per call: the same input gives the same output
-        out = self.runner.run(x[None], rng, progress)[0]
+        order = self._wanted or self._order
+        out = self.runner.run(x[None], rng, progress, None if self._wanted is None else [i for _, i in order])[0]
         out = out * std + mean
         stems = out.numpy()
         result: dict[str, np.ndarray] = {}
-        for name, index in self._order:
+        for name, index in order:
             stem = stems[index]
             if channels == 1 and self.audio_channels == 2:
                 stem = stem.mean(0, keepdims=True)
@@ -160,4 +171,4 @@ def load_model(ctx: LoadContext[DemucsParams]) -> DemucsModel:
         m.to(device)
     return DemucsModel(models, weights, shifts=params.shifts, overlap=params.overlap,
                        segments_enabled=params.segments_enabled, seed=params.seed, device=device,
-                       autocast=bool(ctx.use_autocast), logger=ctx.logger)
+                       autocast=half_dtype(ctx.precision), logger=ctx.logger, wanted_stems=ctx.wanted_stems)

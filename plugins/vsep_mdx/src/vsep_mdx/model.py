@@ -499,8 +499,8 @@ def load_model(ctx: LoadContext) -> MDXModel:
                             "converts the graph to torch for this)", segment)
             network = dynamic
     settings = resolve_settings(ctx, network.fixed_frames, network.fixed_bins)
-    if ctx.use_autocast:
-        ctx.logger.info("MDX: use_autocast has no effect on ONNX Runtime models")
+    if ctx.precision != "fp32":
+        ctx.logger.info("MDX: precision %s has no effect on ONNX Runtime models (they run as exported)", ctx.precision)
     device = _torch_device(ctx, network)
     ctx.logger.debug("MDX: %s on %s (STFT on %s)", settings, network.providers, device)
     return MDXModel(network, settings, normalization_threshold=ctx.normalization_threshold,

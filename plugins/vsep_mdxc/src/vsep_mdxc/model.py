@@ -43,9 +43,8 @@ import yaml
 from vsep_core.api import LoadContext, Progress
 from vsep_core.checkpoints import check_tensors, torch_load
 from vsep_core.chunking import DemixPlan, demix, standardize
-from vsep_core.devices import cpu_has_native_bf16
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
-from vsep_core.helpers import channels_first
+from vsep_core.helpers import channels_first, half_dtype, precision_autocast
 from vsep_mdxc.config import (
     BS_ROFORMER,
     MDX23C,
@@ -56,7 +55,14 @@ from vsep_mdxc.config import (
     plan_stems,
     resolve_int,
 )
-from vsep_mdxc.roformer import RoformerConfig, build_roformer, normalize_model_section, roformer_config, to_bool
+from vsep_mdxc.roformer import (
+    RoformerConfig,
+    build_roformer,
+    half_matmuls,
+    normalize_model_section,
+    roformer_config,
+    to_bool,
+)
 from vsep_mdxc.tfc_tdf import TFCTDFConfig, TFCTDFNet
 from vsep_mdxc.variants import VariantContext, VariantError, installed_variants, variant_for
 
@@ -158,7 +164,7 @@ class _Settings:
     hop: int
     normalization_threshold: float
     amplification_threshold: float
-    use_autocast: bool
+    precision: str = "fp32"
     inference: str = AUDIO_SEPARATOR
     chunk_size: int = 0
     standardize: bool = False
@@ -321,12 +327,12 @@ class MDXCModel:
 
     @contextlib.contextmanager
     def _autocast(self) -> Iterator[None]:
-        """fp16 autocast on GPUs; bf16 on a CPU with native bf16 (see `autocast_dtype`); else nothing."""
-        dtype = autocast_dtype(self.settings.use_autocast, self.device.type)
-        if dtype is None:
+        """MDX23C in bf16/fp16: torch autocast in that dtype. The RoFormers hold their transformer matrices
+        in that dtype instead (`half_matmuls`, set at load) and need no autocast; fp32: nothing."""
+        if self.kind != MDX23C:
             yield
         else:
-            with torch.autocast(device_type=self.device.type, dtype=dtype):
+            with precision_autocast(self.device.type, self.settings.precision):
                 yield
 
     def _run(self, batch: torch.Tensor) -> torch.Tensor:
@@ -435,23 +441,6 @@ def _yaml_of(ctx: LoadContext) -> dict[str, Any]:
                 raise ModelDataError(f"cannot read the model yaml {Path(path).name}: {exc}") from exc
     raise ModelDataError(f"{ctx.model_path.name} needs its yaml config (none given and no "
                          f"{ctx.model_path.stem}.yaml beside it)")
-
-
-def autocast_dtype(use_autocast: bool, device_type: str) -> torch.dtype | None:
-    """The autocast dtype of `--use_autocast` on `device_type`: float16 on CUDA/MPS, bfloat16 on a CPU
-    that multiplies bf16 natively, None (fp32) otherwise.
-
-    CPU bf16 keeps the oracle's parity against fp32 at 39-49 dB, under the 50 dB that equal work with
-    the reference is checked at, and is emulated (many times slower) without AVX512-BF16/AMX: so it
-    is opt-in, never the default (docs/benchmarks.md has the figures).
-    """
-    if not use_autocast:
-        return None
-    if device_type in ("cuda", "mps"):
-        return torch.float16
-    if device_type == "cpu" and cpu_has_native_bf16():
-        return torch.bfloat16
-    return None
 
 
 def explicit_model_type(params: Any, config: Mapping[str, Any]) -> str | None:
@@ -592,7 +581,7 @@ def load_model(ctx: LoadContext) -> MDXCModel:
         override_segment=bool(getattr(params, "override_model_segment_size", False)), model_dim_t=model_dim_t,
         pitch_shift=int(getattr(params, "pitch_shift", 0) or 0), hop=hop,
         normalization_threshold=float(ctx.normalization_threshold),
-        amplification_threshold=float(ctx.amplification_threshold or 0.0), use_autocast=bool(ctx.use_autocast),
+        amplification_threshold=float(ctx.amplification_threshold or 0.0), precision=ctx.precision,
         inference=style, chunk_size=chunk_size, standardize=inference.get("normalize") is True,
     )
     if settings.segment_size < 2:
@@ -601,13 +590,16 @@ def load_model(ctx: LoadContext) -> MDXCModel:
         net.apply_zero_dc = style == MSST
     device = torch.device(ctx.device.torch_device or "cpu")
     net.to(device).eval()
+    if half_dtype(settings.precision) is not None and kind != MDX23C:
+        half_matmuls(net, half_dtype(settings.precision))
+    if settings.precision != "fp32":
+        ctx.logger.info("%s runs in %s (%s)", source, settings.precision, "autocast" if kind == MDX23C else
+                        "transformer matrices and attention in half precision, the rest in fp32")
     if ctx.use_torch_compile:
         # opt-in: a GPU gains most; on a CPU inductor needs a C++ compiler. Every new chunk length
         # (the last, shorter chunk of a song) compiles once more.
         ctx.logger.info("--use_torch_compile: the first chunk of each length compiles the network (can take minutes)")
         net = torch.compile(net)
-    if settings.use_autocast and device.type == "cpu" and autocast_dtype(True, "cpu") is None:
-        ctx.logger.warning("--use_autocast: this CPU has no native bf16 (AVX512-BF16 or AMX), running in fp32")
     sample_rate = int(audio.get("sample_rate") or model_section.get("sample_rate") or 44100)
     ctx.logger.debug("loaded %s (%s, %s inference): stems %s, overlap %d, batch %d", source, kind, style,
                      plan.order, overlap, batch_size)

@@ -179,14 +179,15 @@ class Attention(nn.Module):
         """[b, n, dim] -> [b, n, dim]; with `return_values`, (output, the values before any mixing)."""
         x = self.norm(x)
         b, n, _ = x.shape
-        qkv = self.to_qkv(x).reshape(b, n, 3, self.heads, -1)  # [b, n, (q k v), h, d]
+        # the matrices may be stored in half precision (`half_matmuls`): the product runs in theirs
+        qkv = self.to_qkv(x.to(self.to_qkv.weight.dtype)).reshape(b, n, 3, self.heads, -1)  # [b, n, (q k v), h, d]
         v = qkv[:, :, 2].transpose(1, 2)
         values = v
         if self.to_value_residual_mix is not None:
             if value_residual is None:
                 raise ValueError("value-residual attention needs the first layer's values")
             mix = self.to_value_residual_mix(x).sigmoid().transpose(1, 2).unsqueeze(-1)  # [b, h, n, 1]
-            v = v.lerp(value_residual, mix)
+            v = v.lerp(value_residual.to(v.dtype), mix.to(v.dtype))
         if self.pope_embed is not None:
             q, k = self.pope_embed.apply(qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2))
             # values zero-padded to the polar queries' width: equal head sizes keep SDPA on its fused
@@ -201,7 +202,7 @@ class Attention(nn.Module):
         else:
             q, k = qkv[:, :, :2].permute(2, 0, 3, 1, 4)
             out = F.scaled_dot_product_attention(q, k, v)
-        gates = self.to_gates(x).sigmoid()  # [b, n, h]
+        gates = self.to_gates(x).sigmoid().to(out.dtype)  # [b, n, h]
         out = out * gates.transpose(1, 2).unsqueeze(-1)
         out = self.to_out(out.transpose(1, 2).reshape(b, n, -1))
         return (out, values) if return_values else out
@@ -307,8 +308,9 @@ class FeedForward(nn.Module):
                                  nn.Linear(inner, dim), nn.Dropout(0.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[..., dim] -> [..., dim]."""
-        return self.net(x)
+        """[..., dim] -> [..., dim] (in the matrices' dtype: see `half_matmuls`)."""
+        norm, first, act, _, second, _ = self.net
+        return second(act(first(norm(x).to(first.weight.dtype))))
 
 
 class Transformer(nn.Module):
@@ -391,7 +393,7 @@ class ExperimentalTransformer(nn.Module):
                 x = out + x
                 x = ff(x) + x
             else:
-                x = ff(out)
+                x = ff(out.to(x.dtype)).to(x.dtype)
         assert first is not None
         return self.norm(x), first
 
@@ -827,6 +829,31 @@ def roformer_config(model: Mapping[str, Any], variant: str, num_stems: int | Non
             kwargs["num_bands"] = num_bands or 60
         kwargs.setdefault("mask_estimator_depth", 1)
     return RoformerConfig(**kwargs)
+
+
+def half_matmuls(net: nn.Module, dtype: torch.dtype) -> int:
+    """Store the transformers' big matrices (attention qkv and output, feed-forward) in `dtype` (bf16/fp16).
+
+    Those products are almost all of a RoFormer's arithmetic (about 98% for BS-RoFormer ep_317), and run
+    at the half-precision rate with float32 accumulation; attention runs in `dtype` too (SDPA accumulates
+    its softmax in float32). Everything that sets the output's accuracy stays float32: the residual
+    stream, every RMSNorm, rotary angles and products, the attention gates, band split, mask estimators
+    (whose masks multiply the spectrogram directly) and the STFT / inverse STFT. Plain autocast instead
+    rounds the mask estimators' products to bf16 too, which cost the vocal stem 37.7 dB parity to fp32.
+    Returns the number of matrices converted.
+    """
+    count = 0
+    for module in net.modules():
+        if isinstance(module, Attention):
+            targets = [module.to_qkv, module.to_out[0]]
+        elif isinstance(module, FeedForward):
+            targets = [module.net[1], module.net[4]]
+        else:
+            continue
+        for linear in targets:
+            linear.to(dtype)
+            count += 1
+    return count
 
 
 def build_roformer(cfg: RoformerConfig, variant: str, mask_head: MaskHeadFactory | None = None) -> _RoformerBase:

@@ -30,7 +30,7 @@ from vsep_core.api import LoadContext, Progress
 from vsep_core.checkpoints import load_strict
 from vsep_core.chunking import DemixPlan, demix, standardize
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
-from vsep_core.helpers import channels_first
+from vsep_core.helpers import channels_first, precision_autocast
 from vsep_core.msst import read_msst_yaml
 from vsep_scnet.claim import SCNET_KEYS
 from vsep_scnet.network import MODEL_TYPES, SCNET, SCNET_MASKED, SCNET_TRAN, SCNet, SCNetConfig
@@ -155,9 +155,10 @@ class SCNetModel:
         self.stems = [stem_label(i) for i in instruments]
         self.channels = settings.channels  # core's channel policy: 1 = each channel separated on its own
         self.logger = logger or logging.getLogger("vsep.scnet")
+        self.precision = "fp32"  # LoadContext.precision: bf16/fp16 run the network under autocast
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
+        with torch.inference_mode(), precision_autocast(self.device.type, self.precision):
             y = self.net(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
         return y[:, self.outputs]
 
@@ -269,4 +270,6 @@ def load_model(ctx: LoadContext) -> SCNetModel:
     settings = RunSettings(chunk, overlap, batch, inference.get("normalize") is True, channels)
     ctx.logger.debug("loaded %s as %s: stems %s, chunk %d, overlap %d, batch %d, normalize %s", source, model_type,
                      instruments, chunk, overlap, batch, settings.normalize)
-    return SCNetModel(net, instruments, outputs, settings, sample_rate, device, ctx.logger)
+    model = SCNetModel(net, instruments, outputs, settings, sample_rate, device, ctx.logger)
+    model.precision = ctx.precision
+    return model

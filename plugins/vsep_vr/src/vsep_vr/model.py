@@ -20,7 +20,7 @@ import numpy as np
 
 from vsep_core.api import LoadContext, Progress
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
-from vsep_core.helpers import mono_or_stereo, stem_pair
+from vsep_core.helpers import mono_or_stereo, precision_autocast, stem_pair
 from vsep_core.resample import fix_length
 from vsep_vr import bands as bandlib
 from vsep_vr.inference import NON_ACCOM_STEMS, Runner, adjust_aggression, count_batches, merge_artifacts, predict_mask
@@ -109,7 +109,7 @@ class VRModel:
 # loading
 
 
-def _torch_runner(net: Any, device: str) -> Runner:
+def _torch_runner(net: Any, device: str, precision: str = "fp32") -> Runner:
     import torch
 
     from vsep_vr.nets import fuse_conv_bn
@@ -119,7 +119,7 @@ def _torch_runner(net: Any, device: str) -> Runner:
     net = fuse_conv_bn(net.eval()).to(device, memory_format=torch.channels_last)
 
     def run(batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
+        with torch.inference_mode(), precision_autocast(torch.device(device).type, precision):
             x = torch.from_numpy(batch).to(device).contiguous(memory_format=torch.channels_last)
             return net(x).float().contiguous().cpu().numpy()
 
@@ -210,7 +210,7 @@ def load_model(ctx: LoadContext[VRParams]) -> VRModel:
             ctx.logger.warning("%s: weights have nout=%d nout_lstm=%d, model data says %s/%s; using the weights",
                                path.name, config.nout, config.nout_lstm, model_data["nout"],
                                model_data.get("nout_lstm"))
-        runner = _torch_runner(net, ctx.device.torch_device)
+        runner = _torch_runner(net, ctx.device.torch_device, ctx.precision)
         offset, v51 = config.offset, config.generation == "v51"
         desc = f"{path.name} ({config.capacity_name}) on {ctx.device.torch_device}"
     if settings.window_size <= 2 * offset:
