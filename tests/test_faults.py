@@ -245,7 +245,7 @@ CASES: dict[str, Case] = {
     "checkpoint empty": Case(ROF, 1, "", setup=_roformer(b"")),
     "checkpoint holding code": Case(ROF, 1, "was refused, nothing in it ran", setup=_roformer_with_code),
     "checkpoint without tensors": Case(ROF, 1, "holds no state dict", setup=_roformer_no_tensors),
-    "yaml not yaml": Case(ROF, 1, "not valid yaml", setup=_roformer(yaml_text="audio: [unclosed\n  - : :")),
+    "yaml not yaml": Case(ROF, 1, "not a valid yaml config", setup=_roformer(yaml_text="audio: [unclosed\n  - : :")),
     "yaml with a python object tag": Case(ROF, 1, "yaml", setup=_roformer(
         yaml_text="audio: !!python/object/apply:os.system ['echo hi']\n")),
     "yaml not a config": Case(ROF, 1, ROFORMER, setup=_roformer(yaml_text="just a string\n")),
@@ -517,7 +517,7 @@ READERS = {
                        "not a valid ONNX model"),
     "yaml invalid": (_read_yaml, lambda d: _bad_yaml(d / "m.yaml"), "not a valid yaml config"),
     "yaml with code": (_read_yaml, lambda d: _code_yaml(d / "m.yaml"), "not a valid yaml config"),
-    "MSST yaml invalid": (_read_msst_yaml, lambda d: _bad_yaml(d / "m.yaml"), "not valid yaml"),
+    "MSST yaml invalid": (_read_msst_yaml, lambda d: _bad_yaml(d / "m.yaml"), "not a valid yaml config"),
 }
 
 

@@ -176,20 +176,35 @@ ConfigLoader.add_constructor("tag:yaml.org,2002:python/tuple",
                              lambda loader, node: tuple(loader.construct_sequence(node, deep=True)))
 
 
-def load_yaml(path: str | Path) -> Any:
-    """A model config read with :class:`ConfigLoader`; a one-line ModelDataError when it is not valid YAML (or
-    holds Python tags other than tuples), saying to delete it so that it is downloaded again."""
+def load_yaml(path: str | Path, loader: type | None = None, error: type[Exception] | None = None) -> Any:
+    """A model config read with `loader` (default :class:`ConfigLoader`, a SafeLoader: no code runs); when it is
+    not valid YAML (or holds Python tags the loader refuses), one line saying to delete it so that it is
+    downloaded again, as `error` (default ModelDataError). OSError (a missing file ...) is the caller's."""
     from vsep_core.errors import ModelDataError
 
     with open(path, encoding="utf-8") as f:
         try:
-            return yaml.load(f, Loader=ConfigLoader)  # noqa: S506 - ConfigLoader is a SafeLoader
+            return yaml.load(f, Loader=loader or ConfigLoader)  # noqa: S506 - SafeLoader subclasses only
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             where = getattr(exc, "problem_mark", None)
             at = f" at line {where.line + 1}" if where is not None else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ModelDataError(f"{Path(path).name} is not a valid yaml config ({problem}{at}); delete {path} so "
-                                 "that it is downloaded again (or get a good copy from where it came from)") from exc
+            raise (error or ModelDataError)(
+                f"{Path(path).name} is not a valid yaml config ({problem}{at}); delete {path} so that it is "
+                "downloaded again (or get a good copy from where it came from)") from exc
+
+
+def lazy(module: str, name: str) -> Callable[..., Any]:
+    """A function that imports `module` on its first call and calls its `name`: a plugin's hook module names
+    its loader and cost functions without importing torch (``load=lazy("vsep_x.model", "load_model")``)."""
+    import importlib
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"{module}.{name}, imported when first called."
+    return call
 
 
 @contextlib.contextmanager

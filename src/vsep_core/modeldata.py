@@ -13,11 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vsep_core.api import HashTable, ModelRecord
 from vsep_core.errors import ModelDataError, ModelFileNotFoundError
-from vsep_core.helpers import ConfigLoader
+from vsep_core.helpers import load_yaml
 
 HASH_WINDOW = 10000 * 1024
 """The hash covers the last 10,240,000 bytes of a model file (all of it when smaller), as UVR."""
@@ -112,19 +110,12 @@ def load_model_data_from_yaml(path: str | Path) -> dict[str, Any]:
     """Parse a model's yaml config safely (``!!python/tuple`` becomes a tuple; no code runs)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = load_yaml(path)
     except FileNotFoundError as exc:
         raise ModelFileNotFoundError(f"model config {path} not found; download the model again (vsep download)"
                                      ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ModelDataError(f"cannot read model config {path}: {exc}") from exc
-    try:
-        data = yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where is not None else ""
-        raise ModelDataError(f"model config {path.name} is not valid yaml ({getattr(exc, 'problem', None) or exc}{at})"
-                             f"; delete {path} so that it is downloaded again") from exc
     if not isinstance(data, dict):
         raise ModelDataError(f"model config {path} must be a yaml mapping, not {type(data).__name__}")
     return data

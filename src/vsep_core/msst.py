@@ -89,14 +89,7 @@ MsstYamlLoader.add_implicit_resolver(
 def read_msst_yaml(path: str | Path) -> dict[str, Any]:
     """Parse an MSST yaml with :class:`MsstYamlLoader` into plain dicts/lists; ValueError when it is not a
     mapping."""
-    with open(path, encoding="utf-8") as fh:
-        try:
-            data = yaml.load(fh, Loader=MsstYamlLoader)  # noqa: S506 - a SafeLoader subclass
-        except yaml.YAMLError as exc:
-            where = getattr(exc, "problem_mark", None)
-            at = f" at line {where.line + 1}" if where is not None else ""
-            raise ValueError(f"{Path(path).name} is not valid yaml ({getattr(exc, 'problem', None) or exc}{at}); "
-                             f"delete {path} so that it is downloaded again") from exc
+    data = helpers.load_yaml(path, MsstYamlLoader, ValueError)
     if not isinstance(data, dict):
         raise ValueError(f"{Path(path).name} does not hold a yaml mapping")
     return data

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vsep_core.api import Architecture, CostPass, LoadContext, SeparationModel, param
+from vsep_core.api import Architecture, param
 from vsep_core.errors import UsageError
+from vsep_core.helpers import lazy
 from vsep_core.hookspecs import hookimpl
 
 
@@ -56,30 +57,6 @@ class MSSTHTDemucsParams:
 MSST_ARCHITECTURE = "HTDemucs-MSST"
 
 
-def _load(ctx: LoadContext) -> SeparationModel:
-    from vsep_demucs.model import load_model
-
-    return load_model(ctx)
-
-
-def _cost_passes(ctx: LoadContext) -> list[CostPass]:
-    from vsep_demucs.cost import cost_passes
-
-    return cost_passes(ctx)
-
-
-def _calibration_passes() -> list[CostPass]:
-    from vsep_demucs.cost import calibration_passes
-
-    return calibration_passes()
-
-
-def _load_msst(ctx: LoadContext) -> SeparationModel:
-    from vsep_demucs.msst import load_msst_htdemucs
-
-    return load_msst_htdemucs(ctx)
-
-
 def _claims_msst(path: Path) -> bool:
     """A ``.ckpt`` whose yaml beside it has MSST's ``htdemucs:`` section (see vsep_demucs.msst)."""
     if Path(path).suffix.lower() != ".ckpt":
@@ -92,12 +69,14 @@ def _claims_msst(path: Path) -> bool:
 @hookimpl
 def vsep_architectures() -> list[Architecture]:
     """Demucs: v4 HTDemucs models named by their yaml; HTDemucs-MSST: HTDemucs ``.ckpt`` files trained in MSST."""
-    return [Architecture(name="Demucs", flag_prefix="demucs", params=DemucsParams, load=_load,
+    return [Architecture(name="Demucs", flag_prefix="demucs", params=DemucsParams,
+                         load=lazy("vsep_demucs.model", "load_model"),
                          package="vsep-demucs", extensions=(".yaml", ".th"), catalogue_rank=2,
-                         cost_passes=_cost_passes,
-                         calibration_passes=_calibration_passes),
+                         cost_passes=lazy("vsep_demucs.cost", "cost_passes"),
+                         calibration_passes=lazy("vsep_demucs.cost", "calibration_passes")),
             Architecture(name=MSST_ARCHITECTURE, flag_prefix="htdemucs_msst", params=MSSTHTDemucsParams,
-                         load=_load_msst, package="vsep-demucs", extensions=(".ckpt",), claims=_claims_msst)]
+                         load=lazy("vsep_demucs.msst", "load_msst_htdemucs"),
+                         package="vsep-demucs", extensions=(".ckpt",), claims=_claims_msst)]
 
 
 @hookimpl

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vsep_core.api import Architecture, CostPass, LoadContext, SeparationModel, param
+from vsep_core.api import Architecture, param
+from vsep_core.helpers import lazy
 from vsep_core.hookspecs import hookimpl
 from vsep_mdx.catalog import CATALOGUE
 
@@ -20,30 +21,14 @@ class MDXParams:
     enable_denoise: bool = param(False, "average f(x) and -f(-x) to cancel model noise (twice the work)")
 
 
-def _load(ctx: LoadContext) -> SeparationModel:
-    from vsep_mdx.model import load_model
-
-    return load_model(ctx)
-
-
-def _cost_passes(ctx: LoadContext) -> list[CostPass]:
-    from vsep_mdx.cost import cost_passes
-
-    return cost_passes(ctx)
-
-
-def _calibration_passes() -> list[CostPass]:
-    from vsep_mdx.cost import calibration_passes
-
-    return calibration_passes()
-
-
 @hookimpl
 def vsep_architectures() -> list[Architecture]:
     """MDX: MDX-Net .onnx models."""
-    return [Architecture(name="MDX", flag_prefix="mdx", params=MDXParams, load=_load, package="vsep-mdx",
-                         extensions=(".onnx",), catalogue_rank=1, cost_passes=_cost_passes,
-                         calibration_passes=_calibration_passes)]
+    return [Architecture(name="MDX", flag_prefix="mdx", params=MDXParams,
+                         load=lazy("vsep_mdx.model", "load_model"),
+                         package="vsep-mdx",
+                         extensions=(".onnx",), catalogue_rank=1, cost_passes=lazy("vsep_mdx.cost", "cost_passes"),
+                         calibration_passes=lazy("vsep_mdx.cost", "calibration_passes"))]
 
 
 # catalogue records and hash -> parameter tables of this family (packaged data, see catalog.py)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vsep_core.api import Architecture, CostPass, LoadContext, SeparationModel, param
+from vsep_core.api import Architecture, param
+from vsep_core.helpers import lazy
 from vsep_core.hookspecs import hookimpl
 
 
@@ -37,24 +38,6 @@ class MDXCParams:
                                             "mel_band_roformer_experimental"))
 
 
-def _load(ctx: LoadContext) -> SeparationModel:
-    from vsep_mdxc.model import load_model
-
-    return load_model(ctx)
-
-
-def _cost_passes(ctx: LoadContext) -> list[CostPass]:
-    from vsep_mdxc.cost import cost_passes
-
-    return cost_passes(ctx)
-
-
-def _calibration_passes() -> list[CostPass]:
-    from vsep_mdxc.cost import calibration_passes
-
-    return calibration_passes()
-
-
 def _claims(path: Path) -> bool:
     """A ``.ckpt`` whose yaml beside it describes an MDX23C or RoFormer network (not SCNet, BandIt, Apollo ...)."""
     if path.suffix != ".ckpt":
@@ -74,10 +57,12 @@ def _claims(path: Path) -> bool:
 @hookimpl
 def vsep_architectures() -> list[Architecture]:
     """MDXC: MDX23C, BS-Roformer and Mel-Band-Roformer."""
-    return [Architecture(name="MDXC", flag_prefix="mdxc", params=MDXCParams, load=_load, package="vsep-mdxc",
+    return [Architecture(name="MDXC", flag_prefix="mdxc", params=MDXCParams,
+                         load=lazy("vsep_mdxc.model", "load_model"),
+                         package="vsep-mdxc",
                          extensions=(".ckpt",), claims=_claims, catalogue_rank=3,
-                         cost_passes=_cost_passes,
-                         calibration_passes=_calibration_passes)]
+                         cost_passes=lazy("vsep_mdxc.cost", "cost_passes"),
+                         calibration_passes=lazy("vsep_mdxc.cost", "calibration_passes"))]
 
 
 @hookimpl

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vsep_core.api import Architecture, LoadContext, SeparationModel, param
+from vsep_core.api import Architecture, param
+from vsep_core.helpers import lazy
 from vsep_core.hookspecs import hookimpl
 
 ARCHITECTURE = "SCNet"
@@ -22,12 +23,6 @@ class SCNetParams:
                                 min=1, max=50)
     batch_size: int | None = param(None, "chunks per forward pass (speed and memory only); default: the yaml's "
                                          "inference.batch_size", min=1)
-
-
-def _load(ctx: LoadContext) -> SeparationModel:
-    from vsep_scnet.model import load_model
-
-    return load_model(ctx)
 
 
 def claims(path: Path) -> bool:
@@ -48,7 +43,9 @@ def claims(path: Path) -> bool:
 @hookimpl
 def vsep_architectures() -> list[Architecture]:
     """SCNet: MSST's scnet, scnet_masked and scnet_tran."""
-    return [Architecture(name=ARCHITECTURE, flag_prefix="scnet", params=SCNetParams, load=_load, package=PACKAGE,
+    return [Architecture(name=ARCHITECTURE, flag_prefix="scnet", params=SCNetParams,
+                         load=lazy("vsep_scnet.model", "load_model"),
+                         package=PACKAGE,
                          extensions=(".ckpt",), claims=claims)]
 
 

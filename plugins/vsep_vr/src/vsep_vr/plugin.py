@@ -6,9 +6,9 @@ import mmap
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from vsep_core.api import Architecture, CostPass, LoadContext, SeparationModel, param
+from vsep_core.api import Architecture, param
+from vsep_core.helpers import lazy
 from vsep_core.hookspecs import hookimpl
 from vsep_vr.catalog import CATALOGUE
 
@@ -24,18 +24,6 @@ class VRParams:
     enable_post_process: bool = param(False, "find residual artifacts in the vocal stem")
     post_process_threshold: float = param(0.2, "post-process threshold", min=0.1, max=0.3)
     high_end_process: bool = param(False, "mirror the missing high frequencies of the output")
-
-
-def _load(ctx: LoadContext) -> SeparationModel:
-    from vsep_vr.model import load_model
-
-    return load_model(ctx)
-
-
-def _export_onnx(pth_path: Path, out_path: Path, model_data: dict[str, Any]) -> Path:
-    from vsep_vr.onnx_export import export_onnx
-
-    return export_onnx(pth_path, out_path, model_data)
 
 
 def is_vsep_onnx(path: Path) -> bool:
@@ -69,26 +57,17 @@ def claims(path: Path) -> bool:
         return False
 
 
-def _cost_passes(ctx: LoadContext) -> list[CostPass]:
-    from vsep_vr.cost import cost_passes
-
-    return cost_passes(ctx)
-
-
-def _calibration_passes() -> list[CostPass]:
-    from vsep_vr.cost import calibration_passes
-
-    return calibration_passes()
-
-
 @hookimpl
 def vsep_architectures() -> list[Architecture]:
     """VR: vocal-remover .pth (torch) and .onnx (ONNX Runtime) models."""
-    return [Architecture(name="VR", flag_prefix="vr", params=VRParams, load=_load, package="vsep-vr",
-                         extensions=(".pth", ".onnx"), claims=claims, export_onnx=_export_onnx,
+    return [Architecture(name="VR", flag_prefix="vr", params=VRParams,
+                         load=lazy("vsep_vr.model", "load_model"),
+                         package="vsep-vr",
+                         extensions=(".pth", ".onnx"), claims=claims,
+                         export_onnx=lazy("vsep_vr.onnx_export", "export_onnx"),
                          self_describing=is_vsep_onnx, catalogue_rank=0,
-                         cost_passes=_cost_passes,
-                         calibration_passes=_calibration_passes)]
+                         cost_passes=lazy("vsep_vr.cost", "cost_passes"),
+                         calibration_passes=lazy("vsep_vr.cost", "calibration_passes"))]
 
 
 # catalogue records and hash -> parameter tables of this family (packaged data, see catalog.py)
