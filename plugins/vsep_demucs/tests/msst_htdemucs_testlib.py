@@ -14,9 +14,10 @@ MSST_REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "msst-r
 
 def load_msst(ckpt: Path, **params):
     """vsep_demucs's MSST loader on an MSST ``.ckpt`` (its yaml beside it), on the CPU."""
-    from vsep_demucs.plugin import _load_msst
+    from vsep_demucs.msst import load_msst_htdemucs
 
-    return _load_msst(checkpoint_context(ckpt, "HTDemucs-MSST", MSSTHTDemucsParams(**params), yaml_beside=False))
+    ctx = checkpoint_context(ckpt, "HTDemucs-MSST", MSSTHTDemucsParams(**params), yaml_beside=False)
+    return load_msst_htdemucs(ctx)
 
 
 def msst_callable(input_path: str, model_dir: str, model_file: str, case: dict) -> dict[str, np.ndarray]:
