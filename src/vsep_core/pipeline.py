@@ -199,16 +199,39 @@ class MixSource:
         return audio_io.fit_length(out[:, offset:], stop - start)
 
 
-class DiskStem:
+class SlicedStem:
+    """A float32 stem [channels, length] read in slices (``stem[:, a:b]``, ``np.asarray(stem)``) through its
+    ``read(start, stop)``, so no caller needs the whole stem in memory. Subclasses set ``shape``."""
+
+    dtype = np.dtype(np.float32)
+    ndim = 2
+    shape: tuple[int, int]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) as float32 [channels, stop - start]."""
+        raise NotImplementedError
+
+    def __getitem__(self, key: object) -> np.ndarray:
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        if rows is Ellipsis:
+            rows = slice(None)
+        if not isinstance(cols, slice) or cols.step not in (None, 1):
+            raise TypeError(f"{type(self).__name__} supports stem[:, a:b] only")
+        start, stop, _ = cols.indices(self.shape[1])
+        return self.read(start, stop)[rows]
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        data = self.read(0, self.shape[1])
+        return data if dtype is None else data.astype(dtype)
+
+
+class DiskStem(SlicedStem):
     """A float32 stem [channels, length] in a file under the work directory, filled in order.
 
     `append` writes blocks with plain writes (frame-major, so appending is sequential); reads
     (``stem[:, a:b]``, ``np.asarray(stem)``) use ``os.pread``. Nothing is memory-mapped, so the
     data sits in the kernel's page cache, not in the process's resident set.
     """
-
-    dtype = np.dtype(np.float32)
-    ndim = 2
 
     def __init__(self, path: Path, channels: int, length: int):
         self.path = Path(path)
@@ -237,19 +260,6 @@ class DiskStem:
             raw = os.pread(self._fd, have * self.shape[0] * 4, start * self.shape[0] * 4)
             out[:have] = np.frombuffer(raw, np.float32).reshape(have, self.shape[0])
         return out.T
-
-    def __getitem__(self, key: object) -> np.ndarray:
-        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
-        if rows is Ellipsis:
-            rows = slice(None)
-        if not isinstance(cols, slice) or cols.step not in (None, 1):
-            raise TypeError("DiskStem supports stem[:, a:b] only")
-        start, stop, _ = cols.indices(self.shape[1])
-        return self.read(start, stop)[rows]
-
-    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
-        data = self.read(0, self.shape[1])
-        return data if dtype is None else data.astype(dtype)
 
     def close(self) -> None:
         """Close the file (the work directory is removed by the caller)."""

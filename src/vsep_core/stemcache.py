@@ -28,6 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from vsep_core.errors import AudioReadError, VsepError
+from vsep_core.pipeline import SlicedStem
 
 FORMAT_VERSION = 1
 HASHES_FILE = "file-hashes.json"
@@ -47,11 +48,8 @@ def make_key(parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class StoredStem:
+class StoredStem(SlicedStem):
     """A stem stored as a float32 WAV file, read in slices (``stem[:, a:b]``) without loading it whole."""
-
-    dtype = np.dtype(np.float32)
-    ndim = 2
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -68,19 +66,6 @@ class StoredStem:
         with sf.SoundFile(str(self.path)) as f:
             f.seek(start)
             return f.read(max(0, stop - start), dtype="float32", always_2d=True).T
-
-    def __getitem__(self, key: object) -> np.ndarray:
-        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
-        if rows is Ellipsis:
-            rows = slice(None)
-        if not isinstance(cols, slice) or cols.step not in (None, 1):
-            raise TypeError("StoredStem supports stem[:, a:b] only")
-        start, stop, _ = cols.indices(self.shape[1])
-        return self.read(start, stop)[rows]
-
-    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
-        data = self.read(0, self.shape[1])
-        return data if dtype is None else data.astype(dtype)
 
     def blocks(self, block: int = 1 << 18) -> Iterator[np.ndarray]:
         """The whole stem in consecutive [channels, <= block] pieces."""
