@@ -142,8 +142,10 @@ class ReferenceSeparatorAPI:
 
     def preload_onnxruntime_dependencies(self) -> bool:
         """Let ONNX Runtime load its CUDA/cuDNN libraries now (onnxruntime >= 1.21); True when it did."""
+        from vsep_core.devices import quiet_onnxruntime
+
         try:
-            import onnxruntime as ort
+            ort = quiet_onnxruntime()
         except ImportError:
             log.debug("ONNX Runtime is not installed; nothing to preload")
             return False
