@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import platform
 import statistics
 import time
@@ -86,14 +85,6 @@ class Calibration:
                              f"--quick") from exc
 
 
-def calibration_dir() -> Path:
-    """Where calibrations are kept: ``<user cache dir>/calibration`` (``VSEP_CALIBRATION_DIR`` overrides)."""
-    import platformdirs
-
-    env = os.environ.get("VSEP_CALIBRATION_DIR", "").strip()
-    return Path(env) if env else Path(platformdirs.user_cache_dir("vsep", appauthor=False)) / "calibration"
-
-
 def device_kind(device: str) -> str:
     """``cuda:1`` -> ``cuda``: calibrations are kept per kind of device."""
     return device.split(":")[0]
@@ -101,7 +92,9 @@ def device_kind(device: str) -> str:
 
 def calibration_path(device: str) -> Path:
     """The calibration file of `device`."""
-    return calibration_dir() / f"{device_kind(device)}.json"
+    from vsep_core import config
+
+    return config.calibration_dir() / f"{device_kind(device)}.json"
 
 
 def load_calibration(device: str | None = None, path: str | Path | None = None) -> Calibration:

@@ -46,6 +46,7 @@ LEGACY_MODEL_DIR_ENV = "AUDIO_SEPARATOR_MODEL_DIR"
 OFFLINE_ENV = "VSEP_OFFLINE"
 CACHE_DIR_ENV = "VSEP_CACHE_DIR"
 CACHE_SIZE_ENV = "VSEP_CACHE_SIZE_GB"
+CALIBRATION_DIR_ENV = "VSEP_CALIBRATION_DIR"
 DEFAULT_CACHE_SIZE_GB = 20.0
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("", "0", "false", "no", "off")
@@ -72,9 +73,14 @@ def default_model_dir() -> Path:
         value = os.environ.get(env, "").strip()
         if value:
             return Path(value).expanduser()
+    return user_cache_dir() / "models"
+
+
+def user_cache_dir() -> Path:
+    """vsep's folder in the user cache directory (``platformdirs``: ``~/.cache/vsep`` on Linux)."""
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("vsep", appauthor=False)) / "models"
+    return Path(platformdirs.user_cache_dir("vsep", appauthor=False))
 
 
 def offline_from_env() -> bool:
@@ -87,9 +93,13 @@ def stem_cache_dir() -> Path:
     value = os.environ.get(CACHE_DIR_ENV, "").strip()
     if value:
         return Path(value).expanduser()
-    import platformdirs
+    return user_cache_dir() / "stems"
 
-    return Path(platformdirs.user_cache_dir("vsep", appauthor=False)) / "stems"
+
+def calibration_dir() -> Path:
+    """Where `vsep bench` keeps calibrations: ``VSEP_CALIBRATION_DIR``, else ``<user cache dir>/calibration``."""
+    value = os.environ.get(CALIBRATION_DIR_ENV, "").strip()
+    return Path(value) if value else user_cache_dir() / "calibration"
 
 
 def stem_cache_bytes() -> int:

@@ -198,9 +198,9 @@ def cost_of_context(arch: Architecture, ctx: LoadContext) -> ModelCost | None:
 
 
 def _cache_file() -> Path:
-    import platformdirs
+    from vsep_core import config
 
-    return Path(platformdirs.user_cache_dir("vsep", appauthor=False)) / "model_costs.json"
+    return config.user_cache_dir() / "model_costs.json"
 
 
 def cost_of(record: ModelRecord, model_dir: str | Path | None = None, params: Any = None) -> ModelCost | None:
