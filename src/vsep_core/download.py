@@ -11,7 +11,6 @@ file. Offline (``VSEP_OFFLINE=1`` or ``offline=True``) the network is never touc
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import queue
@@ -27,6 +26,7 @@ from pathlib import Path
 from vsep_core import config, sources
 from vsep_core.api import DownloadFile, ModelRecord
 from vsep_core.errors import DownloadError
+from vsep_core.helpers import sha256_file
 
 logger = logging.getLogger("vsep.download")
 
@@ -380,9 +380,6 @@ def _verify(part: Path, file: DownloadFile) -> None:
     if file.size is not None and size != file.size:
         raise _BadContent(f"{file.name}: got {size} bytes, the catalogue expects {file.size}")
     if file.sha256:
-        digest = hashlib.sha256()
-        with part.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != file.sha256.lower():
-            raise _BadContent(f"{file.name}: sha256 {digest.hexdigest()} differs from the catalogue's {file.sha256}")
+        digest = sha256_file(part)
+        if digest != file.sha256.lower():
+            raise _BadContent(f"{file.name}: sha256 {digest} differs from the catalogue's {file.sha256}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import resources
@@ -192,6 +193,12 @@ def load_yaml(path: str | Path, loader: type | None = None, error: type[Exceptio
             raise (error or ModelDataError)(
                 f"{Path(path).name} is not a valid yaml config ({problem}{at}); delete {path} so that it is "
                 "downloaded again (or get a good copy from where it came from)") from exc
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a local file, read in blocks (``hashlib.file_digest``), never whole."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def lazy(module: str, name: str) -> Callable[..., Any]:

@@ -28,13 +28,13 @@ import numpy as np
 import soundfile as sf
 
 from vsep_core.errors import AudioReadError, VsepError
+from vsep_core.helpers import sha256_file
 from vsep_core.pipeline import SlicedStem
 
 FORMAT_VERSION = 1
 HASHES_FILE = "file-hashes.json"
 META_FILE = "meta.json"
 USED_FILE = "used"
-HASH_BLOCK = 1 << 22
 MAX_REMEMBERED_HASHES = 5000
 
 
@@ -245,13 +245,10 @@ class StemCache:
         known = hashes.get(str(path))
         if known and known[0] == stamp:
             return str(known[1])
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(HASH_BLOCK):
-                digest.update(block)
-        hashes[str(path)] = [stamp, digest.hexdigest()]
+        digest = sha256_file(path)
+        hashes[str(path)] = [stamp, digest]
         self._save_hashes(hashes)
-        return digest.hexdigest()
+        return digest
 
     def _load_hashes(self) -> dict[str, Any]:
         if self._hashes is None:

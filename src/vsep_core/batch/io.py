@@ -22,6 +22,7 @@ from typing import Any
 
 from vsep_core.audio import AUDIO_EXTENSIONS
 from vsep_core.errors import AudioReadError, UsageError
+from vsep_core.helpers import sha256_file
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 ATOMIC_PUT_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory", "oss", "r2"}
@@ -243,19 +244,10 @@ def discover_inputs(spec: str | os.PathLike, exclude: str | None = None) -> list
 
 # -- files ----------------------------------------------------------------------------------------------------
 
-def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    """Hex SHA-256 of a local file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def sha256_of(location: str, block: int = 1 << 20) -> str:
     """Hex SHA-256 of a local file or a URL."""
     if not is_url(location):
-        return sha256_file(location, block)
+        return sha256_file(location)
     fs, path = filesystem(location)
     digest = hashlib.sha256()
     with fs.open(path, "rb") as f:
