@@ -166,7 +166,6 @@ class LoadContext(Generic[P]):
     normalization_threshold: float = 0.9
     amplification_threshold: float = 0.0
     invert_using_spec: bool = False
-    use_autocast: bool = False
     use_torch_compile: bool = False
     precision: str = "fp32"  # fp32, bf16 or fp16, resolved for the device (vsep_core.devices.resolve_precision)
     # the stems the run writes when it writes fewer than all (--single_stem), else None: a model may then skip

@@ -121,7 +121,7 @@ class ModelLoader:
         ctx = LoadContext(record=record, model_path=model_path, model_dir=model_dir, config_path=config_path,
                           params=params, device=self.device, normalization_threshold=st.normalization_threshold,
                           amplification_threshold=st.amplification_threshold,
-                          invert_using_spec=st.invert_using_spec, use_autocast=st.use_autocast,
+                          invert_using_spec=st.invert_using_spec,
                           use_torch_compile=st.use_torch_compile, model_data=model_data, logger=log,
                           precision=resolve_precision(wanted, device_type, log),
                           wanted_stems=(st.output_single_stem,) if st.output_single_stem
