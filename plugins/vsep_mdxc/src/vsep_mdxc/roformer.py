@@ -527,7 +527,14 @@ class MaskEstimator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[b, t, bands, dim] -> [b, t, sum(dim_inputs)]."""
         bands = x.unbind(dim=-2)
-        return torch.cat([mlp(band) for band, mlp in zip(bands, self.to_freqs, strict=True)], dim=-1)
+        if torch.is_grad_enabled():
+            return torch.cat([mlp(band) for band, mlp in zip(bands, self.to_freqs, strict=True)], dim=-1)
+        # inference: each band's mask written into place, so the band outputs never exist twice (a cat would)
+        sizes = [mlp[0][-1].out_features // 2 for mlp in self.to_freqs]
+        out = x.new_empty((*x.shape[:-2], sum(sizes)))
+        for part, band, mlp in zip(out.split(sizes, dim=-1), bands, self.to_freqs, strict=True):
+            part.copy_(mlp(band))
+        return out
 
 
 @dataclass
@@ -726,7 +733,10 @@ class _RoformerBase(nn.Module):
         x = self._axial(x)
         if self.final_norm is not None:
             x = self.final_norm(x) if torch.is_grad_enabled() else self.final_norm.normalize_(x)
-        masks = torch.stack([est(x) for est in self.mask_estimators], dim=1)  # [b, n, t, features]
+        if len(self.mask_estimators) == 1:  # one stem: no stacked copy
+            masks = self.mask_estimators[0](x).unsqueeze(1)  # [b, 1, t, features]
+        else:
+            masks = torch.stack([est(x) for est in self.mask_estimators], dim=1)  # [b, n, t, features]
         masks = masks.reshape(*masks.shape[:3], -1, 2).transpose(2, 3)  # [b, n, features/2, t, 2]
         host = complex_host(device)
         masks = torch.view_as_complex(masks.to(host, torch.float32).contiguous())
@@ -840,7 +850,7 @@ class MelBandRoformer(_RoformerBase):
         summed = torch.zeros(b, n, spec.shape[2], t, dtype=masks.dtype, device=masks.device)
         summed.scatter_add_(2, indices.view(1, 1, -1, 1).expand(b, n, -1, t), masks)
         denom = self.num_bands_per_freq.to(masks.device, torch.float32).repeat_interleave(self.audio_channels)
-        return spec * (summed / denom.clamp(min=1e-8).view(1, 1, -1, 1))
+        return spec * summed.div_(denom.clamp(min=1e-8).view(1, 1, -1, 1))
 
 
 _ALIASES = {
