@@ -364,14 +364,15 @@ class Transformer(nn.Module):
             self.layers.append(nn.ModuleList([attn, FeedForward(dim)]))
         self.norm = RMSNorm(dim) if norm_output else nn.Identity()
 
-    max_elements = 2048 * 512
+    max_elements = 1024 * 512
     """Sequences are run through the stack in groups of at most this many activations (tokens x
     dim; at least one sequence): every sequence is independent, so the result is the same, while
     the largest activations (qkv, the 4x feed-forward hidden layer) shrink from the whole batch to
     one group. For BS-RoFormer ep_317 (dim 512) on an 8 s chunk, groups of 4096 tokens took the
     forward's peak from 1.96 to 1.40 GB; small networks get proportionally more tokens per group.
     The size is a memory bound, not a cache tuning: on the AVX512-BF16 EPYC of docs/benchmarks.md
-    the forward's time was flat (within 2%, fp32 and bf16) for groups of 1024 to 16384 tokens."""
+    the forward's time was flat (within 2%, fp32 and bf16) for groups of 1024 to 16384 tokens, so the
+    smallest of those is used (Mel-Band ep_3005, 8 s: 65 -> 18 MB of group temporaries at the peak)."""
 
     def group_size(self, length: int, dim: int) -> int:
         """How many sequences of `length` tokens of `dim` features run through the stack at once."""
@@ -737,6 +738,7 @@ class _RoformerBase(nn.Module):
             masks = self.mask_estimators[0](x).unsqueeze(1)  # [b, 1, t, features]
         else:
             masks = torch.stack([est(x) for est in self.mask_estimators], dim=1)  # [b, n, t, features]
+        del x  # the band x frame activations (74-101 MB for an 8 s chunk) are not needed past the masks
         masks = masks.reshape(*masks.shape[:3], -1, 2).transpose(2, 3)  # [b, n, features/2, t, 2]
         host = complex_host(device)
         masks = torch.view_as_complex(masks.to(host, torch.float32).contiguous())
@@ -839,9 +841,9 @@ class MelBandRoformer(_RoformerBase):
 
     def _gather(self, spec: torch.Tensor) -> torch.Tensor:
         """Pick every band's bins (a bin may appear in two bands): -> [b, t, (bins 2)]."""
-        x = spec[:, self.freq_indices]  # [b, idx, t, 2]
-        b, idx, t, _ = x.shape
-        return x.permute(0, 2, 1, 3).reshape(b, t, idx * 2)
+        x = spec.permute(0, 2, 1, 3).index_select(2, self.freq_indices)  # [b, t, idx, 2]: one copy, in place
+        b, t, idx, _ = x.shape
+        return x.reshape(b, t, idx * 2)
 
     def _apply_masks(self, spec: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """Scatter-add band masks onto bins, average by the number of bands per bin, multiply."""
