@@ -43,7 +43,7 @@ def test_tuned_malloc_reuses_large_blocks_and_can_be_turned_off() -> None:
     assert default["tuned"] is False and default["again"] is False
     # 16 MB of fresh pages per call would be 4096 faults of 4 KiB: tuned, (almost) none are fresh;
     # glibc's defaults fault in some or all of them (how many depends on its adaptive thresholds)
-    assert tuned["faults"] < 300, tuned
+    assert tuned["faults"] < 1024, tuned  # a quarter of one call's fresh pages (other threads fault a few)
     assert default["faults"] > tuned["faults"], (tuned, default)
 
 
