@@ -62,7 +62,10 @@ def _norm_factory(norm: str | None) -> Callable[[int], nn.Module]:
     if name == "batchnorm":
         return nn.BatchNorm2d
     if name == "instancenorm":
-        return lambda c: nn.InstanceNorm2d(c, affine=True)
+        # InstanceNorm2d(c, affine=True) as GroupNorm(c, c): one group per channel is the same statistics and
+        # the same weight/bias names, and torch's GroupNorm CPU kernel is 2-4x faster than InstanceNorm's
+        # batch-norm route (issue 17: 7% of a whole MDX23C forward)
+        return lambda c: nn.GroupNorm(num_groups=c, num_channels=c, eps=1e-5, affine=True)
     if name.startswith("groupnorm"):
         groups = int(name[len("groupnorm"):])
         return lambda c: nn.GroupNorm(num_groups=groups, num_channels=c)
