@@ -155,6 +155,40 @@ class LocalState(nn.Module):
         return x + self.proj(result)
 
 
+def conv1d_as_matmul(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """``conv(x)`` for a stride-1, ungrouped, same-length Conv1d, as batched matrix products.
+
+    DConv's convolutions have few channels (``channels / 8``) and, in the frequency branch, one batch row per
+    frequency: oneDNN runs such shapes far below the matrix-product rate. A kernel-1 conv is one ``baddbmm``;
+    a kernel-k conv (padding ``dilation * (k // 2)``) is one product by the k weight slices stacked, whose
+    k outputs are added shifted by the dilation. Same sums as the convolution, in another order (float
+    rounding). Other convolutions run as they are.
+    """
+    (k,), (dilation,), padding = conv.kernel_size, conv.dilation, conv.padding
+    if (x.dim() != 3 or conv.groups != 1 or conv.stride != (1,) or conv.padding_mode != "zeros"
+            or not isinstance(padding, tuple) or padding[0] != dilation * (k // 2) or k % 2 == 0
+            or x.shape[-1] <= dilation * (k // 2)):
+        return conv(x)
+    weight, bias = conv.weight, conv.bias
+    batch, cin, length = x.shape
+    cout = weight.shape[0]
+    if k == 1:
+        w = weight[:, :, 0].expand(batch, cout, cin)
+        return torch.bmm(w, x) if bias is None else torch.baddbmm(bias[None, :, None], w, x)
+    taps = torch.matmul(weight.permute(2, 0, 1).reshape(k * cout, cin), x).view(batch, k, cout, length)
+    centre = k // 2
+    out = taps[:, centre] if bias is None else taps[:, centre] + bias[:, None]
+    if bias is None:
+        out = out.clone()
+    for j in range(k):
+        shift = (j - centre) * dilation  # output t reads input t + shift
+        if shift > 0:
+            out[..., :-shift] += taps[:, j, :, shift:]
+        elif shift < 0:
+            out[..., -shift:] += taps[:, j, :, :shift]
+    return out
+
+
 class DConv(nn.Module):
     """Residual branch of dilated 1-D convolutions used inside each encoder/decoder layer.
 
@@ -193,7 +227,10 @@ class DConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
-            x = x + layer(x)
+            y = x
+            for module in layer:
+                y = conv1d_as_matmul(module, y) if type(module) is nn.Conv1d else module(y)
+            x = x + y
         return x
 
 

@@ -1,4 +1,4 @@
-"""HTDemucs's transformer attention runs through scaled_dot_product_attention: equal to nn.MultiheadAttention."""
+"""HTDemucs layers run faster ways (scaled_dot_product_attention, convolutions as matrix products): same results."""
 
 from __future__ import annotations
 
@@ -40,3 +40,32 @@ def test_layers_use_it_with_the_checkpoint_names() -> None:
                 cross_layer.cross_attn(x, y, y, need_weights=False)[0])
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch,cin,cout,kernel,dilation,bias", [
+    (7, 6, 24, 1, 1, True), (1, 5, 3, 1, 1, False), (7, 16, 4, 3, 1, True), (3, 16, 4, 3, 2, True),
+    (2, 8, 8, 3, 4, False), (1, 8, 16, 5, 2, True)])
+def test_conv1d_as_matmul_equals_the_convolution(batch: int, cin: int, cout: int, kernel: int, dilation: int,
+                                                 bias: bool) -> None:
+    """DConv's convolutions as batched matrix products: the same output as nn.Conv1d (float rounding)."""
+    from vsep_demucs.htdemucs import conv1d_as_matmul
+
+    torch.manual_seed(kernel * 10 + dilation)
+    conv = nn.Conv1d(cin, cout, kernel, dilation=dilation, padding=dilation * (kernel // 2), bias=bias)
+    x = torch.randn(batch, cin, 41)
+    with torch.inference_mode():
+        expected, ours = conv(x), conv1d_as_matmul(conv, x)
+    assert ours.shape == expected.shape
+    torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_conv1d_as_matmul_leaves_other_convolutions_alone() -> None:
+    """Strided or short inputs run the convolution itself."""
+    from vsep_demucs.htdemucs import conv1d_as_matmul
+
+    conv = nn.Conv1d(4, 4, 3, stride=2, padding=1)
+    x = torch.randn(2, 4, 20)
+    with torch.inference_mode():
+        assert torch.equal(conv1d_as_matmul(conv, x), conv(x))
+        short = nn.Conv1d(4, 4, 3, dilation=4, padding=4)
+        torch.testing.assert_close(conv1d_as_matmul(short, x[..., :3]), short(x[..., :3]))
