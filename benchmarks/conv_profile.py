@@ -12,7 +12,8 @@ the reference's ``uvr_lib_v5.demucs.htdemucs.HTDemucs`` from the same stored arg
 segment (``model.segment`` seconds). The reference is imported from benchmarks/.refenv (refenv.py makes it).
 Weights are copied from vsep's network to the reference's; each forward is timed with `--threads` torch
 threads (wall and process CPU time: on a shared machine, CPU time with one thread is the steadier figure),
-the two alternating. Network time only (no chunking, no I/O). Prints the largest output difference too.
+the two alternating; vsep's inside ``vsep_core.helpers.reuse_freed_memory`` as its tool runs them
+(``--plain-memory``: not). Network time only (no chunking, no I/O). Prints the largest output difference too.
 Not part of the test suite.
 """
 
@@ -95,9 +96,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", choices=("vsep", "reference"), default=None)
     ap.add_argument("--rows", type=int, default=25, help="rows of the --profile table")
     ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--plain-memory", action="store_true", help="run vsep without reuse_freed_memory")
     args = ap.parse_args(argv)
 
+    import contextlib
+
     import torch
+
+    from vsep_core.helpers import reuse_freed_memory
+
+    def memory(name: str) -> contextlib.AbstractContextManager:
+        return reuse_freed_memory() if name == "vsep" and not args.plain_memory else contextlib.nullcontext()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -108,27 +117,33 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             from torch.profiler import ProfilerActivity, profile
 
-            nets[args.profile](x)  # warm up
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
-                nets[args.profile](x)
+            with memory(args.profile):
+                nets[args.profile](x)  # warm up
+                with profile(activities=[ProfilerActivity.CPU]) as prof:
+                    nets[args.profile](x)
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
             return 0
-        outputs = {name: net(x) for name, net in nets.items()}  # warm-up, and the outputs compared
+        outputs = {}
+        for name, net in nets.items():  # warm-up, and the outputs compared
+            with memory(name):
+                outputs[name] = net(x)
         times: dict[str, list[float]] = {name: [] for name in nets}
         cpu: dict[str, list[float]] = {name: [] for name in nets}
         for i in range(args.runs):
             order = list(nets) if i % 2 == 0 else list(nets)[::-1]
             for name in order:
-                started, started_cpu = time.perf_counter(), time.process_time()
-                nets[name](x)
-                times[name].append(time.perf_counter() - started)
-                cpu[name].append(time.process_time() - started_cpu)
+                with memory(name):
+                    started, started_cpu = time.perf_counter(), time.process_time()
+                    nets[name](x)
+                    times[name].append(time.perf_counter() - started)
+                    cpu[name].append(time.process_time() - started_cpu)
                 print(json.dumps({"run": i, "net": name, "wall_s": round(times[name][-1], 3),
                                   "cpu_s": round(cpu[name][-1], 3)}), flush=True)
     best = {name: round(min(t), 3) for name, t in times.items()}
     best_cpu = {name: round(min(t), 3) for name, t in cpu.items()}
     summary: dict[str, Any] = {"arch": args.arch, "seconds_audio": round(x.shape[-1] / 44100, 3),
-                               "threads": args.threads, "best_wall_s": best, "best_cpu_s": best_cpu,
+                               "threads": args.threads, "vsep_reuse_freed_memory": not args.plain_memory,
+                               "best_wall_s": best, "best_cpu_s": best_cpu,
                                "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     if "reference" in best:
         ours, theirs = outputs["vsep"].float(), outputs["reference"].float()

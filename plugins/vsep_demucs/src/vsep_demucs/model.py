@@ -13,7 +13,7 @@ from torch import nn
 
 from vsep_core.api import LoadContext, Progress
 from vsep_core.errors import ModelLoadError, UsageError
-from vsep_core.helpers import half_dtype, mono_or_stereo
+from vsep_core.helpers import half_dtype, mono_or_stereo, reuse_freed_memory
 from vsep_demucs.apply import BagRunner
 from vsep_demucs.checkpoint import build_model, find_signature_file, read_bag, read_package, verify_checksum
 from vsep_demucs.plugin import DemucsParams, parse_segment
@@ -87,7 +87,9 @@ class DemucsModel:
 
         rng = random.Random(self.seed)  # fresh per call: the same input gives the same output
         order = self._wanted or self._order
-        out = self.runner.run(x[None], rng, progress, None if self._wanted is None else [i for _, i in order])[0]
+        wanted = None if self._wanted is None else [i for _, i in order]
+        with reuse_freed_memory():  # large activations: reuse freed memory instead of fresh pages (issue 17)
+            out = self.runner.run(x[None], rng, progress, wanted)[0]
         out = out * std + mean
         stems = out.numpy()
         result: dict[str, np.ndarray] = {}
