@@ -259,8 +259,13 @@ def precision_autocast(device_type: str, precision: str) -> contextlib.AbstractC
 
 _HEAP_LOCK = threading.Lock()
 _heap_users = 0
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
-_GLIBC_TRIM_THRESHOLD, _GLIBC_MMAP_MAX = 128 * 1024, 65536  # glibc's defaults
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4  # glibc's mallopt parameter numbers (malloc.h)
+_GLIBC_MMAP_MAX = 65536  # glibc's default
+# Where glibc's dynamic thresholds settle once large blocks have been freed (the mmap threshold rises to the
+# freed size, at most 32 MB on 64-bit, and the trim threshold to twice it). Setting any parameter turns the
+# dynamic adjustment off for good, so leaving sets these: the state a torch process reaches by itself.
+_SETTLED_MMAP_THRESHOLD = 32 * 1024 * 1024
+_SETTLED_TRIM_THRESHOLD = 2 * _SETTLED_MMAP_THRESHOLD
 
 
 @functools.cache
@@ -285,7 +290,8 @@ def reuse_freed_memory() -> Iterator[None]:
     the kernel's zeroing of it: 15-20% of a CPU forward of a convolutional network is spent there (issue 17).
     With mmap off and trimming deferred, a freed tensor's memory serves the next one. On leaving (the last
     of nested or concurrent users), glibc's defaults come back and free memory is returned to the system
-    (``malloc_trim``). Elsewhere than Linux with glibc: nothing.
+    (``malloc_trim``), with the thresholds where glibc's own adjustment settles for such a process (it cannot
+    be switched back on). Elsewhere than Linux with glibc: nothing.
     """
     global _heap_users
     libc = _glibc()
@@ -304,5 +310,6 @@ def reuse_freed_memory() -> Iterator[None]:
             _heap_users -= 1
             if _heap_users == 0:
                 libc.mallopt(_M_MMAP_MAX, _GLIBC_MMAP_MAX)
-                libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_TRIM_THRESHOLD)
+                libc.mallopt(_M_MMAP_THRESHOLD, _SETTLED_MMAP_THRESHOLD)
+                libc.mallopt(_M_TRIM_THRESHOLD, _SETTLED_TRIM_THRESHOLD)
                 libc.malloc_trim(0)
