@@ -69,3 +69,20 @@ def test_conv1d_as_matmul_leaves_other_convolutions_alone() -> None:
         assert torch.equal(conv1d_as_matmul(conv, x), conv(x))
         short = nn.Conv1d(4, 4, 3, dilation=4, padding=4)
         torch.testing.assert_close(conv1d_as_matmul(short, x[..., :3]), short(x[..., :3]))
+
+
+@pytest.mark.parametrize("batch", [1, 6])
+def test_dconv_equals_its_plain_sequential_layers(batch: int) -> None:
+    """DConv (convolutions as matrix products, LayerScale + residual in one pass) = x + layer(x) per layer."""
+    from vsep_demucs.htdemucs import DConv
+
+    torch.manual_seed(batch)
+    dconv = DConv(16, compress=4, depth=2, init=0.5).eval()
+    x = torch.randn(batch, 16, 50)
+    with torch.inference_mode():
+        expected = x
+        for layer in dconv.layers:
+            expected = expected + layer(expected)
+        ours = dconv(x)
+    assert (ours - x).abs().max() > 1e-3
+    torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)

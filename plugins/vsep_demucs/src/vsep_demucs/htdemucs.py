@@ -79,6 +79,15 @@ class LayerScale(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.scale * x if self.channel_last else self.scale[:, None] * x
 
+    def add_to(self, residual: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``residual + self(x)`` in one pass (addcmul)."""
+        return torch.addcmul(residual, self.scale if self.channel_last else self.scale[:, None], x)
+
+
+def _residual(x: torch.Tensor, gamma: nn.Module, y: torch.Tensor) -> torch.Tensor:
+    """``x + gamma(y)``; a LayerScale gamma in one pass."""
+    return gamma.add_to(x, y) if isinstance(gamma, LayerScale) else x + gamma(y)
+
 
 class BLSTM(nn.Module):
     """Bidirectional LSTM over time with a linear projection back to ``dim`` (Demucs v3 DConv).
@@ -227,10 +236,11 @@ class DConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
+            *body, last = layer
             y = x
-            for module in layer:
+            for module in body:
                 y = conv1d_as_matmul(module, y) if type(module) is nn.Conv1d else module(y)
-            x = x + y
+            x = _residual(x, last, y)  # the LayerScale and the residual add in one pass
         return x
 
 
@@ -479,13 +489,13 @@ class SelfAttentionLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm_first:
-            x = x + self.gamma_1(self._sa(self.norm1(x)))
-            x = x + self.gamma_2(self._ff(self.norm2(x)))
+            x = _residual(x, self.gamma_1, self._sa(self.norm1(x)))
+            x = _residual(x, self.gamma_2, self._ff(self.norm2(x)))
             if self.norm_out is not None:
                 x = self.norm_out(x)
             return x
-        x = self.norm1(x + self.gamma_1(self._sa(x)))
-        return self.norm2(x + self.gamma_2(self._ff(x)))
+        x = self.norm1(_residual(x, self.gamma_1, self._sa(x)))
+        return self.norm2(_residual(x, self.gamma_2, self._ff(x)))
 
 
 class CrossAttentionLayer(nn.Module):
@@ -515,13 +525,13 @@ class CrossAttentionLayer(nn.Module):
 
     def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         if self.norm_first:
-            x = q + self.gamma_1(self._ca(self.norm1(q), self.norm2(k)))
-            x = x + self.gamma_2(self._ff(self.norm3(x)))
+            x = _residual(q, self.gamma_1, self._ca(self.norm1(q), self.norm2(k)))
+            x = _residual(x, self.gamma_2, self._ff(self.norm3(x)))
             if self.norm_out is not None:
                 x = self.norm_out(x)
             return x
-        x = self.norm1(q + self.gamma_1(self._ca(q, k)))
-        return self.norm2(x + self.gamma_2(self._ff(x)))
+        x = self.norm1(_residual(q, self.gamma_1, self._ca(q, k)))
+        return self.norm2(_residual(x, self.gamma_2, self._ff(x)))
 
 
 class CrossTransformerEncoder(nn.Module):
