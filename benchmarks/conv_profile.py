@@ -87,6 +87,21 @@ def build_htdemucs(with_reference: bool) -> tuple[dict[str, Any], Any]:
     return nets, torch.randn(1, 2, samples) * 0.1
 
 
+def forward_flops(net: Any, x: Any) -> float | None:
+    """FLOPs of one forward (torch.utils.flop_counter under FakeTensorMode: no real compute), or None."""
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        with torch.inference_mode(), FakeTensorMode(allow_non_fake_inputs=True) as fake, \
+                FlopCounterMode(display=False) as counter:
+            net(fake.from_tensor(x))
+        return float(counter.get_total_flops())
+    except Exception:  # noqa: BLE001 - an op FakeTensorMode cannot trace: no figure
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Time (or profile) both networks; print one JSON line per run and a summary."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -145,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
                                "threads": args.threads, "vsep_reuse_freed_memory": not args.plain_memory,
                                "best_wall_s": best, "best_cpu_s": best_cpu,
                                "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    flops = forward_flops(nets["vsep"], x)
+    if flops:
+        summary["gflop_per_forward"] = round(flops / 1e9, 1)
+        summary["gflops_per_cpu_s"] = {name: round(flops / 1e9 / t, 1) for name, t in best_cpu.items()}
     if "reference" in best:
         ours, theirs = outputs["vsep"].float(), outputs["reference"].float()
         summary["max_abs_diff"] = float((ours - theirs).abs().max())
