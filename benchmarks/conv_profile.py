@@ -12,8 +12,9 @@ the reference's ``uvr_lib_v5.demucs.htdemucs.HTDemucs`` from the same stored arg
 segment (``model.segment`` seconds). The reference is imported from benchmarks/.refenv (refenv.py makes it).
 Weights are copied from vsep's network to the reference's; each forward is timed with `--threads` torch
 threads (wall and process CPU time: on a shared machine, CPU time with one thread is the steadier figure),
-the two alternating; vsep's inside ``vsep_core.helpers.reuse_freed_memory`` as its tool runs them
-(``--plain-memory``: not). Network time only (no chunking, no I/O). Prints the largest output difference too.
+the two alternating; vsep's as its tool runs them (``--memory tool``: Demucs inside
+``vsep_core.helpers.reuse_freed_memory``, MDX23C not), or ``--memory reuse`` / ``plain`` for both.
+Network time only (no chunking, no I/O). Prints the largest output difference, FLOPs and GFLOP/s too.
 Not part of the test suite.
 """
 
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", choices=("vsep", "reference"), default=None)
     ap.add_argument("--rows", type=int, default=25, help="rows of the --profile table")
     ap.add_argument("--no-reference", action="store_true")
-    ap.add_argument("--plain-memory", action="store_true", help="run vsep without reuse_freed_memory")
+    ap.add_argument("--memory", choices=("tool", "reuse", "plain"), default="tool",
+                    help="vsep's forwards inside reuse_freed_memory: as its tool runs them, always, never")
     args = ap.parse_args(argv)
 
     import contextlib
@@ -121,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     from vsep_core.helpers import reuse_freed_memory
 
     def memory(name: str) -> contextlib.AbstractContextManager:
-        return reuse_freed_memory() if name == "vsep" and not args.plain_memory else contextlib.nullcontext()
+        reuse = args.memory == "reuse" or (args.memory == "tool" and args.arch == "demucs")
+        return reuse_freed_memory() if name == "vsep" and reuse else contextlib.nullcontext()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     best = {name: round(min(t), 3) for name, t in times.items()}
     best_cpu = {name: round(min(t), 3) for name, t in cpu.items()}
     summary: dict[str, Any] = {"arch": args.arch, "seconds_audio": round(x.shape[-1] / 44100, 3),
-                               "threads": args.threads, "vsep_reuse_freed_memory": not args.plain_memory,
+                               "threads": args.threads, "vsep_memory": args.memory,
                                "best_wall_s": best, "best_cpu_s": best_cpu,
                                "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     flops = forward_flops(nets["vsep"], x)

@@ -44,7 +44,7 @@ from vsep_core.api import LoadContext, Progress
 from vsep_core.checkpoints import check_tensors, torch_load
 from vsep_core.chunking import DemixPlan, demix, standardize
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
-from vsep_core.helpers import channels_first, half_dtype, precision_autocast, reuse_freed_memory
+from vsep_core.helpers import channels_first, half_dtype, precision_autocast
 from vsep_mdxc.config import (
     BS_ROFORMER,
     MDX23C,
@@ -328,13 +328,11 @@ class MDXCModel:
     @contextlib.contextmanager
     def _autocast(self) -> Iterator[None]:
         """MDX23C in bf16/fp16: torch autocast in that dtype. The RoFormers hold their transformer matrices
-        in that dtype instead (`half_matmuls`, set at load) and need no autocast; fp32: nothing.
-        MDX23C also keeps freed tensor memory for reuse while it runs (`reuse_freed_memory`: its level-0
-        activations are 128 MB each, and mapping fresh pages for each was ~17% of a CPU forward)."""
+        in that dtype instead (`half_matmuls`, set at load) and need no autocast; fp32: nothing."""
         if self.kind != MDX23C:
             yield
         else:
-            with precision_autocast(self.device.type, self.settings.precision), reuse_freed_memory():
+            with precision_autocast(self.device.type, self.settings.precision):
                 yield
 
     def _run(self, batch: torch.Tensor) -> torch.Tensor:
