@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
     from vsep_mdxc.roformer import build_roformer, half_matmuls, roformer_config
 
+    from vsep_core import allocator
+
+    allocator.keep_large_blocks()  # as vsep's model loader does on a CPU (both networks get it)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     config = yaml.load(args.yaml.read_text(), Loader=yaml.Loader)  # noqa: S506 - the project's own yaml

@@ -9,6 +9,7 @@ VSEP_CACHE_DIR            the chain stem cache (default: the user cache dir, ``s
 VSEP_CACHE_SIZE_GB        its size cap in GB (default 20); least recently used entries go first
 VSEP_LOAD_PLUGINS         only these plugins (comma-separated entry-point or package names)
 VSEP_DISABLE_PLUGINS      all plugins but these
+VSEP_MALLOC_TUNING        0 leaves glibc malloc's thresholds alone (default: tuned, see :mod:`vsep_core.allocator`)
 VSEP_*_URL                download mirrors: see :mod:`vsep_core.sources`
 ========================= ==========================================================
 """
@@ -47,6 +48,7 @@ OFFLINE_ENV = "VSEP_OFFLINE"
 CACHE_DIR_ENV = "VSEP_CACHE_DIR"
 CACHE_SIZE_ENV = "VSEP_CACHE_SIZE_GB"
 CALIBRATION_DIR_ENV = "VSEP_CALIBRATION_DIR"
+MALLOC_TUNING_ENV = "VSEP_MALLOC_TUNING"
 DEFAULT_CACHE_SIZE_GB = 20.0
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("", "0", "false", "no", "off")
@@ -60,6 +62,11 @@ def env_flag(name: str) -> bool:
     if value in FALSE_WORDS:
         return False
     raise UsageError(f"{name}={os.environ[name]!r}: write 1/true/yes/on or 0/false/no/off")
+
+
+def malloc_tuning_enabled() -> bool:
+    """False when ``VSEP_MALLOC_TUNING`` is set to a false word; unset means on."""
+    return MALLOC_TUNING_ENV not in os.environ or env_flag(MALLOC_TUNING_ENV)
 
 
 def default_model_dir() -> Path:

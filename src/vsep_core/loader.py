@@ -10,7 +10,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from vsep_core import plugins
+from vsep_core import allocator, plugins
 from vsep_core.api import Architecture, Device, LoadContext, ModelRecord, SeparationModel
 from vsep_core.devices import requested_precision, resolve_precision
 from vsep_core.errors import ModelLoadError, VsepError
@@ -118,6 +118,8 @@ class ModelLoader:
         params = build_params(arch, st.arch_params.get(arch.flag_prefix))
         wanted = requested_precision(st.precision, st.use_autocast, st.use_native_fp16)
         device_type = (self.device.torch_device or "cpu").split(":")[0]
+        if device_type == "cpu":
+            allocator.keep_large_blocks()
         ctx = LoadContext(record=record, model_path=model_path, model_dir=model_dir, config_path=config_path,
                           params=params, device=self.device, normalization_threshold=st.normalization_threshold,
                           amplification_threshold=st.amplification_threshold,

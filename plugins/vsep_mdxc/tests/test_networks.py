@@ -293,3 +293,49 @@ def test_transformer_groups_of_sequences_give_the_whole_batch_result(monkeypatch
         grouped = tf(x)
     assert calls == [2, 2, 2, 1]
     torch.testing.assert_close(grouped, whole, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("base", [TINY_BS, TINY_MEL], ids=["bs", "mel"])
+@pytest.mark.parametrize(("options", "max_tokens"), [
+    ({}, 4096),  # every sequence of an axis in one group
+    ({}, 1),  # one band / one frame per group: the time groups are views of the activations themselves
+    ({"depth": 2, "skip_connection": True}, 3),
+    ({"linear_transformer_depth": 1}, 5),
+], ids=["one-group", "one-sequence-groups", "skip-connection", "linear-attention"])
+def test_inference_runs_the_axial_stack_in_place_with_the_training_result(
+        base: dict, options: dict, max_tokens: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inference (groups of sequences updated in place, residual adds in place, norms fused) gives what the
+    autograd path (new tensors everywhere) gives, for several items, group sizes and layouts."""
+    from vsep_mdxc.roformer import Transformer
+
+    cfg = copy.deepcopy(base)
+    cfg["model"].update(options)
+    net = build_net(cfg, seed=3).eval()
+    monkeypatch.setattr(Transformer, "max_elements", max_tokens * cfg["model"]["dim"])
+    x = torch.randn(2, 2, 3000)
+    with torch.enable_grad():
+        reference = net(x).detach()
+    inplace = _run(net, x)
+    torch.testing.assert_close(inplace, reference, rtol=1e-5, atol=1e-6)
+    assert reference.abs().max() > 0
+
+
+@pytest.mark.parametrize("base", [TINY_BS, TINY_MEL], ids=["bs", "mel"])
+def test_half_matmuls_folds_the_norm_gains_and_stays_close_to_fp32(base: dict) -> None:
+    """bf16 matrices with the RMSNorm gains folded into them: the same network to bf16 accuracy, and the
+    folded norms hold gains of one (the product would otherwise apply them twice)."""
+    from vsep_mdxc.roformer import Attention, FeedForward, half_matmuls
+
+    net = build_net(copy.deepcopy(base), seed=4).eval()
+    x = torch.randn(1, 2, 4000)
+    fp32 = _run(net, x)
+    assert half_matmuls(net, torch.bfloat16) > 0
+    attention = next(m for m in net.modules() if isinstance(m, Attention))
+    feed_forward = next(m for m in net.modules() if isinstance(m, FeedForward))
+    assert attention.norm_folded and feed_forward.norm_folded
+    assert torch.equal(attention.norm.gamma, torch.ones_like(attention.norm.gamma))
+    assert attention.to_qkv.weight.dtype == torch.bfloat16 and attention.to_gates.weight.dtype == torch.float32
+    half = _run(net, x)
+    error = (half - fp32).pow(2).sum() / fp32.pow(2).sum()
+    assert 10 * torch.log10(1 / error) > 30  # dB; bf16 keeps ~8 bits per product
+    assert not torch.equal(half, fp32)

@@ -60,6 +60,26 @@ class RMSNorm(nn.Module):
         # sqrt(dim) / ||x|| on the small [..., 1] tensor first: two passes over x instead of three
         return x * (self.scale * _inverse_norm(x)).to(x.dtype) * self.gamma
 
+    def normalize_(self, x: torch.Tensor) -> torch.Tensor:
+        """`forward` in place (the same arithmetic): for inference, where nothing else reads x afterwards."""
+        return x.mul_((self.scale * _inverse_norm(x)).to(x.dtype)).mul_(self.gamma)
+
+
+def _normalized(norm: RMSNorm, x: torch.Tensor, dtype: torch.dtype, gamma_folded: bool
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`norm(x)` and sqrt(dim) / ||x|| ([..., 1]): the input of a block's first matrices.
+
+    With `gamma_folded` (half precision, `half_matmuls`) the norm's gamma is already in the matrices,
+    so the normalised input is one float32 product written straight into `dtype`: one pass over x
+    instead of three (scale, gamma, cast) and no float32 temporaries. Otherwise `norm(x)` in x's dtype.
+    """
+    row_scale = (norm.scale * _inverse_norm(x)).to(x.dtype)
+    if gamma_folded:
+        return torch.mul(x, row_scale, out=torch.empty(x.shape, dtype=dtype, device=x.device)), row_scale
+    if torch.is_grad_enabled():
+        return x * row_scale * norm.gamma, row_scale
+    return torch.mul(x, row_scale).mul_(norm.gamma), row_scale
+
 
 class RotaryEmbedding(nn.Module):
     """Rotary position embedding over interleaved pairs of the head dimension (full rotation).
@@ -174,13 +194,21 @@ class Attention(nn.Module):
         self.to_out = nn.Sequential(nn.Linear(inner, dim, bias=False), nn.Dropout(0.0))
         self.to_value_residual_mix = nn.Linear(dim, heads) if value_residual_mix else None
 
+    norm_folded = False
+    """Set by `half_matmuls`: the norm's gamma is multiplied into `to_qkv` and `to_gates` (see `_normalized`)."""
+
     def forward(self, x: torch.Tensor, value_residual: torch.Tensor | None = None,
                 return_values: bool = False) -> Any:
         """[b, n, dim] -> [b, n, dim]; with `return_values`, (output, the values before any mixing)."""
-        x = self.norm(x)
-        b, n, _ = x.shape
         # the matrices may be stored in half precision (`half_matmuls`): the product runs in theirs
-        qkv = self.to_qkv(x.to(self.to_qkv.weight.dtype)).reshape(b, n, 3, self.heads, -1)  # [b, n, (q k v), h, d]
+        normed, row_scale = _normalized(self.norm, x, self.to_qkv.weight.dtype, self.norm_folded)
+        b, n, _ = normed.shape
+        qkv = self.to_qkv(normed.to(self.to_qkv.weight.dtype)).reshape(b, n, 3, self.heads, -1)  # [b,n,(q k v),h,d]
+        if self.norm_folded:  # the gates from the float32 input: sigmoid(row_scale * (x W'^T) + bias)
+            gate_logits = torch.addcmul(self.to_gates.bias, F.linear(x, self.to_gates.weight), row_scale)
+        else:
+            gate_logits = self.to_gates(normed)
+        x = normed
         v = qkv[:, :, 2].transpose(1, 2)
         values = v
         if self.to_value_residual_mix is not None:
@@ -202,8 +230,8 @@ class Attention(nn.Module):
         else:
             q, k = qkv[:, :, :2].permute(2, 0, 3, 1, 4)
             out = F.scaled_dot_product_attention(q, k, v)
-        gates = self.to_gates(x).sigmoid().to(out.dtype)  # [b, n, h]
-        out = out * gates.transpose(1, 2).unsqueeze(-1)
+        gates = gate_logits.sigmoid().to(out.dtype)  # [b, n, h]
+        out = out.mul_(gates.transpose(1, 2).unsqueeze(-1))
         out = self.to_out(out.transpose(1, 2).reshape(b, n, -1))
         return (out, values) if return_values else out
 
@@ -307,10 +335,16 @@ class FeedForward(nn.Module):
         self.net = nn.Sequential(RMSNorm(dim), nn.Linear(dim, inner), nn.GELU(), nn.Dropout(0.0),
                                  nn.Linear(inner, dim), nn.Dropout(0.0))
 
+    norm_folded = False
+    """Set by `half_matmuls`: the norm's gamma is multiplied into the first matrix (see `_normalized`)."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[..., dim] -> [..., dim] (in the matrices' dtype: see `half_matmuls`)."""
         norm, first, act, _, second, _ = self.net
-        return second(act(first(norm(x).to(first.weight.dtype))))
+        hidden = first(_normalized(norm, x, first.weight.dtype, self.norm_folded)[0].to(first.weight.dtype))
+        if torch.is_grad_enabled():
+            return second(act(hidden))
+        return second(torch.ops.aten.gelu_(hidden, approximate=act.approximate))  # the 4x hidden layer: no copy
 
 
 class Transformer(nn.Module):
@@ -337,9 +371,13 @@ class Transformer(nn.Module):
     one group. For BS-RoFormer ep_317 (dim 512) on an 8 s chunk, groups of 4096 tokens take the
     forward's peak from 1.96 to 1.40 GB; small networks get proportionally more tokens per group."""
 
+    def group_size(self, length: int, dim: int) -> int:
+        """How many sequences of `length` tokens of `dim` features run through the stack at once."""
+        return max(1, self.max_elements // max(1, length * dim))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[b, n, dim] -> [b, n, dim]."""
-        group = max(1, self.max_elements // max(1, x.shape[1] * x.shape[2]))
+        group = self.group_size(x.shape[1], x.shape[2])
         if x.shape[0] <= group or torch.is_grad_enabled():
             return self._stack(x)
         out: torch.Tensor | None = None
@@ -356,6 +394,51 @@ class Transformer(nn.Module):
             x = attn(x) + x
             x = ff(x) + x
         return self.norm(x)
+
+    def forward_(self, x: torch.Tensor) -> torch.Tensor:
+        """`forward` for inference with the residual stream kept in x's own memory (x is overwritten).
+
+        The caller passes a tensor it owns (a group of sequences it copied out, or a slice of its own
+        activations); each residual add is one in-place pass instead of a new tensor. Returns the
+        result: x itself, or the output norm's new tensor.
+        """
+        if torch.is_grad_enabled():
+            raise RuntimeError("Transformer.forward_ is for inference (no autograd)")
+        for attn, ff in self.layers:
+            x.add_(attn(x))
+            x.add_(ff(x))
+        return self.norm(x)
+
+
+def _along_time_(transformer: Transformer, x: torch.Tensor) -> None:
+    """Run `transformer` over the time sequences (one per item and band) of x [b, t, bands, dim], in place.
+
+    A few bands at a time (`Transformer.group_size`): only those bands' sequences are copied out and
+    back, so the axial stack holds one full activation tensor instead of three (the transposed copies
+    for each axis and the transformer's output), about 100 MB each for an 8 s chunk at dim 512.
+    """
+    b, t, f, d = x.shape
+    bands = max(1, transformer.group_size(t, d) // b)
+    for start in range(0, f, bands):
+        part = x[:, :, start:start + bands]  # [b, t, g, d]
+        g = part.shape[2]
+        sequences = part.transpose(1, 2).reshape(b * g, t, d)  # a copy, unless one band per item makes it a view
+        out = transformer.forward_(sequences)
+        if out is sequences and sequences.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+            continue  # the stack ran in x itself
+        part.copy_(out.view(b, g, t, d).transpose(1, 2))
+
+
+def _along_frequency_(transformer: Transformer, x: torch.Tensor) -> None:
+    """Run `transformer` over the band sequences (one per item and frame) of x [b, t, bands, dim], in place."""
+    b, t, f, d = x.shape
+    rows = x.view(b * t, f, d)  # each row a sequence, contiguous: groups are plain slices
+    group = transformer.group_size(f, d)
+    for start in range(0, b * t, group):
+        part = rows[start:start + group]
+        out = transformer.forward_(part)
+        if out is not part:
+            part.copy_(out)
 
 
 class ExperimentalTransformer(nn.Module):
@@ -409,7 +492,14 @@ class BandSplit(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[b, t, sum(dim_inputs)] -> [b, t, bands, dim]."""
         parts = x.split(self.dim_inputs, dim=-1)
-        return torch.stack([net(p) for p, net in zip(parts, self.to_features, strict=True)], dim=-2)
+        out: torch.Tensor | None = None
+        for band, (part, net) in enumerate(zip(parts, self.to_features, strict=True)):
+            features = net(part)
+            if out is None:  # written band by band: the bands' outputs never exist twice (a stack would)
+                out = features.new_empty((*features.shape[:-1], len(parts), features.shape[-1]))
+            out[..., band, :] = features
+        assert out is not None
+        return out
 
 
 def _mlp(dim_in: int, dim_out: int, dim_hidden: int, hidden_layers: int) -> nn.Sequential:
@@ -573,13 +663,17 @@ class _RoformerBase(nn.Module):
                 time_tf, freq_tf = block
             if self.cfg.skip_connection:
                 for earlier in store:
-                    x = x + earlier
-            b, t, f, d = x.shape
-            x = x.transpose(1, 2).reshape(b * f, t, d)
-            x = time_tf(x)
-            x = x.reshape(b, f, t, d).transpose(1, 2).reshape(b * t, f, d)
-            x = freq_tf(x)
-            x = x.reshape(b, t, f, d)
+                    x = x + earlier  # a new tensor: what `store` holds is never changed in place below
+            if torch.is_grad_enabled():
+                b, t, f, d = x.shape
+                x = x.transpose(1, 2).reshape(b * f, t, d)
+                x = time_tf(x)
+                x = x.reshape(b, f, t, d).transpose(1, 2).reshape(b * t, f, d)
+                x = freq_tf(x)
+                x = x.reshape(b, t, f, d)
+            else:
+                _along_time_(time_tf, x)
+                _along_frequency_(freq_tf, x)
             if self.cfg.skip_connection:
                 store.append(x)
         return x
@@ -629,7 +723,7 @@ class _RoformerBase(nn.Module):
         x = self.band_split(x.to(dtype))
         x = self._axial(x)
         if self.final_norm is not None:
-            x = self.final_norm(x)
+            x = self.final_norm(x) if torch.is_grad_enabled() else self.final_norm.normalize_(x)
         masks = torch.stack([est(x) for est in self.mask_estimators], dim=1)  # [b, n, t, features]
         masks = masks.reshape(*masks.shape[:3], -1, 2).transpose(2, 3)  # [b, n, features/2, t, 2]
         host = complex_host(device)
@@ -846,14 +940,27 @@ def half_matmuls(net: nn.Module, dtype: torch.dtype) -> int:
     for module in net.modules():
         if isinstance(module, Attention):
             targets = [module.to_qkv, module.to_out[0]]
+            if module.to_value_residual_mix is None:  # value-residual mixing reads the normed input itself
+                _fold_gamma(module.norm, [module.to_qkv, module.to_gates])
+                module.norm_folded = True
         elif isinstance(module, FeedForward):
             targets = [module.net[1], module.net[4]]
+            _fold_gamma(module.net[0], [module.net[1]])
+            module.norm_folded = True
         else:
             continue
         for linear in targets:
             linear.to(dtype)
             count += 1
     return count
+
+
+def _fold_gamma(norm: RMSNorm, linears: Sequence[nn.Linear]) -> None:
+    """Multiply the norm's gamma into the columns of the matrices that read its output (in float32)."""
+    with torch.no_grad():
+        for linear in linears:
+            linear.weight.mul_(norm.gamma.to(linear.weight.dtype))
+        norm.gamma.fill_(1.0)
 
 
 def build_roformer(cfg: RoformerConfig, variant: str, mask_head: MaskHeadFactory | None = None) -> _RoformerBase:
