@@ -13,8 +13,10 @@ segment (``model.segment`` seconds). The reference is imported from benchmarks/.
 Weights are copied from vsep's network to the reference's; each forward is timed with `--threads` torch
 threads (wall and process CPU time: on a shared machine, CPU time with one thread is the steadier figure),
 the two alternating; vsep's as its tool runs them (``--memory tool``: Demucs inside
-``vsep_core.helpers.reuse_freed_memory``, MDX23C not), or ``--memory reuse`` / ``plain`` for both.
-Network time only (no chunking, no I/O). Prints the largest output difference, FLOPs and GFLOP/s too.
+``vsep_core.allocator.reuse_all_blocks``, MDX23C not), or ``--memory reuse`` / ``plain`` for both.
+glibc's thresholds are tuned for the whole process as vsep's loader does (``keep_large_blocks``; the
+reference's own runs do not have it). Network time only (no chunking, no I/O). Prints the largest output
+difference, FLOPs and GFLOP/s too.
 Not part of the test suite.
 """
 
@@ -113,19 +115,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=25, help="rows of the --profile table")
     ap.add_argument("--no-reference", action="store_true")
     ap.add_argument("--memory", choices=("tool", "reuse", "plain"), default="tool",
-                    help="vsep's forwards inside reuse_freed_memory: as its tool runs them, always, never")
+                    help="vsep's forwards inside reuse_all_blocks: as its tool runs them, always, never")
     args = ap.parse_args(argv)
 
     import contextlib
 
     import torch
 
-    from vsep_core.helpers import reuse_freed_memory
+    from vsep_core.allocator import keep_large_blocks, reuse_all_blocks
 
     def memory(name: str) -> contextlib.AbstractContextManager:
         reuse = args.memory == "reuse" or (args.memory == "tool" and args.arch == "demucs")
-        return reuse_freed_memory() if name == "vsep" and reuse else contextlib.nullcontext()
+        return reuse_all_blocks() if name == "vsep" and reuse else contextlib.nullcontext()
 
+    keep_large_blocks()  # as vsep's loader does, for the whole process
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     with_reference = not args.no_reference or args.profile == "reference"

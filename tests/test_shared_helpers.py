@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from vsep_core import helpers, msst
+from vsep_core import msst
 from vsep_core.checkpoints import load_strict, read_state_dict
 from vsep_core.errors import ModelLoadError, UsageError
 from vsep_core.helpers import channels_first, mono_or_stereo
@@ -127,27 +127,3 @@ def test_channels_first() -> None:
     for bad in (np.zeros((2, 0)), np.zeros((1, 2, 3))):
         assert "expected audio [channels, samples]" in one_line_error(UsageError, channels_first, bad)
 
-
-def _faults_of_large_blocks(times: int = 4) -> int:
-    """Page faults of making, filling and freeing a 64 MB tensor `times` times (torch's allocator: plain
-    malloc; numpy asks for huge pages, which hides the difference)."""
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(times):
-        block = torch.empty(16 * 1024 * 1024)
-        block.fill_(1.0)
-        del block
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-
-@pytest.mark.skipif(helpers._glibc() is None, reason="glibc's malloc only (Linux)")
-def test_reuse_freed_memory_keeps_large_blocks_and_restores_the_defaults() -> None:
-    """Inside, a freed 64 MB block serves the next one (no fresh pages); outside, glibc maps fresh ones again."""
-    outside = _faults_of_large_blocks()
-    assert outside > 4 * 8000  # each 64 MB block: ~16k fresh 4 KiB pages
-    with helpers.reuse_freed_memory(), helpers.reuse_freed_memory():  # nests
-        _faults_of_large_blocks(1)
-        inside = _faults_of_large_blocks()
-    assert inside < outside / 4
-    assert _faults_of_large_blocks() > 4 * 8000  # the defaults are back

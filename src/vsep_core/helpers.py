@@ -11,8 +11,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import platform
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
@@ -255,61 +253,3 @@ def precision_autocast(device_type: str, precision: str) -> contextlib.AbstractC
     import torch
 
     return torch.autocast(device_type=device_type, dtype=dtype)
-
-
-_HEAP_LOCK = threading.Lock()
-_heap_users = 0
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4  # glibc's mallopt parameter numbers (malloc.h)
-_GLIBC_MMAP_MAX = 65536  # glibc's default
-# Where glibc's dynamic thresholds settle once large blocks have been freed (the mmap threshold rises to the
-# freed size, at most 32 MB on 64-bit, and the trim threshold to twice it). Setting any parameter turns the
-# dynamic adjustment off for good, so leaving sets these: the state a torch process reaches by itself.
-_SETTLED_MMAP_THRESHOLD = 32 * 1024 * 1024
-_SETTLED_TRIM_THRESHOLD = 2 * _SETTLED_MMAP_THRESHOLD
-
-
-@functools.cache
-def _glibc() -> Any:
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return None
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None)
-        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-@contextlib.contextmanager
-def reuse_freed_memory() -> Iterator[None]:
-    """Inside: glibc's malloc serves large blocks from its heap and keeps what is freed, for reuse.
-
-    By default glibc maps fresh pages for every block over 32 MB (the size of a large activation tensor) and
-    unmaps them when it is freed, so every such tensor a network makes costs a page fault per 4 KiB page and
-    the kernel's zeroing of it: 15-20% of a CPU forward of a convolutional network is spent there (issue 17).
-    With mmap off and trimming deferred, a freed tensor's memory serves the next one. On leaving (the last
-    of nested or concurrent users), glibc's defaults come back and free memory is returned to the system
-    (``malloc_trim``), with the thresholds where glibc's own adjustment settles for such a process (it cannot
-    be switched back on). Elsewhere than Linux with glibc: nothing.
-    """
-    global _heap_users
-    libc = _glibc()
-    if libc is None:
-        yield
-        return
-    with _HEAP_LOCK:
-        _heap_users += 1
-        if _heap_users == 1:
-            libc.mallopt(_M_MMAP_MAX, 0)
-            libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
-    try:
-        yield
-    finally:
-        with _HEAP_LOCK:
-            _heap_users -= 1
-            if _heap_users == 0:
-                libc.mallopt(_M_MMAP_MAX, _GLIBC_MMAP_MAX)
-                libc.mallopt(_M_MMAP_THRESHOLD, _SETTLED_MMAP_THRESHOLD)
-                libc.mallopt(_M_TRIM_THRESHOLD, _SETTLED_TRIM_THRESHOLD)
-                libc.malloc_trim(0)

@@ -11,9 +11,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from vsep_core.allocator import reuse_all_blocks
 from vsep_core.api import LoadContext, Progress
 from vsep_core.errors import ModelLoadError, UsageError
-from vsep_core.helpers import half_dtype, mono_or_stereo, reuse_freed_memory
+from vsep_core.helpers import half_dtype, mono_or_stereo
 from vsep_demucs.apply import BagRunner
 from vsep_demucs.checkpoint import build_model, find_signature_file, read_bag, read_package, verify_checksum
 from vsep_demucs.plugin import DemucsParams, parse_segment
@@ -88,7 +89,7 @@ class DemucsModel:
         rng = random.Random(self.seed)  # fresh per call: the same input gives the same output
         order = self._wanted or self._order
         wanted = None if self._wanted is None else [i for _, i in order]
-        with reuse_freed_memory():  # large activations: reuse freed memory instead of fresh pages (issue 17)
+        with reuse_all_blocks():  # large activations: reuse freed memory instead of fresh pages (issue 17)
             out = self.runner.run(x[None], rng, progress, wanted)[0]
         out = out * std + mean
         stems = out.numpy()

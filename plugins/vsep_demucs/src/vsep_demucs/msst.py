@@ -25,11 +25,12 @@ import torch
 import yaml
 
 from vsep_core import checkpoints
+from vsep_core.allocator import reuse_all_blocks
 from vsep_core.api import LoadContext, Progress
 from vsep_core.checkpoints import check_tensors
 from vsep_core.chunking import DemixPlan, demix, standardize
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
-from vsep_core.helpers import channels_first, precision_autocast, reuse_freed_memory
+from vsep_core.helpers import channels_first, precision_autocast
 from vsep_core.msst import config_beside, read_msst_yaml
 from vsep_demucs.htdemucs import HTDemucs
 from vsep_demucs.model import STEM_NAMES
@@ -96,7 +97,7 @@ class MSSTHTDemucsModel:
         mean, std = 0.0, 1.0
         if self.normalize:
             mix, mean, std = standardize(mix)
-        with reuse_freed_memory():  # large activations: reuse freed memory instead of fresh pages (issue 17)
+        with reuse_all_blocks():  # large activations: reuse freed memory instead of fresh pages (issue 17)
             out = demix(mix, self._forward, self.plan, self.batch_size, progress)
         if out.ndim == 2:
             out = out[None]
