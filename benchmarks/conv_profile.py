@@ -12,12 +12,9 @@ the reference's ``uvr_lib_v5.demucs.htdemucs.HTDemucs`` from the same stored arg
 segment (``model.segment`` seconds). The reference is imported from benchmarks/.refenv (refenv.py makes it).
 Weights are copied from vsep's network to the reference's; each forward is timed with `--threads` torch
 threads (wall and process CPU time: on a shared machine, CPU time with one thread is the steadier figure),
-the two alternating; vsep's as its tool runs them (``--memory tool``: Demucs inside
-``vsep_core.allocator.reuse_all_blocks``, MDX23C not), or ``--memory reuse`` / ``plain`` for both.
-glibc's thresholds are tuned for the whole process as vsep's loader does (``keep_large_blocks``; the
-reference's own runs do not have it). Network time only (no chunking, no I/O). Prints the largest output
-difference, FLOPs and GFLOP/s too.
-Not part of the test suite.
+the two alternating. glibc's malloc thresholds are tuned for the whole process as vsep's loader does
+(``vsep_core.allocator.keep_large_blocks``; the reference's own runs do not have it). Network time only (no
+chunking, no I/O). Prints the largest output difference, FLOPs and GFLOP/s too. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -114,19 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", choices=("vsep", "reference"), default=None)
     ap.add_argument("--rows", type=int, default=25, help="rows of the --profile table")
     ap.add_argument("--no-reference", action="store_true")
-    ap.add_argument("--memory", choices=("tool", "reuse", "plain"), default="tool",
-                    help="vsep's forwards inside reuse_all_blocks: as its tool runs them, always, never")
     args = ap.parse_args(argv)
-
-    import contextlib
 
     import torch
 
-    from vsep_core.allocator import keep_large_blocks, reuse_all_blocks
-
-    def memory(name: str) -> contextlib.AbstractContextManager:
-        reuse = args.memory == "reuse" or (args.memory == "tool" and args.arch == "demucs")
-        return reuse_all_blocks() if name == "vsep" and reuse else contextlib.nullcontext()
+    from vsep_core.allocator import keep_large_blocks
 
     keep_large_blocks()  # as vsep's loader does, for the whole process
     torch.set_num_threads(args.threads)
@@ -138,33 +127,27 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             from torch.profiler import ProfilerActivity, profile
 
-            with memory(args.profile):
-                nets[args.profile](x)  # warm up
-                with profile(activities=[ProfilerActivity.CPU]) as prof:
-                    nets[args.profile](x)
+            nets[args.profile](x)  # warm up
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                nets[args.profile](x)
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
             return 0
-        outputs = {}
-        for name, net in nets.items():  # warm-up, and the outputs compared
-            with memory(name):
-                outputs[name] = net(x)
+        outputs = {name: net(x) for name, net in nets.items()}  # warm-up, and the outputs compared
         times: dict[str, list[float]] = {name: [] for name in nets}
         cpu: dict[str, list[float]] = {name: [] for name in nets}
         for i in range(args.runs):
             order = list(nets) if i % 2 == 0 else list(nets)[::-1]
             for name in order:
-                with memory(name):
-                    started, started_cpu = time.perf_counter(), time.process_time()
-                    nets[name](x)
-                    times[name].append(time.perf_counter() - started)
-                    cpu[name].append(time.process_time() - started_cpu)
+                started, started_cpu = time.perf_counter(), time.process_time()
+                nets[name](x)
+                times[name].append(time.perf_counter() - started)
+                cpu[name].append(time.process_time() - started_cpu)
                 print(json.dumps({"run": i, "net": name, "wall_s": round(times[name][-1], 3),
                                   "cpu_s": round(cpu[name][-1], 3)}), flush=True)
     best = {name: round(min(t), 3) for name, t in times.items()}
     best_cpu = {name: round(min(t), 3) for name, t in cpu.items()}
     summary: dict[str, Any] = {"arch": args.arch, "seconds_audio": round(x.shape[-1] / 44100, 3),
-                               "threads": args.threads, "vsep_memory": args.memory,
-                               "best_wall_s": best, "best_cpu_s": best_cpu,
+                               "threads": args.threads, "best_wall_s": best, "best_cpu_s": best_cpu,
                                "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     flops = forward_flops(nets["vsep"], x)
     if flops:

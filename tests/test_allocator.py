@@ -58,34 +58,3 @@ def test_a_bad_tuning_value_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) ->
     assert config.malloc_tuning_enabled() is False
     monkeypatch.delenv("VSEP_MALLOC_TUNING")
     assert config.malloc_tuning_enabled() is True
-
-
-def _faults_of_large_blocks(times: int = 4) -> int:
-    """Page faults of making, filling and freeing a 64 MB tensor `times` times."""
-    import resource
-
-    import torch
-
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(times):
-        block = torch.empty(16 * 1024 * 1024)
-        block.fill_(1.0)
-        del block
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
-def test_reuse_all_blocks_keeps_blocks_above_32_mb_and_lets_them_go_after() -> None:
-    """Inside, a freed 64 MB block (above keep_large_blocks' 32 MB) serves the next one; outside, glibc maps
-    fresh ones again."""
-    from vsep_core import allocator
-
-    if not allocator.keep_large_blocks():
-        pytest.skip("glibc tuning is off (VSEP_MALLOC_TUNING=0) or not glibc")
-    outside = _faults_of_large_blocks()
-    assert outside > 4 * 8000  # each 64 MB block: ~16k fresh 4 KiB pages
-    with allocator.reuse_all_blocks(), allocator.reuse_all_blocks():  # nests
-        _faults_of_large_blocks(1)
-        inside = _faults_of_large_blocks()
-    assert inside < outside / 4
-    assert _faults_of_large_blocks() > 4 * 8000  # mmap is back for blocks above 32 MB

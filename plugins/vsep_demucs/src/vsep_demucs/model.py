@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from vsep_core.allocator import reuse_all_blocks
 from vsep_core.api import LoadContext, Progress
 from vsep_core.errors import ModelLoadError, UsageError
 from vsep_core.helpers import half_dtype, mono_or_stereo
@@ -89,8 +88,7 @@ class DemucsModel:
         rng = random.Random(self.seed)  # fresh per call: the same input gives the same output
         order = self._wanted or self._order
         wanted = None if self._wanted is None else [i for _, i in order]
-        with reuse_all_blocks():  # large activations: reuse freed memory instead of fresh pages (issue 17)
-            out = self.runner.run(x[None], rng, progress, wanted)[0]
+        out = self.runner.run(x[None], rng, progress, wanted)[0]
         out = out * std + mean
         stems = out.numpy()
         result: dict[str, np.ndarray] = {}

@@ -25,7 +25,6 @@ import torch
 import yaml
 
 from vsep_core import checkpoints
-from vsep_core.allocator import reuse_all_blocks
 from vsep_core.api import LoadContext, Progress
 from vsep_core.checkpoints import check_tensors
 from vsep_core.chunking import DemixPlan, demix, standardize
@@ -97,8 +96,7 @@ class MSSTHTDemucsModel:
         mean, std = 0.0, 1.0
         if self.normalize:
             mix, mean, std = standardize(mix)
-        with reuse_all_blocks():  # large activations: reuse freed memory instead of fresh pages (issue 17)
-            out = demix(mix, self._forward, self.plan, self.batch_size, progress)
+        out = demix(mix, self._forward, self.plan, self.batch_size, progress)
         if out.ndim == 2:
             out = out[None]
         result: dict[str, np.ndarray] = {}
