@@ -68,3 +68,15 @@ def test_precision_resolution(monkeypatch, caplog) -> None:
         devices.requested_precision("bf16", use_autocast=True)
     with pytest.raises(UsageError, match="exclude each other"):
         devices.requested_precision("fp32", use_autocast=True, use_native_fp16=True)
+
+
+def test_choosing_the_cpu_does_not_import_onnx_runtime() -> None:
+    """A CPU run of a torch model never needs ONNX Runtime's providers (importing it costs ~20 MB of RSS)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from vsep_core.devices import vsep_select_device as pick; "
+             "d = pick(None, False) if not __import__('torch').cuda.is_available() else pick('cpu', False); "
+             "print(d.torch_device, d.onnx_providers, 'onnxruntime' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "cpu" and "CPUExecutionProvider" in out[1] and out[-1] == "False", out

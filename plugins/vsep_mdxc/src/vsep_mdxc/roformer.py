@@ -364,12 +364,14 @@ class Transformer(nn.Module):
             self.layers.append(nn.ModuleList([attn, FeedForward(dim)]))
         self.norm = RMSNorm(dim) if norm_output else nn.Identity()
 
-    max_elements = 4096 * 512
+    max_elements = 2048 * 512
     """Sequences are run through the stack in groups of at most this many activations (tokens x
     dim; at least one sequence): every sequence is independent, so the result is the same, while
     the largest activations (qkv, the 4x feed-forward hidden layer) shrink from the whole batch to
-    one group. For BS-RoFormer ep_317 (dim 512) on an 8 s chunk, groups of 4096 tokens take the
-    forward's peak from 1.96 to 1.40 GB; small networks get proportionally more tokens per group."""
+    one group. For BS-RoFormer ep_317 (dim 512) on an 8 s chunk, groups of 4096 tokens took the
+    forward's peak from 1.96 to 1.40 GB; small networks get proportionally more tokens per group.
+    The size is a memory bound, not a cache tuning: on the AVX512-BF16 EPYC of docs/benchmarks.md
+    the forward's time was flat (within 2%, fp32 and bf16) for groups of 1024 to 16384 tokens."""
 
     def group_size(self, length: int, dim: int) -> int:
         """How many sequences of `length` tokens of `dim` features run through the stack at once."""
