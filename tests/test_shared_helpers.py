@@ -126,4 +126,3 @@ def test_channels_first() -> None:
     assert channels_first(np.zeros(5, np.float64)).shape == (1, 5)
     for bad in (np.zeros((2, 0)), np.zeros((1, 2, 3))):
         assert "expected audio [channels, samples]" in one_line_error(UsageError, channels_first, bad)
-
