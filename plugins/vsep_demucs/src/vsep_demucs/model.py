@@ -87,8 +87,7 @@ class DemucsModel:
 
         rng = random.Random(self.seed)  # fresh per call: the same input gives the same output
         order = self._wanted or self._order
-        wanted = None if self._wanted is None else [i for _, i in order]
-        out = self.runner.run(x[None], rng, progress, wanted)[0]
+        out = self.runner.run(x[None], rng, progress, None if self._wanted is None else [i for _, i in order])[0]
         out = out * std + mean
         stems = out.numpy()
         result: dict[str, np.ndarray] = {}
