@@ -121,3 +121,25 @@ def test_msst_oracle_parity() -> None:
         gain = float(np.sum(ours * ref) / np.sum(ref * ref))
         db = 10 * np.log10(np.sum((gain * ref) ** 2) / np.sum((ours - gain * ref) ** 2))
         assert ours.shape == ref.shape and db >= 50 and abs(gain - 1) < 1e-3
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_precision_runs_under_autocast(tiny: Path, precision: str) -> None:
+    """--precision (LoadContext.precision) reaches the MSST path: close to fp32, not fp32's numbers."""
+    import dataclasses
+
+    from vsep_demucs.msst import load_msst_htdemucs
+    from vsep_demucs.plugin import MSSTHTDemucsParams
+
+    from vsep_core.testlib import checkpoint_context
+
+    x = _signal(8000 + 321)
+    fp32 = load_msst(tiny).separate(x)
+    ctx = checkpoint_context(tiny, "HTDemucs-MSST", MSSTHTDemucsParams(), yaml_beside=False)
+    model = load_msst_htdemucs(dataclasses.replace(ctx, precision=precision))
+    assert model.precision == precision
+    half = model.separate(x)
+    for stem, wave in fp32.items():
+        assert half[stem].dtype == np.float32 and half[stem].shape == wave.shape
+        diff = np.sum((half[stem] - wave) ** 2)
+        assert 0 < diff < 1e-3 * np.sum(wave**2)

@@ -52,6 +52,43 @@ def test_mdx23c_norm_and_activation_variants(norm: str | None, act: str) -> None
     assert out.shape == (1, 2, 2, 64 * 31)
 
 
+def test_mdx23c_instancenorm_runs_as_group_norm_with_the_same_result() -> None:
+    """InstanceNorm is built as GroupNorm(c, c) (the faster CPU kernel): same tensors, and the output equals the
+    network with torch's InstanceNorm2d(c, affine=True) in its place, to float rounding."""
+    net = build_net(copy.deepcopy(TINY_MDX23C)).eval()
+    norms = [(name, m) for name, m in net.named_modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert norms and all(m.num_groups == m.num_channels for _, m in norms)
+    plain = copy.deepcopy(net)
+    for name, m in norms:
+        parent, _, leaf = name.rpartition(".")
+        swapped = torch.nn.InstanceNorm2d(m.num_channels, affine=True)
+        swapped.load_state_dict(m.state_dict())
+        setattr(plain.get_submodule(parent), leaf, swapped)
+    assert set(plain.state_dict()) == set(net.state_dict())
+    x = torch.randn(2, 2, 64 * 31)
+    ours, theirs = _run(net, x), _run(plain, x)
+    assert theirs.abs().max() > 0
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5 * float(theirs.abs().max()))
+
+
+@pytest.mark.parametrize("norm,act", [("InstanceNorm", "gelu"), ("BatchNorm", "relu"), ("GroupNorm2", "elu1.5"),
+                                      (None, "gelu")])
+def test_mdx23c_in_place_activations_give_the_plain_result(norm: str | None, act: str) -> None:
+    """Without autograd the activations after norms and the residual adds run in place: the same output as the
+    plain path (autograd on), and the input is left alone."""
+    cfg = copy.deepcopy(TINY_MDX23C)
+    cfg["model"]["norm"], cfg["model"]["act"] = norm, act
+    net = build_net(cfg).eval()
+    x = torch.randn(1, 2, 64 * 31)
+    kept = x.clone()
+    with torch.no_grad():
+        fast = net(x)
+    with torch.enable_grad():
+        plain = net(x).detach()
+    assert torch.equal(x, kept) and plain.abs().max() > 0
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-6)
+
+
 def test_mdx23c_unknown_activation() -> None:
     """An activation name the reference does not know is an error, not a silent default."""
     cfg = copy.deepcopy(TINY_MDX23C)

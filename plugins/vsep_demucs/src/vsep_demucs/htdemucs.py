@@ -79,6 +79,15 @@ class LayerScale(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.scale * x if self.channel_last else self.scale[:, None] * x
 
+    def add_to(self, residual: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``residual + self(x)`` in one pass (addcmul)."""
+        return torch.addcmul(residual, self.scale if self.channel_last else self.scale[:, None], x)
+
+
+def _residual(x: torch.Tensor, gamma: nn.Module, y: torch.Tensor) -> torch.Tensor:
+    """``x + gamma(y)``; a LayerScale gamma in one pass."""
+    return gamma.add_to(x, y) if isinstance(gamma, LayerScale) else x + gamma(y)
+
 
 class BLSTM(nn.Module):
     """Bidirectional LSTM over time with a linear projection back to ``dim`` (Demucs v3 DConv).
@@ -155,6 +164,40 @@ class LocalState(nn.Module):
         return x + self.proj(result)
 
 
+def conv1d_as_matmul(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """``conv(x)`` for a stride-1, ungrouped, same-length Conv1d, as batched matrix products.
+
+    DConv's convolutions have few channels (``channels / 8``) and, in the frequency branch, one batch row per
+    frequency: oneDNN runs such shapes far below the matrix-product rate. A kernel-1 conv is one ``baddbmm``;
+    a kernel-k conv (padding ``dilation * (k // 2)``) is one product by the k weight slices stacked, whose
+    k outputs are added shifted by the dilation. Same sums as the convolution, in another order (float
+    rounding). Other convolutions run as they are.
+    """
+    (k,), (dilation,), padding = conv.kernel_size, conv.dilation, conv.padding
+    if (x.dim() != 3 or conv.groups != 1 or conv.stride != (1,) or conv.padding_mode != "zeros"
+            or not isinstance(padding, tuple) or padding[0] != dilation * (k // 2) or k % 2 == 0
+            or x.shape[-1] <= dilation * (k // 2)):
+        return conv(x)
+    weight, bias = conv.weight, conv.bias
+    batch, cin, length = x.shape
+    cout = weight.shape[0]
+    if k == 1:
+        w = weight[:, :, 0].expand(batch, cout, cin)
+        return torch.bmm(w, x) if bias is None else torch.baddbmm(bias[None, :, None], w, x)
+    taps = torch.matmul(weight.permute(2, 0, 1).reshape(k * cout, cin), x).view(batch, k, cout, length)
+    centre = k // 2
+    out = taps[:, centre] if bias is None else taps[:, centre] + bias[:, None]
+    if bias is None:
+        out = out.clone()
+    for j in range(k):
+        shift = (j - centre) * dilation  # output t reads input t + shift
+        if shift > 0:
+            out[..., :-shift] += taps[:, j, :, shift:]
+        elif shift < 0:
+            out[..., -shift:] += taps[:, j, :, :shift]
+    return out
+
+
 class DConv(nn.Module):
     """Residual branch of dilated 1-D convolutions used inside each encoder/decoder layer.
 
@@ -193,7 +236,11 @@ class DConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
-            x = x + layer(x)
+            *body, last = layer
+            y = x
+            for module in body:
+                y = conv1d_as_matmul(module, y) if type(module) is nn.Conv1d else module(y)
+            x = _residual(x, last, y)  # the LayerScale and the residual add in one pass
         return x
 
 
@@ -389,6 +436,29 @@ def _token_norm(group_norm: int, dim: int, eps: float) -> nn.Module:
     return TokenGroupNorm(int(group_norm), dim, eps=eps) if group_norm else nn.LayerNorm(dim, eps=eps)
 
 
+def _attention(mha: nn.MultiheadAttention, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+    """``mha(q, kv, kv)`` (batch first, no mask, eval) through ``F.scaled_dot_product_attention``.
+
+    Same parameters and maths as nn.MultiheadAttention; on the CPU its inference fast path multiplies
+    queries and keys with plain bmm and a separate softmax, while scaled_dot_product_attention runs a fused
+    flash kernel (issue 17: about 2x less time in HTDemucs's self-attention).
+    """
+    b, lq, dim = q.shape
+    heads = mha.num_heads
+    weight, bias = mha.in_proj_weight, mha.in_proj_bias
+    if q is kv:
+        queries, keys, values = F.linear(q, weight, bias).chunk(3, dim=-1)
+    else:
+        queries = F.linear(q, weight[:dim], None if bias is None else bias[:dim])
+        keys, values = F.linear(kv, weight[dim:], None if bias is None else bias[dim:]).chunk(2, dim=-1)
+
+    def split(x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(-1, (heads, dim // heads)).transpose(1, 2)
+
+    out = F.scaled_dot_product_attention(split(queries), split(keys), split(values))
+    return mha.out_proj(out.transpose(1, 2).reshape(b, lq, dim))
+
+
 class SelfAttentionLayer(nn.Module):
     """Transformer encoder layer (self-attention + feed-forward), batch first, eval only.
 
@@ -412,20 +482,20 @@ class SelfAttentionLayer(nn.Module):
         self.activation = activation
 
     def _sa(self, x: torch.Tensor) -> torch.Tensor:
-        return self.self_attn(x, x, x, need_weights=False)[0]
+        return _attention(self.self_attn, x, x)
 
     def _ff(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear2(self.activation(self.linear1(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm_first:
-            x = x + self.gamma_1(self._sa(self.norm1(x)))
-            x = x + self.gamma_2(self._ff(self.norm2(x)))
+            x = _residual(x, self.gamma_1, self._sa(self.norm1(x)))
+            x = _residual(x, self.gamma_2, self._ff(self.norm2(x)))
             if self.norm_out is not None:
                 x = self.norm_out(x)
             return x
-        x = self.norm1(x + self.gamma_1(self._sa(x)))
-        return self.norm2(x + self.gamma_2(self._ff(x)))
+        x = self.norm1(_residual(x, self.gamma_1, self._sa(x)))
+        return self.norm2(_residual(x, self.gamma_2, self._ff(x)))
 
 
 class CrossAttentionLayer(nn.Module):
@@ -448,20 +518,20 @@ class CrossAttentionLayer(nn.Module):
         self.activation = activation
 
     def _ca(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        return self.cross_attn(q, k, k, need_weights=False)[0]
+        return _attention(self.cross_attn, q, k)
 
     def _ff(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear2(self.activation(self.linear1(x)))
 
     def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         if self.norm_first:
-            x = q + self.gamma_1(self._ca(self.norm1(q), self.norm2(k)))
-            x = x + self.gamma_2(self._ff(self.norm3(x)))
+            x = _residual(q, self.gamma_1, self._ca(self.norm1(q), self.norm2(k)))
+            x = _residual(x, self.gamma_2, self._ff(self.norm3(x)))
             if self.norm_out is not None:
                 x = self.norm_out(x)
             return x
-        x = self.norm1(q + self.gamma_1(self._ca(q, k)))
-        return self.norm2(x + self.gamma_2(self._ff(x)))
+        x = self.norm1(_residual(q, self.gamma_1, self._ca(q, k)))
+        return self.norm2(_residual(x, self.gamma_2, self._ff(x)))
 
 
 class CrossTransformerEncoder(nn.Module):

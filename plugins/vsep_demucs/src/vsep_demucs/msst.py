@@ -7,6 +7,8 @@ MSST saves a plain state_dict ``.ckpt`` and describes the network in an OmegaCon
 each zero-padded to the full window, outputs plainly averaged (core's ``DemixPlan.plain``),
 ``inference.batch_size`` windows per forward pass, and the network standardising each window itself
 (``use_train_segment`` off). No shifts, no whole-mix standardisation (unless ``inference.normalize``).
+``--precision`` bf16/fp16 (``LoadContext.precision``) runs the network under torch autocast in that dtype,
+as the bag-of-models path does; fp32 runs it plainly.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from vsep_core.api import LoadContext, Progress
 from vsep_core.checkpoints import check_tensors
 from vsep_core.chunking import DemixPlan, demix, standardize
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
-from vsep_core.helpers import channels_first
+from vsep_core.helpers import channels_first, precision_autocast
 from vsep_core.msst import config_beside, read_msst_yaml
 from vsep_demucs.htdemucs import HTDemucs
 from vsep_demucs.model import STEM_NAMES
@@ -62,8 +64,9 @@ class MSSTHTDemucsModel:
     """An MSST-trained HTDemucs run with MSST's demucs-mode demix."""
 
     def __init__(self, net: HTDemucs, chunk: int, overlap: int, batch_size: int, normalize: bool,
-                 device: torch.device, logger: logging.Logger | None = None):
+                 device: torch.device, logger: logging.Logger | None = None, precision: str = "fp32"):
         self.net = net
+        self.precision = precision
         self.plan = DemixPlan.plain(chunk, overlap)
         self.batch_size = batch_size
         self.normalize = normalize
@@ -76,8 +79,9 @@ class MSSTHTDemucsModel:
         self.logger = logger or logging.getLogger("vsep.demucs")
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return self.net(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
+        with torch.inference_mode(), precision_autocast(self.device.type, self.precision):
+            out = self.net(torch.from_numpy(batch).to(self.device))
+        return out.float().cpu().numpy()
 
     def separate(self, audio: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
         """audio float32 [channels, samples] -> {stem: float32 [channels, samples]} in the yaml's instrument order."""
@@ -167,4 +171,5 @@ def load_msst_htdemucs(ctx: LoadContext) -> MSSTHTDemucsModel:
     net.load_state_dict(state, strict=True)
     device = torch.device(ctx.device.torch_device if ctx.device else "cpu")
     net.to(device).eval()
-    return MSSTHTDemucsModel(net, chunk, overlap, batch, inference.get("normalize") is True, device, ctx.logger)
+    return MSSTHTDemucsModel(net, chunk, overlap, batch, inference.get("normalize") is True, device, ctx.logger,
+                             precision=ctx.precision)
