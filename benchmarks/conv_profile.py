@@ -23,12 +23,15 @@ import argparse
 import glob
 import json
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from alternate import time_alternating  # noqa: E402
+
 MODELS = HERE / ".cache" / "models" / "vsep"
 MDX23C_YAML = MODELS / "model_2_stem_full_band_8k.yaml"
 HTDEMUCS_TH = MODELS / "955717e8-7e9c9fb8.th"
@@ -133,19 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
             return 0
         outputs = {name: net(x) for name, net in nets.items()}  # warm-up, and the outputs compared
-        times: dict[str, list[float]] = {name: [] for name in nets}
-        cpu: dict[str, list[float]] = {name: [] for name in nets}
-        for i in range(args.runs):
-            order = list(nets) if i % 2 == 0 else list(nets)[::-1]
-            for name in order:
-                started, started_cpu = time.perf_counter(), time.process_time()
-                nets[name](x)
-                times[name].append(time.perf_counter() - started)
-                cpu[name].append(time.process_time() - started_cpu)
-                print(json.dumps({"run": i, "net": name, "wall_s": round(times[name][-1], 3),
-                                  "cpu_s": round(cpu[name][-1], 3)}), flush=True)
-    best = {name: round(min(t), 3) for name, t in times.items()}
-    best_cpu = {name: round(min(t), 3) for name, t in cpu.items()}
+        best, best_cpu = time_alternating(nets, x, args.runs)
     summary: dict[str, Any] = {"arch": args.arch, "seconds_audio": round(x.shape[-1] / 44100, 3),
                                "threads": args.threads, "best_wall_s": best, "best_cpu_s": best_cpu,
                                "cpu_capability": torch.backends.cpu.get_cpu_capability()}

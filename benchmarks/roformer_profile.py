@@ -19,10 +19,13 @@ import argparse
 import glob
 import json
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from alternate import time_alternating  # noqa: E402
+
 ROOT = HERE.parent
 YAML = HERE / ".cache" / "models" / "vsep" / "model_bs_roformer_ep_317_sdr_12.9755.yaml"  # checkpoints.py writes it
 
@@ -70,8 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.precision == "bf16":
         half_matmuls(ours, torch.bfloat16)
     x = torch.randn(1, 2, int(args.seconds * 44100)) * 0.1
-    times: dict[str, list[float]] = {name: [] for name in nets}
-    cpu: dict[str, list[float]] = {name: [] for name in nets}
     with torch.inference_mode():
         if args.profile:
             from torch.profiler import ProfilerActivity, profile
@@ -83,17 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         for net in nets.values():  # warm-up (allocator, rotary tables)
             net(x[..., : 44100 // 2])
-        for i in range(args.runs):
-            order = list(nets) if i % 2 == 0 else list(nets)[::-1]
-            for name in order:
-                started, started_cpu = time.perf_counter(), time.process_time()
-                nets[name](x)
-                times[name].append(time.perf_counter() - started)
-                cpu[name].append(time.process_time() - started_cpu)
-                print(json.dumps({"run": i, "net": name, "wall_s": round(times[name][-1], 3),
-                                  "cpu_s": round(cpu[name][-1], 3)}), flush=True)
-    best = {name: round(min(t), 3) for name, t in times.items()}
-    best_cpu = {name: round(min(t), 3) for name, t in cpu.items()}
+        best, best_cpu = time_alternating(nets, x, args.runs)
     summary = {"seconds_audio": args.seconds, "threads": args.threads, "vsep_precision": args.precision,
                "best_wall_s": best, "best_cpu_s": best_cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     if "reference" in best:
