@@ -28,3 +28,11 @@ def time_alternating(nets: Mapping[str, Callable[[Any], Any]], x: Any, runs: int
     best = {name: round(min(t), 3) for name, t in times.items()}
     best_cpu = {name: round(min(t), 3) for name, t in cpu.items()}
     return best, best_cpu
+
+
+def ratios(best: dict, best_cpu: dict) -> dict:
+    """vsep / reference of the best wall and CPU times (empty without a reference)."""
+    if "reference" not in best:
+        return {}
+    return {"wall_ratio": round(best["vsep"] / best["reference"], 3),
+            "cpu_ratio": round(best_cpu["vsep"] / best_cpu["reference"], 3)}

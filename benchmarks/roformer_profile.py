@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from alternate import time_alternating  # noqa: E402
+from alternate import ratios, time_alternating  # noqa: E402
 
 ROOT = HERE.parent
 YAML = HERE / ".cache" / "models" / "vsep" / "model_bs_roformer_ep_317_sdr_12.9755.yaml"  # checkpoints.py writes it
@@ -87,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         best, best_cpu = time_alternating(nets, x, args.runs)
     summary = {"seconds_audio": args.seconds, "threads": args.threads, "vsep_precision": args.precision,
                "best_wall_s": best, "best_cpu_s": best_cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
-    if "reference" in best:
-        summary["wall_ratio"] = round(best["vsep"] / best["reference"], 3)
-        summary["cpu_ratio"] = round(best_cpu["vsep"] / best_cpu["reference"], 3)
+    summary.update(ratios(best, best_cpu))
     print(json.dumps(summary))
     return 0
 
