@@ -126,3 +126,21 @@ def test_channels_first() -> None:
     assert channels_first(np.zeros(5, np.float64)).shape == (1, 5)
     for bad in (np.zeros((2, 0)), np.zeros((1, 2, 3))):
         assert "expected audio [channels, samples]" in one_line_error(UsageError, channels_first, bad)
+
+
+def test_a_worker_that_has_ended_ignores_late_stop_signals() -> None:
+    """After a worker's body returns, a late SIGTERM/SIGHUP (the parent's and the process group's often both
+    come) must not raise inside the interpreter's exit (it printed a traceback where one line was promised)."""
+    import subprocess
+    import sys
+
+    probe = ("import multiprocessing, os, signal\n"
+             "from vsep_core.ipc import child_main\n"
+             "ours, theirs = multiprocessing.Pipe()\n"
+             "child_main(ours, lambda conn: None, (), os.getppid())\n"
+             "os.kill(os.getpid(), signal.SIGTERM)\n"
+             "os.kill(os.getpid(), signal.SIGHUP)\n"
+             "print(signal.getsignal(signal.SIGTERM) is signal.SIG_IGN)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True" and "Traceback" not in done.stderr

@@ -76,6 +76,10 @@ def child_main(conn: Connection, target: Callable[..., None], args: tuple[Any, .
     except (KeyboardInterrupt, BrokenPipeError, ConnectionResetError, EOFError):
         pass
     finally:
+        # the child is ending: a stop signal arriving now (the parent's and the process group's SIGTERM often
+        # both come) must not raise inside multiprocessing's exit finalizers and print a traceback
+        for sig in stop.STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
         try:
             conn.close()
         except OSError:
