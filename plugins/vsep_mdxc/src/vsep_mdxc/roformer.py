@@ -55,14 +55,18 @@ class RMSNorm(nn.Module):
         self.scale = dim**0.5
         self.gamma = nn.Parameter(torch.ones(dim))
 
+    def row_scale(self, x: torch.Tensor) -> torch.Tensor:
+        """sqrt(dim) / ||x|| over the last axis ([..., 1], in x's dtype)."""
+        return (self.scale * _inverse_norm(x)).to(x.dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise the last axis."""
-        # sqrt(dim) / ||x|| on the small [..., 1] tensor first: two passes over x instead of three
-        return x * (self.scale * _inverse_norm(x)).to(x.dtype) * self.gamma
+        # the scale on the small [..., 1] tensor first: two passes over x instead of three
+        return x * self.row_scale(x) * self.gamma
 
     def normalize_(self, x: torch.Tensor) -> torch.Tensor:
         """`forward` in place (the same arithmetic): for inference, where nothing else reads x afterwards."""
-        return x.mul_((self.scale * _inverse_norm(x)).to(x.dtype)).mul_(self.gamma)
+        return x.mul_(self.row_scale(x)).mul_(self.gamma)
 
 
 def _normalized(norm: RMSNorm, x: torch.Tensor, dtype: torch.dtype, gamma_folded: bool
@@ -73,7 +77,7 @@ def _normalized(norm: RMSNorm, x: torch.Tensor, dtype: torch.dtype, gamma_folded
     so the normalised input is one float32 product written straight into `dtype`: one pass over x
     instead of three (scale, gamma, cast) and no float32 temporaries. Otherwise `norm(x)` in x's dtype.
     """
-    row_scale = (norm.scale * _inverse_norm(x)).to(x.dtype)
+    row_scale = norm.row_scale(x)
     if gamma_folded:
         return torch.mul(x, row_scale, out=torch.empty(x.shape, dtype=dtype, device=x.device)), row_scale
     if torch.is_grad_enabled():
@@ -285,7 +289,7 @@ class _ZeroCenteredRMSNorm(RMSNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise the last axis."""
-        return x * (self.scale * _inverse_norm(x)).to(x.dtype) * (self.gamma + 1)
+        return x * self.row_scale(x) * (self.gamma + 1)
 
 
 class _Rearrange(nn.Module):
@@ -522,6 +526,7 @@ class MaskEstimator(nn.Module):
     def __init__(self, dim: int, dim_inputs: Sequence[int], hidden_layers: int, mlp_expansion_factor: int):
         super().__init__()
         hidden = dim * mlp_expansion_factor
+        self.dim_inputs = tuple(dim_inputs)
         self.to_freqs = nn.ModuleList(
             nn.Sequential(_mlp(dim, d * 2, hidden, hidden_layers), nn.GLU(dim=-1)) for d in dim_inputs)
 
@@ -531,9 +536,8 @@ class MaskEstimator(nn.Module):
         if torch.is_grad_enabled():
             return torch.cat([mlp(band) for band, mlp in zip(bands, self.to_freqs, strict=True)], dim=-1)
         # inference: each band's mask written into place, so the band outputs never exist twice (a cat would)
-        sizes = [mlp[0][-1].out_features // 2 for mlp in self.to_freqs]
-        out = x.new_empty((*x.shape[:-2], sum(sizes)))
-        for part, band, mlp in zip(out.split(sizes, dim=-1), bands, self.to_freqs, strict=True):
+        out = x.new_empty((*x.shape[:-2], sum(self.dim_inputs)))
+        for part, band, mlp in zip(out.split(self.dim_inputs, dim=-1), bands, self.to_freqs, strict=True):
             part.copy_(mlp(band))
         return out
 
