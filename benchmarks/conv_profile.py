@@ -2,6 +2,7 @@
 
     python benchmarks/conv_profile.py --arch mdx23c --runs 3            # times (and their ratio)
     python benchmarks/conv_profile.py --arch demucs --runs 3
+    python benchmarks/conv_profile.py --arch vr --runs 3
     python benchmarks/conv_profile.py --arch mdx23c --profile vsep      # torch.profiler table of one forward
 
 MDX23C: the real MDX23C-8KFFT-InstVoc_HQ yaml (``model_2_stem_full_band_8k.yaml``, which checkpoints.py
@@ -9,7 +10,12 @@ puts in .cache) built with vsep's ``TFCTDFNet`` and the reference's ``uvr_lib_v5
 one segment of ``dim_t`` frames (``hop_length * (dim_t - 1)`` samples), as both tools run it.
 Demucs: the real-size random-weight htdemucs ``.th`` (955717e8-7e9c9fb8.th) built with vsep's loader and
 the reference's ``uvr_lib_v5.demucs.htdemucs.HTDemucs`` from the same stored arguments; one training
-segment (``model.segment`` seconds). The reference is imported from benchmarks/.refenv (refenv.py makes it).
+segment (``model.segment`` seconds).
+VR: the real-size random-weight 2_HP-UVR ``.pth`` (4band_v2, 672 bins) built with vsep's loader and run as
+vsep's torch runner runs it (BatchNorm folded, channels-last, ``predict_centre``) against the reference's
+``uvr_lib_v5.vr_network.nets`` HP network's ``predict_mask``; one 512-frame window (the default window_size),
+the mask of its centre (the frames each tool keeps). The reference is imported from benchmarks/.refenv
+(refenv.py makes it).
 Weights are copied from vsep's network to the reference's; each forward is timed with `--threads` torch
 threads (wall and process CPU time: on a shared machine, CPU time with one thread is the steadier figure),
 the two alternating. glibc's malloc thresholds are tuned for the whole process as vsep's loader does
@@ -35,6 +41,9 @@ from alternate import ratios, time_alternating  # noqa: E402
 MODELS = HERE / ".cache" / "models" / "vsep"
 MDX23C_YAML = MODELS / "model_2_stem_full_band_8k.yaml"
 HTDEMUCS_TH = MODELS / "955717e8-7e9c9fb8.th"
+VR_PTH = MODELS / "2_HP-UVR.pth"
+VR_BANDS = "4band_v2"
+VR_WINDOW = 512
 
 
 def _reference_path() -> None:
@@ -90,6 +99,29 @@ def build_htdemucs(with_reference: bool) -> tuple[dict[str, Any], Any]:
     return nets, torch.randn(1, 2, samples) * 0.1
 
 
+def build_vr(with_reference: bool) -> tuple[dict[str, Any], Any]:
+    """vsep's VR network as its torch runner prepares it and (optionally) the reference's, the .pth's
+    weights, and one window of input."""
+    import torch
+    from vsep_vr.bands import load_band_params
+    from vsep_vr.model import load_torch_net
+    from vsep_vr.nets import fuse_conv_bn
+
+    bins = load_band_params(VR_BANDS).bins
+    net, _ = load_torch_net(VR_PTH, bins)
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    ours = fuse_conv_bn(net.eval()).to(memory_format=torch.channels_last)
+    nets: dict[str, Any] = {"vsep": lambda x: ours.predict_centre(x.contiguous(memory_format=torch.channels_last))}
+    if with_reference:
+        _reference_path()
+        from audio_separator.separator.uvr_lib_v5.vr_network import nets as ref_nets
+
+        theirs = ref_nets.determine_model_capacity(bins * 2, 123821).eval()
+        theirs.load_state_dict(state, strict=True)
+        nets["reference"] = theirs.predict_mask
+    return nets, torch.rand(1, 2, bins + 1, VR_WINDOW)
+
+
 def forward_flops(net: Any, x: Any) -> float | None:
     """FLOPs of one forward (torch.utils.flop_counter under FakeTensorMode: no real compute), or None."""
     import torch
@@ -108,7 +140,7 @@ def forward_flops(net: Any, x: Any) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     """Time (or profile) both networks; print one JSON line per run and a summary."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--arch", choices=("mdx23c", "demucs"), default="mdx23c")
+    ap.add_argument("--arch", choices=("mdx23c", "demucs", "vr"), default="mdx23c")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--profile", choices=("vsep", "reference"), default=None)
@@ -124,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     with_reference = not args.no_reference or args.profile == "reference"
-    build = build_mdx23c if args.arch == "mdx23c" else build_htdemucs
+    build = {"mdx23c": build_mdx23c, "demucs": build_htdemucs, "vr": build_vr}[args.arch]
     nets, x = build(with_reference)
     with torch.inference_mode():
         if args.profile:
@@ -140,10 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {"arch": args.arch, "seconds_audio": round(x.shape[-1] / 44100, 3),
                                "threads": args.threads, "best_wall_s": best, "best_cpu_s": best_cpu,
                                "cpu_capability": torch.backends.cpu.get_cpu_capability()}
-    flops = forward_flops(nets["vsep"], x)
-    if flops:
-        summary["gflop_per_forward"] = round(flops / 1e9, 1)
-        summary["gflops_per_cpu_s"] = {name: round(flops / 1e9 / t, 1) for name, t in best_cpu.items()}
+    flops = {name: forward_flops(nets[name], x) for name in best_cpu}  # VR: vsep's skips the cut frames' work
+    if all(flops.values()):
+        summary["gflop_per_forward"] = {name: round(f / 1e9, 1) for name, f in flops.items()}
+        summary["gflops_per_cpu_s"] = {name: round(flops[name] / 1e9 / t, 1) for name, t in best_cpu.items()}
     if "reference" in best:
         ours, theirs = outputs["vsep"].float(), outputs["reference"].float()
         summary["max_abs_diff"] = float((ours - theirs).abs().max())

@@ -119,3 +119,50 @@ def test_conv_bn_fusion_keeps_the_result(net_args) -> None:
     x = torch.rand(1, 2, 129, 64)
     with torch.inference_mode():
         torch.testing.assert_close(fused(x), net(x), rtol=1e-4, atol=1e-5)
+
+
+def _with_statistics(net: torch.nn.Module) -> torch.nn.Module:
+    """`net` in eval mode with non-trivial BatchNorm running statistics."""
+    with torch.no_grad():
+        for mod in net.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
+                mod.running_mean.uniform_(-0.5, 0.5)
+                mod.running_var.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+@pytest.mark.parametrize(("net_cls", "args", "window", "most_flops"), [
+    (nets.CascadedASPPNet, (1344, 8, 5, False), 512, 0.85),   # v5, the default window
+    (nets.CascadedASPPNet, (2048, 8, 6, True), 320, 0.9),     # v5 with the extra level (five decoders)
+    (nets.CascadedASPPNet, (512, 4, 7, False), 1024, 0.9),    # three quarters of the window kept
+    (nets.CascadedNet, (1344, 8, 16), 512, 0.99),             # v5.1: the last decoder only
+    (nets.CascadedNet, (2048, 8, 16), 320, 0.99),
+])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_predict_centre_is_the_centre_of_the_whole_mask(net_cls, args, window, most_flops, channels_last) -> None:
+    """The centre-only pass gives the frames [offset, window - offset) of the whole window's mask (to float32
+    rounding: a narrower convolution may sum in another order), in both layouts (channels-last is the
+    runner's), for batches and every window size; and it does less work than the whole pass."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    net = _with_statistics(net_cls(*args))
+    x = torch.rand(2, 2, args[0] // 2 + 1, window)
+    with torch.inference_mode():
+        whole = net(x)[..., net.offset:window - net.offset]
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        with FlopCounterMode(display=False) as centre_flops:
+            centre = nets.CentreMask(net)(x)
+        with FlopCounterMode(display=False) as whole_flops:
+            net(x)
+    assert centre.shape == whole.shape == (2, 2, args[0] // 2 + 1, window - 2 * net.offset)
+    torch.testing.assert_close(centre, whole, rtol=0, atol=2e-6)
+    assert centre_flops.get_total_flops() < most_flops * whole_flops.get_total_flops()
+
+
+def test_predict_centre_refuses_a_window_the_strides_do_not_divide() -> None:
+    net = nets.CascadedASPPNet(256, 4, 5, False).eval()
+    with torch.inference_mode(), pytest.raises(ValueError, match="window too small"):
+        net.predict_centre(torch.rand(1, 2, 129, 300))

@@ -138,6 +138,17 @@ def test_window_sizes_cover_every_frame(window: int):
     np.testing.assert_allclose(mask, _sigmoid_runner(mag / mag.max()), rtol=1e-6)  # every frame masked once
 
 
+def test_a_runner_may_return_only_the_centre_of_each_window():
+    """The torch runner returns the kept frames only (`predict_centre`): the same mask as a runner that returns
+    whole windows; a runner that returns any other width is an error that names both widths."""
+    mag = np.random.default_rng(6).random((2, 673, 700)).astype(np.float32)
+    whole = predict_mask(mag, _sigmoid_runner, 512, 128, batch_size=2, tta=True)
+    centre = predict_mask(mag, lambda b: _sigmoid_runner(b)[..., 128:-128], 512, 128, batch_size=2, tta=True)
+    np.testing.assert_array_equal(centre, whole)
+    with pytest.raises(ValueError, match="gave 200 frames for a 512-frame window"):
+        predict_mask(mag, lambda b: _sigmoid_runner(b)[..., :200], 512, 128)
+
+
 def test_window_batch_and_tta_on_a_real_net(tiny_dir: Path, mix: np.ndarray):
     x = mix[:, :32000]  # 126 frames of 256 samples
     runs = {}

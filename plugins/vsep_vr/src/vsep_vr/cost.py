@@ -12,7 +12,8 @@ from vsep_core.errors import ModelLoadError
 
 
 def cost_passes(ctx: LoadContext) -> list[CostPass]:
-    """One network on [batch, 2, bins + 1, window] magnitudes, (window - 2 * offset) new frames per pass."""
+    """One network on [batch, 2, bins + 1, window] magnitudes, (window - 2 * offset) new frames per pass
+    (counted as the runner runs it: the mask of those frames only, `nets.CentreMask`)."""
     from vsep_vr import nets
     from vsep_vr.model import _band_params
     from vsep_vr.plugin import VRParams
@@ -25,7 +26,7 @@ def cost_passes(ctx: LoadContext) -> list[CostPass]:
     roi = settings.window_size - 2 * config.offset or settings.window_size
     frames_per_second = min(b.sr / b.hl for b in bp.bands)
     rate = frames_per_second / roi / settings.batch_size * (2 if settings.enable_tta else 1)
-    return [CostPass(build=lambda: nets.build_net(config, bp.bins),
+    return [CostPass(build=lambda: nets.CentreMask(nets.build_net(config, bp.bins)),
                      input_shapes=((settings.batch_size, 2, bp.bins + 1, settings.window_size),),
                      passes_per_second=rate)]
 

@@ -1,7 +1,9 @@
 """Mask inference over windows and the mask post-processing of UVR's VR separator (numpy only).
 
 A *runner* is any callable mapping a float32 batch [B, 2, bins + 1, window] of normalised
-magnitudes to masks of the same shape: the torch network or its ONNX export.
+magnitudes to masks: of the same shape (an ONNX export), or of the window's centre only,
+[B, 2, bins + 1, window - 2 * offset] (the torch network's `predict_centre`, which skips the
+work only the cut frames need).
 """
 
 from __future__ import annotations
@@ -49,9 +51,11 @@ def _windows_mask(mag: np.ndarray, left: int, right: int, roi: int, window: int,
     for i in range(0, patches, batch_size):
         batch = np.stack([padded[:, :, s * roi:s * roi + window] for s in range(i, min(i + batch_size, patches))])
         pred = runner(np.ascontiguousarray(batch, dtype=np.float32))
-        pred = pred[:, :, :, offset:pred.shape[3] - offset] if offset > 0 else pred
-        if pred.shape[3] <= 0:
-            raise ValueError("window_size too small for this model")
+        if pred.shape[3] == window and offset > 0:  # a whole window's mask: keep its centre
+            pred = pred[:, :, :, offset:window - offset]
+        if pred.shape[3] != roi:
+            raise ValueError(f"the VR runner gave {pred.shape[3]} frames for a {window}-frame window; expected "
+                             f"{window} or its centre, {roi}")
         out.append(np.concatenate(list(pred), axis=2))
         tick()
     return np.concatenate(out, axis=2)

@@ -121,7 +121,7 @@ def _torch_runner(net: Any, device: str, precision: str = "fp32") -> Runner:
     def run(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode(), precision_autocast(torch.device(device).type, precision):
             x = torch.from_numpy(batch).to(device).contiguous(memory_format=torch.channels_last)
-            return net(x).float().contiguous().cpu().numpy()
+            return net.predict_centre(x).float().contiguous().cpu().numpy()
 
     return run
 
