@@ -65,9 +65,12 @@ def build_mdx23c(with_reference: bool) -> tuple[dict[str, Any], Any]:
     import yaml
     from vsep_mdxc.tfc_tdf import TFCTDFConfig, TFCTDFNet
 
+    from vsep_core.matmul import use_onednn_linears
+
     config = yaml.safe_load(MDX23C_YAML.read_text())
     targets = 1 if config["training"].get("target_instrument") else len(config["training"]["instruments"])
     ours = TFCTDFNet(TFCTDFConfig.from_yaml(config, targets)).eval()
+    use_onednn_linears(ours)  # as vsep's loader does on a CPU
     nets: dict[str, Any] = {"vsep": ours}
     if with_reference:
         _reference_path()

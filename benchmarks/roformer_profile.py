@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="vsep's precision")
     ap.add_argument("--profile", choices=("vsep", "reference"), default=None)
     ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--blas", action="store_true", help="vsep's float32 products in BLAS whatever is faster")
     args = ap.parse_args(argv)
 
     import torch
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from vsep_mdxc.roformer import build_roformer, half_matmuls, roformer_config
 
     from vsep_core import allocator
+    from vsep_core.matmul import use_onednn_linears
 
     allocator.keep_large_blocks()  # as vsep's model loader does on a CPU (both networks get it)
     torch.set_num_threads(args.threads)
@@ -72,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         nets["reference"] = theirs
     if args.precision == "bf16":
         half_matmuls(ours, torch.bfloat16)
+    if not args.blas:  # as vsep's loader does on a CPU: float32 products in oneDNN where it is the faster
+        print(json.dumps({"onednn_linears": use_onednn_linears(ours)}))
     x = torch.randn(1, 2, int(args.seconds * 44100)) * 0.1
     with torch.inference_mode():
         if args.profile:

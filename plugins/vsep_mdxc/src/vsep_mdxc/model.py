@@ -45,6 +45,7 @@ from vsep_core.checkpoints import check_tensors, torch_load
 from vsep_core.chunking import DemixPlan, demix, standardize
 from vsep_core.errors import ModelDataError, ModelLoadError, UsageError
 from vsep_core.helpers import channels_first, half_dtype, precision_autocast
+from vsep_core.matmul import use_onednn_linears
 from vsep_mdxc.config import (
     BS_ROFORMER,
     MDX23C,
@@ -592,6 +593,10 @@ def load_model(ctx: LoadContext) -> MDXCModel:
     net.to(device).eval()
     if half_dtype(settings.precision) is not None and kind != MDX23C:
         half_matmuls(net, half_dtype(settings.precision))
+    if device.type == "cpu" and not ctx.use_torch_compile:
+        # the float32 linear layers (RoFormers: all of them in fp32, band split and mask estimators in
+        # bf16/fp16; MDX23C: its TDF layers) in oneDNN where it beats BLAS on this CPU
+        ctx.logger.debug("%d linear layers run in oneDNN", use_onednn_linears(net))
     if settings.precision != "fp32":
         ctx.logger.info("%s runs in %s (%s)", source, settings.precision, "autocast" if kind == MDX23C else
                         "transformer matrices and attention in half precision, the rest in fp32")

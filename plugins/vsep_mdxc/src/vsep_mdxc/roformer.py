@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vsep_core.matmul import linear_gelu_
 from vsep_mdxc.spectral import complex_host, istft, stft
 
 
@@ -345,10 +346,10 @@ class FeedForward(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[..., dim] -> [..., dim] (in the matrices' dtype: see `half_matmuls`)."""
         norm, first, act, _, second, _ = self.net
-        hidden = first(_normalized(norm, x, first.weight.dtype, self.norm_folded)[0].to(first.weight.dtype))
+        normed = _normalized(norm, x, first.weight.dtype, self.norm_folded)[0].to(first.weight.dtype)
         if torch.is_grad_enabled():
-            return second(act(hidden))
-        return second(torch.ops.aten.gelu_(hidden, approximate=act.approximate))  # the 4x hidden layer: no copy
+            return second(act(first(normed)))
+        return second(linear_gelu_(first, normed, act.approximate))  # the 4x hidden layer: no copy
 
 
 class Transformer(nn.Module):
