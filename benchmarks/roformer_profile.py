@@ -54,10 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
     import yaml
-    from vsep_mdxc.roformer import build_roformer, half_matmuls, roformer_config
+    from vsep_mdxc.roformer import build_roformer, half_matmuls, onednn_transformer_linears, roformer_config
 
     from vsep_core import allocator
-    from vsep_core.matmul import use_onednn_linears
 
     allocator.keep_large_blocks()  # as vsep's model loader does on a CPU (both networks get it)
     torch.set_num_threads(args.threads)
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.precision == "bf16":
         half_matmuls(ours, torch.bfloat16)
     if not args.blas:  # as vsep's loader does on a CPU: float32 products in oneDNN where it is the faster
-        print(json.dumps({"onednn_linears": use_onednn_linears(ours)}))
+        print(json.dumps({"onednn_linears": onednn_transformer_linears(ours)}))
     x = torch.randn(1, 2, int(args.seconds * 44100)) * 0.1
     with torch.inference_mode():
         if args.profile:

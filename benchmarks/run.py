@@ -302,7 +302,9 @@ def summarize(case: Case, runs: dict[str, list[dict[str, Any]]], input_path: Pat
 
 
 def measure_matmul_peak(size: int = 4096, quick: bool = False) -> dict[str, float]:
-    """GFLOP/s of an n x n matmul (fp32 and bf16) on this process's torch threads, in a fresh process."""
+    """GFLOP/s of an n x n matmul (fp32 and bf16) on this process's torch threads, in a fresh process; fp32 is
+    the faster of BLAS (``fp32_blas_gflops``) and oneDNN (``fp32_onednn_gflops``), the two paths vsep chooses
+    between (vsep_core.matmul)."""
     code = f"""
 import json, time, torch
 out = {{"threads": torch.get_num_threads()}}
@@ -320,6 +322,16 @@ for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)
     out[name + "_gflops"] = 2 * n ** 3 / best / 1e9
     out[name + "_size"] = n
+    if dt == torch.float32 and hasattr(torch.ops.mkldnn, "_linear_pointwise"):  # vsep's other fp32 path
+        out["fp32_blas_gflops"] = out["fp32_gflops"]
+        bt = b.t().contiguous()
+        linear = lambda: torch.ops.mkldnn._linear_pointwise(a, bt, None, "none", [], "")
+        linear()
+        best = 1e9
+        for _ in range({1 if quick else 3}):
+            t = time.perf_counter(); linear(); best = min(best, time.perf_counter() - t)
+        out["fp32_onednn_gflops"] = 2 * n ** 3 / best / 1e9
+        out["fp32_gflops"] = max(out["fp32_blas_gflops"], out["fp32_onednn_gflops"])
 print(json.dumps(out))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -339,3 +339,29 @@ def test_half_matmuls_folds_the_norm_gains_and_stays_close_to_fp32(base: dict) -
     error = (half - fp32).pow(2).sum() / fp32.pow(2).sum()
     assert 10 * torch.log10(1 / error) > 30  # dB; bf16 keeps ~8 bits per product
     assert not torch.equal(half, fp32)
+
+
+@pytest.mark.parametrize("base", [TINY_BS, TINY_MEL], ids=["bs", "mel"])
+def test_onednn_transformer_linears_give_the_blas_result(base: dict, monkeypatch: pytest.MonkeyPatch,
+                                                        request: pytest.FixtureRequest) -> None:
+    """The transformers' linear layers in oneDNN (forced here; the loader measures which is faster): the same
+    separation to float32 rounding; band split and mask estimators keep nn.Linear."""
+    from torch import nn
+    from vsep_mdxc.roformer import Attention, FeedForward, onednn_transformer_linears
+
+    from vsep_core import matmul
+
+    monkeypatch.setenv("VSEP_ONEDNN_LINEAR", "1")
+    matmul.onednn_linear_is_faster.cache_clear()
+    request.addfinalizer(matmul.onednn_linear_is_faster.cache_clear)  # the next test measures afresh
+    net = build_net(copy.deepcopy(base), seed=5).eval()
+    x = torch.randn(1, 2, 4000)
+    blas = _run(net, x)
+    changed = onednn_transformer_linears(net)
+    inside = {id(m) for t in net.modules() if isinstance(t, (Attention, FeedForward)) for m in t.modules()}
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    assert changed == sum(id(m) in inside for m in linears) > 0
+    assert all(isinstance(m, matmul.OneDNNLinear) == (id(m) in inside) for m in linears)
+    onednn = _run(net, x)
+    torch.testing.assert_close(onednn, blas, rtol=1e-4, atol=1e-5)
+    assert blas.abs().max() > 0

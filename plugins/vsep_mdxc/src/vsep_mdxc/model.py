@@ -61,6 +61,7 @@ from vsep_mdxc.roformer import (
     build_roformer,
     half_matmuls,
     normalize_model_section,
+    onednn_transformer_linears,
     roformer_config,
     to_bool,
 )
@@ -593,10 +594,9 @@ def load_model(ctx: LoadContext) -> MDXCModel:
     net.to(device).eval()
     if half_dtype(settings.precision) is not None and kind != MDX23C:
         half_matmuls(net, half_dtype(settings.precision))
-    if device.type == "cpu" and not ctx.use_torch_compile:
-        # the float32 linear layers (RoFormers: all of them in fp32, band split and mask estimators in
-        # bf16/fp16; MDX23C: its TDF layers) in oneDNN where it beats BLAS on this CPU
-        ctx.logger.debug("%d linear layers run in oneDNN", use_onednn_linears(net))
+    if device.type == "cpu" and not ctx.use_torch_compile:  # float32 products in oneDNN where it beats BLAS here
+        onednn = use_onednn_linears(net) if kind == MDX23C else onednn_transformer_linears(net)
+        ctx.logger.debug("%d linear layers run in oneDNN", onednn)
     if settings.precision != "fp32":
         ctx.logger.info("%s runs in %s (%s)", source, settings.precision, "autocast" if kind == MDX23C else
                         "transformer matrices and attention in half precision, the rest in fp32")

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vsep_core.matmul import linear_gelu_
+from vsep_core.matmul import linear_gelu_, use_onednn_linears
 from vsep_mdxc.spectral import complex_host, istft, stft
 
 
@@ -972,6 +972,14 @@ def half_matmuls(net: nn.Module, dtype: torch.dtype) -> int:
             linear.to(dtype)
             count += 1
     return count
+
+
+def onednn_transformer_linears(net: nn.Module) -> int:
+    """The transformers' float32 linear layers (attention qkv, gates and output, feed-forward) in oneDNN where
+    it is the faster on this CPU (`vsep_core.matmul`); returns how many. Band split and mask estimators keep
+    BLAS: oneDNN re-lays out each weight per call, and theirs are most of a Mel-Band-RoFormer's 1 GB, small
+    products over few frames (in oneDNN: no faster, +180 MB peak RSS for an 8 s chunk)."""
+    return sum(use_onednn_linears(module) for module in net.modules() if isinstance(module, (Attention, FeedForward)))
 
 
 def _fold_gamma(norm: RMSNorm, linears: Sequence[nn.Linear]) -> None:
