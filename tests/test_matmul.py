@@ -62,3 +62,14 @@ def test_the_choice_is_measured_once_per_process(forced, monkeypatch):
     first = matmul.onednn_linear_is_faster()
     assert isinstance(first, bool) and len(calls) == 4  # a warm-up and three timed products
     assert matmul.onednn_linear_is_faster() is first and len(calls) == 4
+
+
+def test_flop_counting_sees_the_products():
+    """Under a FLOP counter (and fake tensors) the layer is aten's linear: `vsep advise` and benchmarks count it."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    layer = nn.Linear(32, 64)
+    layer.__class__ = matmul.OneDNNLinear
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        matmul.linear_gelu_(layer, layer(torch.randn(10, 32)).narrow(-1, 0, 32))
+    assert counter.get_total_flops() == 2 * (2 * 10 * 32 * 64)

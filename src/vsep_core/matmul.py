@@ -66,17 +66,23 @@ class OneDNNLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x @ weight.T + bias``."""
-        if (torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32
-                or self.weight.dtype != torch.float32):
+        if not _onednn_applies(x, self.weight):
             return super().forward(x)
         return _onednn_linear(x, self.weight, self.bias)
+
+
+def _onednn_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """float32 CPU inference outside any dispatch mode (FLOP counting and fake tensors see aten's linear)."""
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+    return (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
+            and weight.dtype == torch.float32 and _get_current_dispatch_mode() is None)
 
 
 def linear_gelu_(layer: nn.Linear, x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
     """``gelu(layer(x))`` without autograd: one oneDNN product with the GELU applied as it writes (no second
     pass over the output) for a `OneDNNLinear` on float32 CPU input, else the layer then an in-place GELU."""
-    if (isinstance(layer, OneDNNLinear) and not torch.is_grad_enabled() and x.device.type == "cpu"
-            and x.dtype == torch.float32 and layer.weight.dtype == torch.float32):
+    if isinstance(layer, OneDNNLinear) and _onednn_applies(x, layer.weight):
         return torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, "gelu", [], approximate)
     return torch.ops.aten.gelu_(layer(x), approximate=approximate)
 
