@@ -17,6 +17,7 @@ import time
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 log = logging.getLogger("vsep")
 
@@ -73,8 +74,6 @@ class OneDNNLinear(nn.Linear):
 
 def _onednn_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """float32 CPU inference outside any dispatch mode (FLOP counting and fake tensors see aten's linear)."""
-    from torch.utils._python_dispatch import _get_current_dispatch_mode
-
     return (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
             and weight.dtype == torch.float32 and _get_current_dispatch_mode() is None)
 

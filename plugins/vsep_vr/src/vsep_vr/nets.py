@@ -225,9 +225,7 @@ def _decode(conv: nn.Module, x: torch.Tensor, have: Columns, skip: torch.Tensor,
     columns `want` reads; its own zero padding stands in for a neighbour only at the tensor's true edges."""
     read = _decoder_input(want)
     up = _up2_columns(x, have, read)
-    start = (skip.shape[3] - want.width) // 2
-    if start < 0:
-        raise ValueError("window too small for this network: use a larger window_size")
+    start = (skip.shape[3] - want.width) // 2  # crop_center's offset (0 where `_decoder_plan` accepted the widths)
     y = conv(torch.cat([up, skip[:, :, :, start + read.lo:start + read.hi]], dim=1))
     return y[:, :, :, want.lo - read.lo:want.hi - read.lo]
 
@@ -235,13 +233,11 @@ def _decode(conv: nn.Module, x: torch.Tensor, have: Columns, skip: torch.Tensor,
 def _decoder_plan(first_input: int, steps: int, want: Columns) -> list[Columns]:
     """The output columns each of `steps` decoders (each doubling the width, the first fed `first_input`
     columns) must compute so that the last one gives `want`."""
-    widths = [first_input * 2 ** (i + 1) for i in range(steps)]
-    if widths[-1] != want.width:  # wider than the skips: forward's crop_center fails the same way
+    if first_input * 2 ** steps != want.width:  # wider than the skips: forward's crop_center fails the same way
         raise ValueError("window too small for this network: use a larger window_size")
     plan = [want]
-    for width in reversed(widths[:-1]):
-        wanted = _upsampled_from(_decoder_input(plan[0]))
-        plan.insert(0, Columns(wanted.lo, wanted.hi, width))
+    for _ in range(steps - 1):
+        plan.insert(0, _upsampled_from(_decoder_input(plan[0])))
     return plan
 
 
