@@ -89,6 +89,32 @@ def test_mdx23c_in_place_activations_give_the_plain_result(norm: str | None, act
     torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-6)
 
 
+def test_mdx23c_convolutions_in_strips_give_the_whole_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Convolutions larger than the cache run in strips of rows (vsep_core.conv_strips): with a cache small
+    enough that the tiny network's 3x3, downscaling and transposed convolutions all run in strips, the
+    output equals the whole-layer network's."""
+    from vsep_core import conv_strips
+
+    net = build_net(copy.deepcopy(TINY_MDX23C)).eval()
+    x = torch.randn(1, 2, 64 * 31)
+    used: list[str] = []
+    for name in ("_conv2d_in_strips", "_transposed_in_strips"):
+        original = getattr(conv_strips, name)
+        monkeypatch.setattr(conv_strips, name, lambda *a, _o=original, _n=name: used.append(_n) or _o(*a))
+    outputs = {}
+    for cache in ("0", "16K"):
+        monkeypatch.setenv("VSEP_CONV_STRIPS", cache)
+        conv_strips.last_level_cache_bytes.cache_clear()
+        outputs[cache] = _run(net, x)
+    conv_strips.last_level_cache_bytes.cache_clear()
+    kinds = {(type(m).__name__, m.kernel_size) for m in net.modules()
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and m.kernel_size != (1, 1)}
+    assert ("Conv2d", (3, 3)) in kinds and ("ConvTranspose2d", (2, 2)) in kinds
+    assert used.count("_conv2d_in_strips") > 4 and "_transposed_in_strips" in used
+    assert outputs["0"].abs().max() > 0
+    torch.testing.assert_close(outputs["16K"], outputs["0"], rtol=1e-5, atol=1e-6)
+
+
 def test_mdx23c_unknown_activation() -> None:
     """An activation name the reference does not know is an error, not a silent default."""
     cfg = copy.deepcopy(TINY_MDX23C)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vsep_core.conv_strips import conv_in_strips
 from vsep_mdxc.spectral import complex_host, istft, stft
 
 
@@ -98,12 +99,15 @@ def _activate_in_place(act: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def run_sequence(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """``layers(x)``; without autograd, an activation right after a norm runs in place on the norm's output."""
+    """``layers(x)``; without autograd, an activation right after a norm runs in place on the norm's output,
+    and convolutions larger than the CPU's cache run in strips (`vsep_core.conv_strips`)."""
     in_place = not torch.is_grad_enabled()
     fresh = False
     for layer in layers:
         if in_place and fresh and isinstance(layer, (nn.GELU, nn.ReLU, nn.ELU)):
             x = _activate_in_place(layer, x)
+        elif in_place and isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            x = conv_in_strips(layer, x)
         else:
             x = layer(x)
         fresh = isinstance(layer, (nn.GroupNorm, nn.BatchNorm2d, nn.InstanceNorm2d))
