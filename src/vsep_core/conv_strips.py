@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 MAX_FLOPS_PER_BYTE = 600
 """Layers doing more arithmetic per byte of input and output than this run whole. Measured on the EPYC above
 (float32, one thread): strips gained 50% on 2x2 transposed convolutions (~100 FLOP/byte), 10% on 3x3
