@@ -3,8 +3,8 @@
 oneDNN's CPU convolution reorders an NCHW input into its blocked layout, convolves (reading the input
 once per block of output channels) and reorders the result back. When input and output together
 outgrow the last-level cache, each of those passes goes to DRAM: on the 2-core AMD EPYC of
-docs/benchmarks.md (32 MB L3) MDX23C's full-resolution 3x3 convolution (128 channels, 256 frames x 1024
-bins: 128 MB in, 128 MB out) ran at 75-78 GFLOP/s, the same layer on 16 rows at 98, and its 2x2
+docs/benchmarks.md (32 MB L3) a spectrogram U-Net's full-resolution 3x3 convolution (128 channels, 256 x 1024
+grid: 128 MB in, 128 MB out) ran at 75-78 GFLOP/s, the same layer on 16 rows at 98, and its 2x2
 transposed convolutions at half the speed they reach on cache-sized pieces. `conv_in_strips` runs such
 a layer strip by strip along the height axis: each strip's input rows (with the kernel's halo, zero
 rows where the padding is) are copied into a buffer about half the cache in size together with the
