@@ -8,6 +8,8 @@ from torch import nn
 
 from vsep_core import conv_strips
 from vsep_core.conv_strips import _strip_plan, conv_in_strips, last_level_cache_bytes
+from vsep_core.envinfo import cpu_cache_bytes, parse_byte_size
+from vsep_core.errors import UsageError
 
 SMALL_CACHE = 64 * 1024  # bytes: makes strips of a few rows out of test-sized tensors
 
@@ -79,6 +81,16 @@ def test_the_cache_size_can_be_forced(monkeypatch: pytest.MonkeyPatch, value: st
         last_level_cache_bytes.cache_clear()
 
 
+def test_a_malformed_cache_size_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VSEP_CONV_STRIPS", "lots")
+    last_level_cache_bytes.cache_clear()
+    try:
+        with pytest.raises(UsageError, match="VSEP_CONV_STRIPS='lots'.*32M"):
+            last_level_cache_bytes()
+    finally:
+        last_level_cache_bytes.cache_clear()
+
+
 def test_the_cache_size_comes_from_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VSEP_CONV_STRIPS", raising=False)
     last_level_cache_bytes.cache_clear()
@@ -86,7 +98,14 @@ def test_the_cache_size_comes_from_the_cpu(monkeypatch: pytest.MonkeyPatch) -> N
         size = last_level_cache_bytes()
     finally:
         last_level_cache_bytes.cache_clear()
+    assert size == (cpu_cache_bytes() or 0)
     assert size == 0 or 256 * 1024 <= size <= 4 << 30  # a plausible L2/L3 size, or unknown
+
+
+@pytest.mark.parametrize(("text", "expected"), [("32768K\n", 32 << 20), ("1g", 1 << 30), ("512", 512), ("", None),
+                                                ("12.5M", None), ("M", None)])
+def test_byte_sizes_are_parsed(text: str, expected: int | None) -> None:
+    assert parse_byte_size(text) == expected
 
 
 def test_default_cache_is_used_when_none_is_given(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from vsep_core.envinfo import cpu_cache_bytes, parse_byte_size
+from vsep_core.errors import UsageError
 
 MAX_FLOPS_PER_BYTE = 600
 """Layers doing more arithmetic per byte of input and output than this run whole. Measured on the EPYC above
@@ -33,37 +35,17 @@ convolutions of 128-256 channels (290-580), under 5% at 770-860 and lost 4-8% at
 on 64 x 256), where the convolution is bound by arithmetic, not by memory traffic."""
 
 
-def _parse_size(text: str) -> int:
-    """``"32768K"``, ``"32M"``, ``"1048576"`` -> bytes (0 when unreadable)."""
-    text = text.strip().upper()
-    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
-    digits = text[:-1] if text[-1:] in "KMG" else text
-    return int(digits) * scale if digits.isdigit() else 0
-
-
 @functools.cache
 def last_level_cache_bytes() -> int:
-    """The largest CPU cache (usually the L3) in bytes, 0 when unknown or when ``VSEP_CONV_STRIPS=0``.
-
-    ``VSEP_CONV_STRIPS`` set to a size overrides what the CPU reports; otherwise glibc's
-    ``sysconf(_SC_LEVEL3_CACHE_SIZE)``, then the kernel's ``/sys/devices/system/cpu/cpu0/cache``.
-    """
+    """The cache size strips are planned for, in bytes (0: strips off): ``VSEP_CONV_STRIPS`` when set (a size
+    such as ``16M``, or ``0``), else what the CPU reports (`vsep_core.envinfo.cpu_cache_bytes`), else 0."""
     forced = os.environ.get("VSEP_CONV_STRIPS", "").strip()
     if forced:
-        return _parse_size(forced)
-    try:
-        size = int(os.sysconf("SC_LEVEL3_CACHE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        size = 0
-    if size > 0:
+        size = parse_byte_size(forced)
+        if size is None:
+            raise UsageError(f"VSEP_CONV_STRIPS={forced!r}: write a cache size such as 32M, or 0 to turn strips off")
         return size
-    sizes = []
-    for entry in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
-        try:
-            sizes.append(_parse_size(entry.read_text()))
-        except OSError:
-            continue
-    return max(sizes, default=0)
+    return cpu_cache_bytes() or 0
 
 
 def _strip_plan(conv: nn.Module, x: torch.Tensor, cache_bytes: int) -> int:
@@ -72,13 +54,13 @@ def _strip_plan(conv: nn.Module, x: torch.Tensor, cache_bytes: int) -> int:
         return 0
     if not x.is_contiguous() or x.dtype not in (torch.float32, torch.bfloat16, torch.float16):
         return 0
-    kh, sh, dh, ph = conv.kernel_size[0], conv.stride[0], conv.dilation[0], conv.padding
+    kh, sh, dh = conv.kernel_size[0], conv.stride[0], conv.dilation[0]
     if isinstance(conv, nn.ConvTranspose2d):
         if kh != sh or conv.padding[0] or conv.output_padding[0] or dh != 1:
             return 0  # strips of the input would overlap in the output
         in_rows_per_out_row = 1.0 / sh
     elif isinstance(conv, nn.Conv2d):
-        if isinstance(ph, str) or conv.padding_mode != "zeros":
+        if isinstance(conv.padding, str) or conv.padding_mode != "zeros":
             return 0
         in_rows_per_out_row = float(sh)
     else:

@@ -7,6 +7,7 @@ import importlib.util
 import os
 import platform
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -24,6 +25,32 @@ def total_ram_bytes() -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def parse_byte_size(text: str) -> int | None:
+    """``"32768K"``, ``"32M"``, ``"1G"``, ``"1048576"`` (binary units) -> bytes; None when it is not a size."""
+    text = text.strip().upper()
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+    digits = text[:-1] if text[-1:] in "KMG" else text
+    return int(digits) * scale if digits.isdigit() else None
+
+
+def cpu_cache_bytes() -> int | None:
+    """The CPU's largest cache (usually the L3) in bytes: glibc's ``sysconf(_SC_LEVEL3_CACHE_SIZE)``, else the
+    kernel's ``/sys/devices/system/cpu/cpu0/cache``; None where neither tells."""
+    try:
+        size = int(os.sysconf("SC_LEVEL3_CACHE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        size = 0
+    if size > 0:
+        return size
+    sizes = []
+    for entry in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        try:
+            sizes.append(parse_byte_size(entry.read_text()) or 0)
+        except OSError:
+            continue
+    return max(sizes, default=0) or None
 
 
 def ffmpeg_version() -> str | None:
